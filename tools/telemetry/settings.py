@@ -57,9 +57,7 @@ class BackendSettings(BaseSettings):
 class Settings(BaseSettings):
     """Top-level settings. Nested groups read their own ``TAMO_*`` variables."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="TAMO_", extra="ignore", toml_file=os.environ.get("TAMO_CONFIG", "tamo.toml")
-    )
+    model_config = SettingsConfigDict(env_prefix="TAMO_", extra="ignore")
 
     data_dir: Path = Field(default_factory=default_data_dir)
     store_path: Path | None = None
@@ -80,7 +78,9 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+        # Read at instantiation, not import, so TAMO_CONFIG set later still applies.
+        toml_file = os.environ.get("TAMO_CONFIG", "tamo.toml")
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file))
 
     def path(self, name: str, default_name: str) -> Path:
         """The configured path ``name`` or ``data_dir/default_name``, parent created."""
