@@ -50,6 +50,8 @@ class BackendSettings(BaseSettings):
     jaeger_url: str | None = None
     tempo_url: str | None = None
     backend_token: SecretStr | None = None
+    backend_username: str | None = None  # basic auth (with backend_password), if no token
+    backend_password: SecretStr | None = None
     http_timeout_s: float = 10.0
     http_retries: int = 3
 
