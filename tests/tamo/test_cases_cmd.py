@@ -1,0 +1,64 @@
+"""``tamo cases`` through the real typer app."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from tamo.main import app
+
+runner = CliRunner()
+
+
+def _invoke(*args: str):
+    # typer runs a lone command without its name; with several groups registered it needs it
+    argv = (
+        list(args)
+        if len(app.registered_commands) + len(app.registered_groups) == 1
+        else [
+            "cases",
+            *args,
+        ]
+    )
+    return runner.invoke(app, argv)
+
+
+def test_nezha_json_lists_52_cases_with_utc_offsets(nezha_root: Path) -> None:
+    result = _invoke("--dataset", "nezha", "--root", str(nezha_root), "--json")
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)
+    assert len(rows) == 52
+    assert sum(r["system"] == "OB" for r in rows) == 24
+    first = rows[0]
+    assert first == {
+        "case_id": "2022-08-22/frontend-579b9bff58-t2dbm/035354",
+        "system": "OB",
+        "service": "frontend",
+        "fault_type": "cpu_contention",
+        "injected_at": "2022-08-22T03:53:54+00:00",
+    }
+    assert all(r["injected_at"].endswith("+00:00") for r in rows)
+
+
+def test_sockshop_json_has_null_injection(sockshop_root: Path) -> None:
+    result = _invoke("--dataset", "sockshop-rcd", "--root", str(sockshop_root), "-p", "2", "--json")
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)
+    assert len(rows) == 10
+    assert {r["injected_at"] for r in rows} == {None}
+
+
+def test_table_output_lists_cases_and_counts(nezha_root: Path) -> None:
+    result = _invoke("--dataset", "nezha", "--root", str(nezha_root), "-p", "2023-01-29")
+    assert result.exit_code == 0, result.output
+    assert "28 labelled cases" in result.stdout
+    assert "exception 13" in result.stdout
+
+
+def test_bad_root_is_one_error_line(tmp_path: Path) -> None:
+    result = _invoke("--dataset", "nezha", "--root", str(tmp_path / "missing"))
+    assert result.exit_code != 0
+    assert isinstance(result.exception, Exception)
+    assert "not found" in str(result.exception)

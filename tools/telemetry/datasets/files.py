@@ -1,0 +1,125 @@
+"""Finding and reading the datasets' CSV files, with errors that name the file and line.
+
+Why here: both datasets store a logical file ``NAME.csv`` either plain or gzip-compressed
+(``NAME.csv.gz``), and real files carry the odd garbled row (one Nezha TT log row has text
+after its closing quote). Reading goes through pyarrow's multi-threaded CSV reader (it
+decompresses ``.gz`` itself), which is what keeps a whole Nezha day at about a million spans per
+second; every failure becomes an :class:`InputError` with ``path:line`` or a
+:class:`DatasetError` naming the missing path, never a pyarrow traceback.
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import re
+import zlib
+from collections.abc import Mapping
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+from tools.telemetry.errors import DatasetError, InputError
+
+log = logging.getLogger(__name__)
+
+_ROW_RE = re.compile(r"Row #(\d+)")
+
+
+def find_csv(path: Path) -> Path | None:
+    """``X.csv`` or ``X.csv.gz``, whichever exists (``path`` may name either); None if neither."""
+    name = path.name.removesuffix(".gz")
+    for candidate in (path.with_name(name), path.with_name(name + ".gz")):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def require_csv(path: Path) -> Path:
+    """Like :func:`find_csv`, but a missing file is a :class:`DatasetError` naming it."""
+    found = find_csv(path)
+    if found is None:
+        raise DatasetError("file not found (neither .csv nor .csv.gz)", source=str(path))
+    return found
+
+
+def require_dir(path: Path, what: str) -> Path:
+    if not path.is_dir():
+        raise DatasetError(f"{what} not found", source=str(path))
+    return path
+
+
+def csv_stem(path: Path) -> str:
+    """``03_53_trace.csv.gz`` -> ``03_53_trace``."""
+    return path.name.removesuffix(".gz").removesuffix(".csv")
+
+
+def read_csv(
+    path: Path,
+    column_types: Mapping[str, pa.DataType],
+    *,
+    header: bool = True,
+    skip_garbled_rows: bool = True,
+) -> pa.Table:
+    """Read one CSV (plain or gzip) with fixed column names and types.
+
+    With ``header=False`` the columns are named by ``column_types`` in order. A header that
+    lacks a required column, a value that does not convert, or a truncated/corrupt gzip stream
+    raises :class:`InputError` (``path:line`` where pyarrow reports the row). A row with the
+    wrong number of fields is skipped with a warning naming ``path:line`` when
+    ``skip_garbled_rows`` (the real data has such rows), else it is an error too.
+    """
+    names = list(column_types)
+    skipped: list[int | None] = []
+
+    def on_invalid(row: pacsv.InvalidRow) -> str:
+        if not skip_garbled_rows:
+            return "error"
+        skipped.append(row.number)
+        return "skip"
+
+    read_opts = pacsv.ReadOptions(
+        column_names=None if header else names,
+        block_size=8 << 20,
+    )
+    parse_opts = pacsv.ParseOptions(invalid_row_handler=on_invalid, newlines_in_values=False)
+    convert_opts = pacsv.ConvertOptions(
+        column_types=dict(column_types),
+        include_columns=names,
+        strings_can_be_null=False,
+        quoted_strings_can_be_null=False,
+    )
+    try:
+        table = pacsv.read_csv(
+            path, read_options=read_opts, parse_options=parse_opts, convert_options=convert_opts
+        )
+    except (pa.ArrowException, OSError, EOFError, zlib.error, UnicodeDecodeError) as exc:
+        raise _input_error(path, exc, header) from None
+    if skipped:
+        lines = ", ".join(str(n + (1 if header else 0)) if n else "?" for n in skipped[:5])
+        log.warning("%s: skipped %d garbled row(s) (line %s)", path, len(skipped), lines)
+    return table
+
+
+def _input_error(path: Path, exc: BaseException, header: bool) -> InputError:
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    m = _ROW_RE.search(text)
+    line = int(m.group(1)) + (1 if header else 0) if m else None
+    if "No columns" in text or "Empty CSV" in text:
+        text = "empty file (no header)"
+    return InputError(text[:300], path=str(path), line=line)
+
+
+def read_header(path: Path) -> list[str]:
+    """The column names on the first line of a CSV (plain or gzip)."""
+    try:
+        opener = gzip.open if path.name.endswith(".gz") else open
+        with opener(path, "rb") as stream:
+            first = stream.readline(1 << 20).decode("utf-8")
+    except (pa.ArrowException, OSError, EOFError, zlib.error, UnicodeDecodeError) as exc:
+        raise _input_error(path, exc, True) from None
+    names = [n.strip().strip('"') for n in first.rstrip("\r\n").split(",")]
+    if not first.strip() or not all(names):
+        raise InputError("empty or malformed header", path=str(path), line=1)
+    return names

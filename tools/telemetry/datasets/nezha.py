@@ -1,0 +1,339 @@
+"""Nezha (FSE 2023) Online Boutique and Train-Ticket days as labelled cases.
+
+Definitions (the data card ``../shared/datasets/README.md`` section 1 is the evidence):
+
+* **case** = one fault-list entry; ``case_id`` ``<day>/<inject_pod>/<HHMMSS>``; service =
+  ``inject_pod.rsplit('-', 2)[0]``; fault type = ``inject_type``; injected_at = ``inject_time``
+  read as UTC (never ``inject_timestamp``, which is 8 h off for most TT faults).
+* **system**: ``TT`` when the day's metric folder has ``ts-*`` pods, else ``OB``.
+* **window**: the case's three minute slots ``M, M+1, M+2`` (M = minute of ``inject_time``)
+  cover roughly ``M-52 s .. M+170 s``; a slot file ``HH_MM`` holds the ~60 s before
+  ``HH:MM`` plus a collector offset, and a few files run 90-180 s. The window is
+  ``[M - 1 min, M + 3 min)`` and every table of ``load_case`` is cut to it (spans by start time),
+  so a store built from the case answers window queries with exactly these rows.
+* **baseline** (fault-free): the ``construct_data/<day>`` slot(s) Nezha itself uses as normal
+  time (``traceid/HH_MM_traceid.csv`` names them: OB ``03_51``, TT ``08_50``), window
+  ``[S - 3 min, S + 1 min)`` because that slot's file can start up to ~2 min early (TT ``08_50``
+  spans 08:48:16-08:51:04), clipped so it never overlaps a case window. ``baseline_metrics``
+  are the metric rows of that same window by default (OB: 1 row per series, TT: 4);
+  ``load_case(..., metric_baseline_minutes=N)`` takes instead the N minutes of metric rows just
+  before the case window (more samples, but possibly the tail of the previous fault).
+* **metrics** of a case: every pod file, ``front_service.csv`` as ``entry_*`` series of the
+  entry service (OB ``frontend``, TT ``ts-gateway-service``, where TT traces enter) and, for OB,
+  ``source_50``/``destination_50`` as ``edge_latency_p50_seconds``; names in
+  :mod:`tools.telemetry.datasets.nezha_files`.
+* Any trace/log slot may be missing (``MISSING_FILES.tsv``: OB has logs for 2 of 72 slots and no
+  fault-free traces); ``modalities`` lists what the files hold for the case.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import duckdb
+import networkx as nx
+import pyarrow as pa
+import pyarrow.compute as pc
+from pydantic import BaseModel, ValidationError
+
+from tools.telemetry.datasets.files import csv_stem, find_csv, require_dir
+from tools.telemetry.datasets.nezha_files import (
+    read_dependencies,
+    read_edge_metrics,
+    read_entry_metrics,
+    read_logs,
+    read_pod_metrics,
+    read_spans,
+)
+from tools.telemetry.errors import DatasetError, InputError
+from tools.telemetry.model import (
+    LOG_SCHEMA,
+    METRIC_SCHEMA,
+    SPAN_SCHEMA,
+    CaseTelemetry,
+    LabelledCase,
+    Modality,
+    TimeWindow,
+)
+
+ENTRY_SERVICE = {"OB": "frontend", "TT": "ts-gateway-service"}
+_MINUTE = timedelta(minutes=1)
+_SLOTS_PER_CASE = 3
+
+
+class _Fault(BaseModel):
+    inject_time: str
+    inject_pod: str
+    inject_type: str
+
+
+def _slot(t: datetime) -> str:
+    return t.strftime("%H_%M")
+
+
+def _minute(t: datetime) -> datetime:
+    return t.replace(second=0, microsecond=0)
+
+
+def _slots_window(first: datetime, last: datetime, lead: int) -> TimeWindow:
+    return TimeWindow(start=first - lead * _MINUTE, end=last + _MINUTE)
+
+
+class NezhaAdapter:
+    """Adapter for the ``nezha/`` folder (``rca_data/<day>``, ``construct_data/<day>``)."""
+
+    name = "nezha"
+
+    # -- layout --------------------------------------------------------------------------------
+
+    def _rca(self, root: Path) -> Path:
+        require_dir(root, "Nezha dataset folder")
+        return require_dir(root / "rca_data", "Nezha rca_data folder")
+
+    def parts(self, root: Path) -> list[str]:
+        rca = self._rca(root)
+        return sorted(d.name for d in rca.iterdir() if (d / f"{d.name}-fault_list.json").is_file())
+
+    def _days(self, root: Path, parts: list[str] | None) -> list[str]:
+        present = self.parts(root)
+        if parts is None:
+            return present
+        for day in parts:
+            if day not in present:
+                raise DatasetError(
+                    f"no fault list for day {day!r} (present: {', '.join(present) or 'none'})",
+                    source=str(root / "rca_data" / day / f"{day}-fault_list.json"),
+                )
+        return sorted(set(parts))
+
+    @staticmethod
+    def system(day_dir: Path) -> str:
+        metric = require_dir(day_dir / "metric", "Nezha metric folder")
+        return "TT" if any(metric.glob("ts-*_metric.csv*")) else "OB"
+
+    # -- cases ---------------------------------------------------------------------------------
+
+    def _faults(self, path: Path) -> list[_Fault]:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise InputError(f"invalid JSON: {exc.msg}", path=str(path), line=exc.lineno) from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise DatasetError(f"cannot read fault list: {exc}", source=str(path)) from None
+        if not isinstance(data, dict) or not all(isinstance(v, list) for v in data.values()):
+            raise InputError("expected an object of hour -> list of faults", path=str(path))
+        try:
+            return [_Fault.model_validate(f) for hour in data.values() for f in hour]
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            field = ".".join(str(p) for p in err["loc"]) or "entry"
+            raise InputError(f"fault entry field {field}: {err['msg']}", path=str(path)) from None
+
+    def cases(self, root: Path, parts: list[str] | None = None) -> list[LabelledCase]:
+        out: list[LabelledCase] = []
+        for day in self._days(root, parts):
+            out.extend(self._day_cases(root, day))
+        return out
+
+    def _day_cases(self, root: Path, day: str) -> list[LabelledCase]:
+        day_dir = root / "rca_data" / day
+        fault_list = day_dir / f"{day}-fault_list.json"
+        system = self.system(day_dir)
+        has_metrics = any((day_dir / "metric").glob("*_metric.csv*"))
+        staged = []
+        for fault in self._faults(fault_list):
+            try:
+                at = datetime.strptime(fault.inject_time, "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
+            except ValueError:
+                raise InputError(
+                    f"inject_time {fault.inject_time!r} is not YYYY-MM-DD HH:MM:SS",
+                    path=str(fault_list),
+                ) from None
+            first = _minute(at)
+            last = first + (_SLOTS_PER_CASE - 1) * _MINUTE
+            slots = [_slot(first + i * _MINUTE) for i in range(_SLOTS_PER_CASE)]
+            modalities = [Modality.METRICS] if has_metrics else []
+            if any(find_csv(day_dir / "trace" / f"{s}_trace.csv") for s in slots):
+                modalities.append(Modality.TRACES)
+            if any(find_csv(day_dir / "log" / f"{s}_log.csv") for s in slots):
+                modalities.append(Modality.LOGS)
+            staged.append((at, fault, _slots_window(first, last, lead=1), modalities))
+        staged.sort(key=lambda s: s[0])
+        baseline = self._baseline_window(root, day, [w for _, _, w, _ in staged])
+        return [
+            LabelledCase(
+                case_id=f"{day}/{fault.inject_pod}/{at:%H%M%S}",
+                dataset=self.name,
+                system=system,
+                service=fault.inject_pod.rsplit("-", 2)[0],
+                fault_type=fault.inject_type,
+                injected_at=at,
+                window=window,
+                baseline=baseline,
+                pod=fault.inject_pod,
+                modalities=modalities,
+            )
+            for at, fault, window, modalities in staged
+        ]
+
+    @staticmethod
+    def _baseline_slots(root: Path, day: str) -> list[datetime]:
+        """Fault-free minute slots of ``construct_data/<day>`` (named by its trace-id lists)."""
+        folder = root / "construct_data" / day / "traceid"
+        if not folder.is_dir():
+            return []
+        slots = []
+        for path in folder.glob("*_traceid.csv*"):
+            try:
+                clock = datetime.strptime(csv_stem(path).removesuffix("_traceid"), "%H_%M")
+            except ValueError:
+                continue
+            slots.append(
+                datetime.fromisoformat(day).replace(
+                    hour=clock.hour, minute=clock.minute, tzinfo=UTC
+                )
+            )
+        return sorted(slots)
+
+    def _baseline_window(
+        self, root: Path, day: str, case_windows: list[TimeWindow]
+    ) -> TimeWindow | None:
+        slots = self._baseline_slots(root, day)
+        if not slots:
+            return None
+        start, end = slots[0] - 3 * _MINUTE, slots[-1] + _MINUTE
+        for w in case_windows:  # clip to the neighbouring faults
+            if w.end <= slots[0]:
+                start = max(start, w.end)
+            elif w.start >= slots[-1]:
+                end = min(end, w.start)
+        return TimeWindow(start=start, end=end) if end > start else None
+
+    # -- telemetry -----------------------------------------------------------------------------
+
+    def _case_day(self, root: Path, case: LabelledCase) -> str:
+        if case.dataset != self.name:
+            raise DatasetError(f"case {case.case_id} belongs to dataset {case.dataset!r}")
+        day = case.case_id.split("/", 1)[0]
+        self._days(root, [day])
+        return day
+
+    def load_case(
+        self, root: Path, case: LabelledCase, *, metric_baseline_minutes: int | None = None
+    ) -> CaseTelemetry:
+        """Abnormal-window tables of ``case`` plus its fault-free baseline (see module doc)."""
+        day = self._case_day(root, case)
+        rca = root / "rca_data" / day
+        slots = _window_slots(case.window)
+        metrics = day_metrics(str(rca / "metric"), self.system(rca))
+        ct = CaseTelemetry(
+            case=case,
+            spans=_cut(_read_slots(rca / "trace", slots, "trace"), "start_ns", case.window),
+            logs=_cut(_read_slots(rca / "log", slots, "log"), "ts_ns", case.window),
+            metrics=_cut(metrics, "ts_ns", case.window),
+        )
+        if case.baseline is not None:
+            construct = root / "construct_data" / day
+            base_slots = [_slot(s) for s in self._baseline_slots(root, day)]
+            base_spans = _read_slots(construct / "trace", base_slots, "trace")
+            base_logs = _read_slots(construct / "log", base_slots, "log")
+            ct.baseline_spans = _cut(base_spans, "start_ns", case.baseline)
+            ct.baseline_logs = _cut(base_logs, "ts_ns", case.baseline)
+            ct.baseline_metrics = _cut(metrics, "ts_ns", case.baseline)
+        if metric_baseline_minutes is not None:
+            before = TimeWindow(
+                start=case.window.start - metric_baseline_minutes * _MINUTE, end=case.window.start
+            )
+            ct.baseline_metrics = _cut(metrics, "ts_ns", before)
+        return ct
+
+    def iter_telemetry(
+        self, root: Path, parts: list[str] | None = None
+    ) -> Iterator[tuple[str, str, pa.Table]]:
+        """Every trace, log and metric file of the days (``rca_data`` and the fault-free
+        ``construct_data`` slots; ``construct_data/*/metric`` duplicates ``rca_data`` and is
+        skipped). Trace-id lists are not telemetry and are skipped too."""
+        for day in self._days(root, parts):
+            rca = root / "rca_data" / day
+            construct = root / "construct_data" / day
+            for kind, folder, reader in (
+                ("spans", "trace", read_spans),
+                ("logs", "log", read_logs),
+            ):
+                for base in (rca, construct):
+                    for path in sorted((base / folder).glob(f"*_{folder}.csv*")):
+                        yield kind, str(path), reader(path)
+            for path, table in _metric_files(rca / "metric", self.system(rca)):
+                yield "metrics", str(path), table
+
+    def dependency_graph(self, root: Path, day: str) -> nx.DiGraph:
+        """OB ``metric/dependency.csv`` as a service call graph (edge attribute ``weight``);
+        an empty graph for days without one (TT)."""
+        self._days(root, [day])
+        graph = nx.DiGraph()
+        path = find_csv(root / "rca_data" / day / "metric" / "dependency.csv")
+        if path is not None:
+            for source, target, weight in read_dependencies(path):
+                graph.add_edge(source, target, weight=weight)
+        return graph
+
+
+def _window_slots(window: TimeWindow) -> list[str]:
+    """The case's own minute slots ``M..M+2`` for a window ``[M - 1 min, M + 3 min)``."""
+    first = _minute(window.start) + _MINUTE
+    count = int((window.end - first) / _MINUTE)
+    return [_slot(first + i * _MINUTE) for i in range(max(count, 1))]
+
+
+def _read_slots(folder: Path, slots: list[str], kind: str) -> pa.Table:
+    if kind == "trace":
+        reader, schema, key = read_spans, SPAN_SCHEMA, "start_ns"
+    else:
+        reader, schema, key = read_logs, LOG_SCHEMA, "ts_ns"
+    tables = [reader(p) for s in slots if (p := find_csv(folder / f"{s}_{kind}.csv")) is not None]
+    if not tables:
+        return schema.empty_table()
+    if len(tables) == 1:
+        return tables[0]
+    # neighbouring slot files overlap (long files repeat up to ~1000 rows of the next slot)
+    sql = (
+        "SELECT * FROM t QUALIFY row_number() OVER (PARTITION BY trace_id, span_id) = 1"
+        if kind == "trace"
+        else "SELECT DISTINCT * FROM t"
+    )
+    con = duckdb.connect()
+    try:
+        con.register("t", pa.concat_tables(tables))
+        return con.sql(f"{sql} ORDER BY {key}").to_arrow_table().cast(schema)
+    finally:
+        con.close()
+
+
+def _cut(table: pa.Table, column: str, window: TimeWindow) -> pa.Table:
+    ts = table[column]
+    keep = pc.and_(pc.greater_equal(ts, window.start_ns), pc.less(ts, window.end_ns))
+    return table.filter(keep)
+
+
+def _metric_files(folder: Path, system: str) -> Iterator[tuple[Path, pa.Table]]:
+    require_dir(folder, "Nezha metric folder")
+    for path in sorted(folder.glob("*_metric.csv*")):
+        yield path, read_pod_metrics(path)
+    entry = find_csv(folder / "front_service.csv")
+    if entry is not None:
+        yield entry, read_entry_metrics(entry, ENTRY_SERVICE[system])
+    for side in ("source", "destination"):
+        edges = find_csv(folder / f"{side}_50.csv")
+        if edges is not None:
+            yield edges, read_edge_metrics(edges, side)
+
+
+@functools.lru_cache(maxsize=4)
+def day_metrics(folder: str, system: str) -> pa.Table:
+    """All metric series of one day (cached: ``load_case`` cuts every case from it)."""
+    tables = [t for _, t in _metric_files(Path(folder), system)]
+    return pa.concat_tables(tables) if tables else METRIC_SCHEMA.empty_table()
