@@ -1,0 +1,344 @@
+"""The embedded telemetry store: one DuckDB file holding spans, logs and metric samples.
+
+Why DuckDB: a columnar engine in-process reads and writes Arrow without copying row by row, so
+bulk ingest moves whole tables (no Python per row) and a window query over a day of traces is a
+zone-map pruned scan. The store implements all three source protocols (``TraceSource``,
+``LogSource``, ``MetricSource``), so every tool runs on a laptop file exactly as on production
+backends.
+
+Writes are atomic per source: each row carries the integer key of the source (file) it came from,
+and one transaction deletes that source's previous rows and inserts the new ones. Re-ingesting a
+file therefore replaces it (idempotent), and a failure leaves the store as it was.
+One connection serves all threads under a lock (DuckDB connections are not thread-safe).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Self
+
+import duckdb
+import networkx as nx
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from tools.telemetry.errors import NotFoundError, TamoError
+from tools.telemetry.ingest import IngestResult, parse_file
+from tools.telemetry.model import CaseTelemetry, TimeWindow
+from tools.telemetry.settings import get_settings
+from tools.telemetry.store_queries import (
+    call_graph_sql,
+    covering_window,
+    logs_sql,
+    series_sql,
+    service_stats_sql,
+    spans_sql,
+    trace_sql,
+)
+from tools.telemetry.store_schema import KINDS, SCHEMA_VERSION, conform, ddl, kind_of
+
+# Sources written in one transaction by ``insert_many``: about one DuckDB row group or more, so
+# the engine writes whole compressed row groups instead of many small appends.
+BATCH_ROWS = 250_000
+
+_DEFAULT = object()
+
+
+class TelemetryStore:
+    """Spans, logs and metrics in one embedded DuckDB database.
+
+    ``path`` is the database file (default ``Settings().store_file``); ``None`` keeps everything
+    in memory. ``read_only`` opens an existing file without taking the writer lock.
+    """
+
+    def __init__(self, path: Path | Any | None = _DEFAULT, *, read_only: bool = False) -> None:
+        self.path: Path | None = get_settings().store_file if path is _DEFAULT else path
+        self._lock = threading.RLock()
+        target = ":memory:" if self.path is None else str(self.path)
+        if self.path is not None and read_only and not Path(self.path).exists():
+            raise NotFoundError(
+                "no telemetry store here; run `tamo ingest` first", source=str(self.path)
+            )
+        try:
+            self._con = duckdb.connect(target, read_only=read_only)
+        except duckdb.Error as exc:
+            raise TamoError(f"cannot open the store: {_first_line(exc)}", source=target) from None
+        if not read_only:
+            for stmt in ddl():
+                self._con.execute(stmt)
+            self._con.execute(
+                "INSERT OR REPLACE INTO store_meta VALUES ('schema_version', ?)", [SCHEMA_VERSION]
+            )
+
+    # ------------------------------------------------------------------ lifecycle
+
+    @classmethod
+    def from_case(cls, ct: CaseTelemetry) -> TelemetryStore:
+        """An in-memory store of one case: its abnormal window and its fault-free baseline."""
+        store = cls(None)
+        cid = ct.case.case_id
+        store.insert_many(
+            [
+                ("spans", ct.spans, f"case:{cid}:abnormal"),
+                ("logs", ct.logs, f"case:{cid}:abnormal"),
+                ("metrics", ct.metrics, f"case:{cid}:abnormal"),
+                ("spans", ct.baseline_spans, f"case:{cid}:baseline"),
+                ("logs", ct.baseline_logs, f"case:{cid}:baseline"),
+                ("metrics", ct.baseline_metrics, f"case:{cid}:baseline"),
+            ]
+        )
+        return store
+
+    def close(self) -> None:
+        with self._lock:
+            self._con.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ writes
+
+    def insert(self, kind: str, table: pa.Table, source_id: str) -> int:
+        """Replace the ``kind`` rows of ``source_id`` with ``table`` in one transaction."""
+        return self.insert_many([(kind, table, source_id)])[kind]
+
+    def insert_many(
+        self,
+        items: Iterable[tuple[str, pa.Table, str]],
+        *,
+        batch_rows: int = BATCH_ROWS,
+        progress: Callable[[int], None] | None = None,
+    ) -> dict[str, int]:
+        """Insert many ``(kind, table, source_id)`` items; rows written per kind.
+
+        Consecutive items are grouped into transactions of about ``batch_rows`` rows; each
+        transaction is atomic, so each source is written whole or not at all. ``progress`` is
+        called with the number of rows after each transaction.
+        """
+        totals = dict.fromkeys(KINDS, 0)
+        batch: list[tuple[str, pa.Table, str]] = []
+        rows = 0
+        for kind, table, source_id in items:
+            conformed = conform(kind_of(kind), table, source_id)
+            batch.append((kind, conformed, source_id))
+            rows += conformed.num_rows
+            if rows >= batch_rows:
+                self._write(batch, totals, progress)
+                batch, rows = [], 0
+        if batch:
+            self._write(batch, totals, progress)
+        return totals
+
+    def ingest_file(self, path: Path, fmt: str | None = None) -> IngestResult:
+        """Parse one file (format detected unless ``fmt``) and store it atomically."""
+        parsed = parse_file(path, fmt)
+        source_id = str(Path(path).resolve())
+        self._write(
+            [
+                ("spans", conform(KINDS["spans"], parsed.spans, source_id), source_id),
+                ("logs", conform(KINDS["logs"], parsed.logs, source_id), source_id),
+                ("metrics", conform(KINDS["metrics"], parsed.metrics, source_id), source_id),
+            ],
+            dict.fromkeys(KINDS, 0),
+            None,
+        )
+        return IngestResult(
+            source=source_id,
+            format=parsed.format,
+            spans=parsed.spans.num_rows,
+            logs=parsed.logs.num_rows,
+            metrics=parsed.metrics.num_rows,
+            warnings=parsed.warnings,
+        )
+
+    def _write(
+        self,
+        batch: list[tuple[str, pa.Table, str]],
+        totals: dict[str, int],
+        progress: Callable[[int], None] | None,
+    ) -> None:
+        now = time.time_ns()
+        with self._lock, self._transaction():
+            keys, known = self._source_keys({sid for _, _, sid in batch})
+            per_kind: dict[str, list[pa.Table]] = {}
+            for kind, table, source_id in batch:
+                src = keys[source_id]
+                if source_id in known:  # a re-ingest: its previous rows go
+                    self._con.execute(f"DELETE FROM {kind} WHERE src = ?", [src])
+                    self._con.execute("DELETE FROM sources WHERE src = ? AND kind = ?", [src, kind])
+                tcol = table.column(KINDS[kind].time_column)
+                lo = pc.min(tcol).as_py() if table.num_rows else None
+                hi = pc.max(tcol).as_py() if table.num_rows else None
+                self._con.execute(
+                    "INSERT INTO sources VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [src, source_id, kind, table.num_rows, lo, hi, now],
+                )
+                if table.num_rows:
+                    srcs = pa.array([src] * table.num_rows, pa.int32())
+                    per_kind.setdefault(kind, []).append(table.append_column("src", srcs))
+            for kind, tables in per_kind.items():
+                data = pa.concat_tables(tables)
+                self._con.register("_tamo_batch", data)
+                try:
+                    self._con.execute(f"INSERT INTO {kind} SELECT * FROM _tamo_batch")
+                finally:
+                    self._con.unregister("_tamo_batch")
+                totals[kind] += data.num_rows
+        if progress is not None:
+            progress(sum(t.num_rows for _, t, _ in batch))
+
+    def _source_keys(self, source_ids: set[str]) -> tuple[dict[str, int], set[str]]:
+        """Integer keys of ``source_ids`` (new ones allocated) and which of them are known."""
+        ids = sorted(source_ids)
+        marks = ", ".join("?" for _ in ids)
+        known = dict(
+            self._con.execute(
+                f"SELECT DISTINCT source_id, src FROM sources WHERE source_id IN ({marks})", ids
+            ).fetchall()
+        )
+        keys = dict(known)
+        (next_key,) = self._con.execute("SELECT coalesce(max(src), 0) + 1 FROM sources").fetchone()
+        for sid in ids:
+            if sid not in keys:
+                keys[sid] = next_key
+                next_key += 1
+        return keys, set(known)
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        self._con.begin()
+        try:
+            yield
+        except BaseException:
+            self._con.rollback()
+            raise
+        self._con.commit()
+
+    # ------------------------------------------------------------------ reads (protocols)
+
+    def spans(
+        self,
+        window: TimeWindow,
+        services: list[str] | None = None,
+        operation: str | None = None,
+        min_duration_ms: float | None = None,
+        errors_only: bool = False,
+        trace_id: str | None = None,
+        limit: int | None = None,
+    ) -> pa.Table:
+        sql, params = spans_sql(
+            window, services, operation, min_duration_ms, errors_only, trace_id, limit
+        )
+        return self._arrow(sql, params, KINDS["spans"].schema)
+
+    def trace(self, trace_id: str) -> pa.Table:
+        sql, params = trace_sql(trace_id)
+        table = self._arrow(sql, params, KINDS["spans"].schema)
+        if table.num_rows == 0:
+            raise NotFoundError(f"no spans for trace {trace_id}", source=self._name)
+        return table
+
+    def call_graph(self, window: TimeWindow) -> nx.DiGraph:
+        graph = nx.DiGraph()
+        for service, spans, errors in self._rows(*service_stats_sql(window)):
+            graph.add_node(service, spans=spans, errors=errors)
+        for caller, callee, calls, errors, p50, p95 in self._rows(*call_graph_sql(window)):
+            graph.add_edge(
+                caller, callee, calls=int(calls), errors=int(errors), p50_ms=p50, p95_ms=p95
+            )
+        return graph
+
+    def logs(
+        self,
+        window: TimeWindow,
+        services: list[str] | None = None,
+        query: str | None = None,
+        regex: bool = False,
+        trace_id: str | None = None,
+        limit: int | None = None,
+    ) -> pa.Table:
+        sql, params = logs_sql(window, services, query, regex, trace_id, limit)
+        return self._arrow(sql, params, KINDS["logs"].schema)
+
+    def series(
+        self,
+        name_or_promql: str,
+        window: TimeWindow,
+        step_s: float | None = None,
+        labels: dict[str, str] | None = None,
+    ) -> pa.Table:
+        sql, params = series_sql(name_or_promql, window, step_s, labels)
+        return self._arrow(sql, params, KINDS["metrics"].schema)
+
+    # ------------------------------------------------------------------ reads (catalog)
+
+    def extent(self, kind: str | None = None) -> TimeWindow | None:
+        """The window covering every stored row (of ``kind``), or ``None`` when empty."""
+        kinds = [kind_of(kind).name] if kind else list(KINDS)
+        marks = ", ".join("?" for _ in kinds)
+        lo, hi = self._rows(
+            f"SELECT min(min_ns), max(max_ns) FROM sources WHERE kind IN ({marks}) AND rows > 0",
+            kinds,
+        )[0]
+        return None if lo is None else covering_window(lo, hi + 1)
+
+    def counts(self) -> dict[str, int]:
+        """Rows stored per kind."""
+        rows = self._rows("SELECT kind, sum(rows) FROM sources GROUP BY kind", [])
+        return {k: 0 for k in KINDS} | {k: int(n) for k, n in rows}
+
+    def sources(self) -> pa.Table:
+        """One row per (source, kind): rows, time range and ingest time."""
+        return self._arrow(
+            "SELECT source_id, kind, rows, min_ns, max_ns, ingested_ns FROM sources "
+            "ORDER BY source_id, kind",
+            [],
+            None,
+        )
+
+    def services(self, window: TimeWindow | None = None) -> list[str]:
+        """Services that have spans, logs or metrics (in ``window``)."""
+        parts, params = [], []
+        for k in KINDS.values():
+            cond = "service IS NOT NULL"
+            if window is not None:
+                cond += f" AND {k.time_column} >= ? AND {k.time_column} < ?"
+                params += [window.start_ns, window.end_ns]
+            parts.append(f"SELECT DISTINCT service FROM {k.name} WHERE {cond}")
+        sql = " UNION ".join(parts) + " ORDER BY service"
+        return [r[0] for r in self._rows(sql, params)]
+
+    def metric_names(self) -> list[str]:
+        return [r[0] for r in self._rows("SELECT DISTINCT name FROM metrics ORDER BY name", [])]
+
+    # ------------------------------------------------------------------ helpers
+
+    @property
+    def _name(self) -> str:
+        return str(self.path) if self.path is not None else "in-memory store"
+
+    def _arrow(self, sql: str, params: list[object], schema: pa.Schema | None) -> pa.Table:
+        with self._lock:
+            try:
+                table = self._con.sql(sql, params=params).to_arrow_table()
+            except duckdb.Error as exc:
+                raise TamoError(f"query failed: {_first_line(exc)}", source=self._name) from None
+        return table.cast(schema) if schema is not None else table
+
+    def _rows(self, sql: str, params: list[object]) -> list[tuple[Any, ...]]:
+        with self._lock:
+            try:
+                return self._con.execute(sql, params).fetchall()
+            except duckdb.Error as exc:
+                raise TamoError(f"query failed: {_first_line(exc)}", source=self._name) from None
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

@@ -1,0 +1,97 @@
+"""Table layout of the embedded store and the conversion of incoming Arrow tables to it.
+
+Why a separate module: the layout (one table per modality, each row tagged with the integer key
+of the source it came from) is what makes re-ingest idempotent and atomic, and the conversion
+(select the schema's columns, cast, sort by time) is what keeps window queries fast. Both are
+small, pure and worth testing on their own.
+
+Rows are sorted by time before they are written, so DuckDB's per-row-group min/max statistics
+(zone maps) let a window query skip everything outside the window without a secondary index.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+from tools.telemetry.errors import InputError
+from tools.telemetry.model import LOG_SCHEMA, METRIC_SCHEMA, SPAN_SCHEMA
+
+SCHEMA_VERSION = "1"
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One modality: its table name, columnar schema and the column that orders it in time."""
+
+    name: str
+    schema: pa.Schema
+    time_column: str
+
+
+KINDS: dict[str, Kind] = {
+    "spans": Kind("spans", SPAN_SCHEMA, "start_ns"),
+    "logs": Kind("logs", LOG_SCHEMA, "ts_ns"),
+    "metrics": Kind("metrics", METRIC_SCHEMA, "ts_ns"),
+}
+
+
+def kind_of(name: str) -> Kind:
+    try:
+        return KINDS[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown telemetry kind {name!r}; expected one of {sorted(KINDS)}"
+        ) from None
+
+
+def _sql_type(t: pa.DataType) -> str:
+    if pa.types.is_int64(t):
+        return "BIGINT"
+    if pa.types.is_float64(t):
+        return "DOUBLE"
+    return "VARCHAR"
+
+
+def ddl() -> list[str]:
+    """Statements creating the store's tables (idempotent)."""
+    stmts = [
+        "CREATE TABLE IF NOT EXISTS store_meta (key VARCHAR PRIMARY KEY, value VARCHAR)",
+        # One row per (source, kind): what a re-ingest of that source replaces.
+        "CREATE TABLE IF NOT EXISTS sources (src INTEGER, source_id VARCHAR, kind VARCHAR, "
+        "rows BIGINT, min_ns BIGINT, max_ns BIGINT, ingested_ns BIGINT)",
+    ]
+    for k in KINDS.values():
+        cols = ", ".join(f'"{f.name}" {_sql_type(f.type)}' for f in k.schema)
+        stmts.append(f"CREATE TABLE IF NOT EXISTS {k.name} ({cols}, src INTEGER)")
+    return stmts
+
+
+def conform(kind: Kind, table: pa.Table, source_id: str) -> pa.Table:
+    """``table`` as exactly ``kind.schema`` (extra columns dropped), sorted by time.
+
+    Raises ``InputError`` naming the source and the column when a column is missing or cannot be
+    converted, so that a bad table never reaches the store.
+    """
+    missing = [f.name for f in kind.schema if f.name not in table.column_names]
+    if missing:
+        raise InputError(f"{kind.name} table lacks column(s) {', '.join(missing)}", path=source_id)
+    cols = []
+    for f in kind.schema:
+        col = table.column(f.name)
+        if col.type != f.type:
+            try:
+                col = col.cast(f.type)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+                raise InputError(
+                    f"column {f.name}: cannot convert {col.type} to {f.type} ({exc})",
+                    path=source_id,
+                ) from None
+        cols.append(col)
+    out = pa.Table.from_arrays(cols, schema=kind.schema)
+    if out.column(kind.time_column).null_count:
+        raise InputError(f"column {kind.time_column} has null values", path=source_id)
+    if out.num_rows > 1:
+        out = out.sort_by(kind.time_column)
+    return out
