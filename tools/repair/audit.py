@@ -1,0 +1,275 @@
+"""Append-only, hash-chained, write-ahead audit log of every repair step (JSONL + SQLite).
+
+Why each property:
+
+* write-ahead: a step is logged *before* it runs (``action_intent``) and again when it finished
+  (``action_result``). A process killed between the two leaves an intent without a result, so a
+  restarted process knows the action may have run and never performs it a second time.
+* append-only JSONL with fsync: the durable record, readable with ``jq``; the SQLite copy is an
+  index for queries (``tamo audit list``), rebuilt from the JSONL when it lags after a crash.
+* hash chain: each entry stores the SHA-256 of the previous entry's hash and its own canonical
+  JSON, so editing or deleting any past entry breaks :meth:`AuditLog.verify`.
+* the seed's audit fields (chapter 9): trace_id, task_id, detected_at, root_cause, strategy_id,
+  executed_by, status, duration_ms, fallback_used, rollback_applied.
+
+Several processes may append at once: an exclusive ``flock`` on a lock file serialises appends.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import sqlite3
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from tools.telemetry.errors import InputError, NotFoundError
+
+GENESIS = "0" * 64
+
+
+class AuditEntry(BaseModel):
+    """One audit record. ``seq`` is its position in the log; ``hash`` chains it to the last."""
+
+    seq: int = 0
+    entry_id: str = Field(default_factory=lambda: uuid.uuid4().hex[:16])
+    ts: str = Field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="milliseconds"))
+    event: str  # plan, precheck, dry_run, approval, action_intent, action_result, verify, ...
+    task_id: str
+    seq_no: int | None = None  # the action's number within the repair task
+    trace_id: str | None = None
+    detected_at: str | None = None
+    root_cause: str | None = None
+    strategy_id: str | None = None
+    executed_by: str = "auto-repair-engine"
+    status: str = "info"  # info, started, success, failed, skipped, refused, approved, denied
+    duration_ms: float | None = None
+    fallback_used: bool = False
+    rollback_applied: bool = False
+    details: dict[str, Any] = Field(default_factory=dict)
+    prev_hash: str = GENESIS
+    hash: str = ""
+
+    def compute_hash(self) -> str:
+        body = self.model_dump(exclude={"hash"})
+        text = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
+        return hashlib.sha256((self.prev_hash + text).encode()).hexdigest()
+
+
+class ChainReport(BaseModel):
+    ok: bool
+    entries: int
+    first_bad_seq: int | None = None
+    problem: str | None = None
+
+
+_COLUMNS = (
+    "seq",
+    "entry_id",
+    "ts",
+    "event",
+    "task_id",
+    "seq_no",
+    "trace_id",
+    "strategy_id",
+    "status",
+    "executed_by",
+    "hash",
+)
+
+
+class AuditLog:
+    """The audit log in ``directory`` (``audit.jsonl``, ``audit.sqlite``, ``audit.lock``)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.dir = Path(directory)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.jsonl = self.dir / "audit.jsonl"
+        self.db_path = self.dir / "audit.sqlite"
+        self._lock_path = self.dir / "audit.lock"
+        self._db = sqlite3.connect(self.db_path, timeout=30, check_same_thread=False)
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS audit (seq INTEGER PRIMARY KEY, entry_id TEXT UNIQUE, "
+            "ts TEXT, event TEXT, task_id TEXT, seq_no INTEGER, trace_id TEXT, strategy_id TEXT, "
+            "status TEXT, executed_by TEXT, hash TEXT, json TEXT NOT NULL)"
+        )
+        self._db.execute("CREATE INDEX IF NOT EXISTS audit_task ON audit(task_id, seq_no)")
+        self._db.commit()
+        with self._locked():
+            self._catch_up()
+
+    def close(self) -> None:
+        self._db.close()
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        with open(self._lock_path, "a") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def _read_jsonl(self) -> Iterator[AuditEntry]:
+        if not self.jsonl.exists():
+            return
+        with open(self.jsonl, encoding="utf-8") as fh:
+            for n, line in enumerate(fh, 1):
+                if not line.endswith("\n"):  # a torn last line from a crash mid-write
+                    return
+                try:
+                    yield AuditEntry.model_validate_json(line)
+                except ValueError as exc:
+                    raise InputError(
+                        f"corrupt audit entry: {exc}", path=str(self.jsonl), line=n
+                    ) from exc
+
+    def _last(self) -> tuple[int, str]:
+        row = self._db.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
+        return (int(row[0]), str(row[1])) if row else (0, GENESIS)
+
+    def _index(self, e: AuditEntry) -> None:
+        self._db.execute(
+            f"INSERT OR IGNORE INTO audit ({', '.join(_COLUMNS)}, json) VALUES "
+            f"({', '.join('?' * (len(_COLUMNS) + 1))})",
+            (*(getattr(e, c) for c in _COLUMNS), e.model_dump_json()),
+        )
+
+    def _catch_up(self) -> None:
+        """Index JSONL entries missing from SQLite (a crash between the two writes)."""
+        last_seq, _ = self._last()
+        added = False
+        for e in self._read_jsonl():
+            if e.seq > last_seq:
+                self._index(e)
+                added = True
+        if added:
+            self._db.commit()
+
+    def _drop_torn_tail(self) -> None:
+        """Cut a last line without its newline: a write that a crash interrupted never counted."""
+        if not self.jsonl.exists() or self.jsonl.stat().st_size == 0:
+            return
+        with open(self.jsonl, "rb+") as fh:
+            fh.seek(-1, os.SEEK_END)
+            if fh.read(1) == b"\n":
+                return
+            data = fh.seek(0) or fh.read()
+            fh.truncate(data.rfind(b"\n") + 1)
+
+    def append(self, entry: AuditEntry) -> AuditEntry:
+        """Chain, fsync to the JSONL, then index; returns the stored entry."""
+        with self._locked():
+            self._drop_torn_tail()
+            self._catch_up()
+            seq, prev = self._last()
+            stored = entry.model_copy(update={"seq": seq + 1, "prev_hash": prev})
+            stored = stored.model_copy(update={"hash": stored.compute_hash()})
+            fd = os.open(self.jsonl, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                os.write(fd, (stored.model_dump_json() + "\n").encode())
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            self._index(stored)
+            self._db.commit()
+        return stored
+
+    def record(self, event: str, task_id: str, **fields: Any) -> AuditEntry:
+        return self.append(AuditEntry(event=event, task_id=task_id, **fields))
+
+    # -- queries -------------------------------------------------------------------------------
+    def entries(
+        self,
+        *,
+        task_id: str | None = None,
+        strategy_id: str | None = None,
+        trace_id: str | None = None,
+        event: str | None = None,
+        limit: int | None = None,
+    ) -> list[AuditEntry]:
+        with self._locked():
+            self._catch_up()
+        where, args = [], []
+        for col, val in (
+            ("task_id", task_id),
+            ("strategy_id", strategy_id),
+            ("trace_id", trace_id),
+            ("event", event),
+        ):
+            if val is not None:
+                where.append(f"{col} = ?")
+                args.append(val)
+        sql = "SELECT json FROM audit" + (" WHERE " + " AND ".join(where) if where else "")
+        sql += " ORDER BY seq"
+        rows = self._db.execute(sql, args).fetchall()
+        out = [AuditEntry.model_validate_json(r[0]) for r in rows]
+        return out[-limit:] if limit else out
+
+    def get(self, ref: str) -> AuditEntry:
+        """An entry by ``entry_id`` or by ``seq`` number."""
+        col, val = ("seq", int(ref)) if ref.isdigit() else ("entry_id", ref)
+        row = self._db.execute(f"SELECT json FROM audit WHERE {col} = ?", (val,)).fetchone()
+        if row is None:
+            raise NotFoundError(f"no audit entry {ref!r}", source=str(self.db_path))
+        return AuditEntry.model_validate_json(row[0])
+
+    def verify(self) -> ChainReport:
+        """Recompute the chain over the JSONL and compare with the SQLite index."""
+        prev, n = GENESIS, 0
+        indexed = {r[0]: r[1] for r in self._db.execute("SELECT seq, hash FROM audit")}
+        for e in self._read_jsonl():
+            n += 1
+            if e.seq != n:
+                return ChainReport(
+                    ok=False,
+                    entries=n,
+                    first_bad_seq=n,
+                    problem=f"entry {n} has seq {e.seq} (deleted or reordered)",
+                )
+            if e.prev_hash != prev:
+                return ChainReport(
+                    ok=False,
+                    entries=n,
+                    first_bad_seq=n,
+                    problem="prev_hash does not match the previous entry",
+                )
+            if e.compute_hash() != e.hash:
+                return ChainReport(
+                    ok=False,
+                    entries=n,
+                    first_bad_seq=n,
+                    problem="content does not match its hash (edited)",
+                )
+            if indexed.get(e.seq) not in (None, e.hash):
+                return ChainReport(
+                    ok=False,
+                    entries=n,
+                    first_bad_seq=n,
+                    problem="SQLite index differs from the JSONL",
+                )
+            prev = e.hash
+        if len(indexed) > n:
+            return ChainReport(
+                ok=False,
+                entries=n,
+                first_bad_seq=n + 1,
+                problem="SQLite has entries the JSONL lost (truncated)",
+            )
+        return ChainReport(ok=True, entries=n)
+
+    def export(self, **filters: Any) -> dict[str, Any]:
+        """An audit package (chapter 9: exportable JSON) with the chain's verification."""
+        return {
+            "exported_at": datetime.now(UTC).isoformat(),
+            "chain": self.verify().model_dump(),
+            "entries": [e.model_dump() for e in self.entries(**filters)],
+        }

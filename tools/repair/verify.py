@@ -1,0 +1,165 @@
+"""Did the repair work? The seed's success criteria, measured after the last action.
+
+Why poll instead of one look: a restarted module needs a moment, and one good sample is luck.
+Every check must pass on ``consecutive`` polls in a row, within ``timeout_s``. Each poll only
+looks at telemetry *after* the last action (window start = max(actions done, now - window_s)),
+so the incident itself can never vouch for the repair. A check with no data fails: silence is
+not recovery.
+
+PromQL checks go through a ``MetricSource`` (a Prometheus client evaluates the expression); trace
+checks compute a statistic of the spans of one service through a ``TraceSource``. With several
+series, the worst one counts (the maximum for ``<``, the minimum for ``>``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from pydantic import BaseModel
+
+from tools.repair.strategy import _OPS, VerifyCheck, VerifySpec
+from tools.telemetry.errors import TamoError
+from tools.telemetry.model import TimeWindow
+from tools.telemetry.sources import MetricSource, TraceSource
+
+
+class CheckOutcome(BaseModel):
+    name: str
+    value: float | None
+    op: str
+    threshold: float
+    passed: bool
+    note: str = ""
+
+
+class Verification(BaseModel):
+    passed: bool
+    polls: int
+    seconds: float
+    checks: list[CheckOutcome]
+
+
+def _latest_worst(table: pa.Table, op: str) -> float | None:
+    """Latest sample of each series, then the worst across series for ``op``."""
+    if table.num_rows == 0:
+        return None
+    latest: dict[str, tuple[int, float]] = {}
+    for labels, ts, v in zip(
+        table["labels"].to_pylist(),
+        table["ts_ns"].to_pylist(),
+        table["value"].to_pylist(),
+        strict=True,
+    ):
+        key = labels or ""
+        if v is not None and v == v and (key not in latest or ts > latest[key][0]):
+            latest[key] = (ts, float(v))
+    if not latest:
+        return None
+    values = [v for _, v in latest.values()]
+    return max(values) if op in ("<", "<=") else min(values)
+
+
+def trace_statistic(spans: pa.Table, stat: str) -> float | None:
+    """A statistic of a ``SPAN_SCHEMA`` table: ``span_count``, ``error_ratio``, ``p95_ms`` or
+    ``root_ratio`` (the share of spans that start a trace: a callee that lost its caller's
+    context shows up as a root)."""
+    n = spans.num_rows
+    if stat == "span_count":
+        return float(n)
+    if n == 0:
+        return None
+    if stat == "error_ratio":
+        errors = pc.sum(pc.equal(spans["status"], "error")).as_py() or 0
+        return errors / n
+    if stat == "root_ratio":
+        roots = pc.sum(pc.is_null(spans["parent_id"])).as_py() or 0
+        empty = pc.sum(pc.equal(pc.fill_null(spans["parent_id"], "x"), "")).as_py() or 0
+        return (roots + empty) / n
+    durations = pc.drop_null(spans["duration_ns"])
+    if len(durations) == 0:
+        return None
+    q = pc.quantile(durations, q=0.95, interpolation="nearest")
+    return float(q[0].as_py()) / 1e6
+
+
+class Verifier:
+    """Evaluates a :class:`VerifySpec` against live telemetry."""
+
+    def __init__(
+        self,
+        metrics: MetricSource | None = None,
+        traces: TraceSource | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.metrics = metrics
+        self.traces = traces
+        self.clock = clock
+        self.sleep = sleep
+
+    def _one(self, check: VerifyCheck, window: TimeWindow, step_s: float) -> CheckOutcome:
+        value, note = None, ""
+        try:
+            if check.promql is not None:
+                if self.metrics is None:
+                    note = "no metric source"
+                else:
+                    value = _latest_worst(
+                        self.metrics.series(check.promql, window, step_s), check.op
+                    )
+            elif self.traces is None:
+                note = "no trace source"
+            else:
+                spans = self.traces.spans(window, services=[check.service])
+                value = trace_statistic(spans, str(check.trace))
+        except TamoError as exc:
+            note = str(exc)
+        if value is None and not note:
+            note = "no data after the repair"
+        passed = value is not None and bool(_OPS[check.op](value, check.value))
+        return CheckOutcome(
+            name=check.name,
+            value=value,
+            op=check.op,
+            threshold=check.value,
+            passed=passed,
+            note=note,
+        )
+
+    def check_once(self, spec: VerifySpec, since: datetime) -> list[CheckOutcome]:
+        now = datetime.fromtimestamp(self.clock(), tz=UTC)
+        start = max(since, now - timedelta(seconds=spec.window_s))
+        if now <= start:
+            now = start + timedelta(milliseconds=1)
+        window = TimeWindow(start=start, end=now)
+        step = max(spec.interval_s, 0.5)
+        return [self._one(c, window, step) for c in spec.checks]
+
+    def verify(
+        self,
+        spec: VerifySpec,
+        since: datetime,
+        on_poll: Callable[[list[CheckOutcome]], None] | None = None,
+    ) -> Verification:
+        """Poll until every check passed ``consecutive`` times in a row, or ``timeout_s``."""
+        t0 = self.clock()
+        if spec.settle_s:
+            self.sleep(spec.settle_s)
+        polls, streak, last = 0, 0, []
+        while True:
+            last = self.check_once(spec, since)
+            polls += 1
+            if on_poll:
+                on_poll(last)
+            streak = streak + 1 if all(c.passed for c in last) else 0
+            elapsed = self.clock() - t0
+            if streak >= spec.consecutive:
+                return Verification(passed=True, polls=polls, seconds=elapsed, checks=last)
+            if elapsed + spec.interval_s > spec.timeout_s:
+                return Verification(passed=False, polls=polls, seconds=elapsed, checks=last)
+            self.sleep(spec.interval_s)
