@@ -1,0 +1,117 @@
+"""Agent state snapshots, dispatch de-duplication and the callback outbox, in SQLite.
+
+Why SQLite: several module processes and the controller share the state, it must survive the
+restart of any of them, and it needs no server. Keys follow the seed (ch. 5):
+``agent_state_snapshot:<task_id>:<step>``; each snapshot holds the *cumulative* task state after
+that step, so restoring step N is enough to resume at step N + 1.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS snapshots (
+  key TEXT PRIMARY KEY, task_id TEXT NOT NULL, step INTEGER NOT NULL, data TEXT NOT NULL,
+  ts REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS snapshots_task ON snapshots(task_id, step);
+CREATE TABLE IF NOT EXISTS dispatches (
+  task_id TEXT NOT NULL, seq_no INTEGER NOT NULL, origin TEXT NOT NULL, ts REAL NOT NULL,
+  PRIMARY KEY (task_id, seq_no));
+CREATE TABLE IF NOT EXISTS outbox (
+  task_id TEXT PRIMARY KEY, payload TEXT NOT NULL, ts REAL NOT NULL);
+"""
+
+
+def snapshot_key(task_id: str, step: int) -> str:
+    return f"agent_state_snapshot:{task_id}:{step}"
+
+
+class StateStore:
+    """A thread-safe handle on the testbed's state database (one per process)."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._conn = sqlite3.connect(
+            path, timeout=10, check_same_thread=False, isolation_level=None
+        )
+        self._lock = threading.Lock()
+        with self._lock:
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+            self._conn.executescript(_SCHEMA)
+
+    def write_snapshot(self, task_id: str, step: int, state: dict[str, Any]) -> str:
+        key = snapshot_key(task_id, step)
+        with self._lock:
+            self._conn.execute(
+                "INSERT OR REPLACE INTO snapshots VALUES (?, ?, ?, ?, ?)",
+                (key, task_id, step, json.dumps(state), time.time()),
+            )
+        return key
+
+    def read_snapshot(self, task_id: str, step: int) -> dict[str, Any] | None:
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT data FROM snapshots WHERE key = ?", (snapshot_key(task_id, step),)
+            ).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def snapshots(self, task_id: str) -> list[tuple[int, dict[str, Any]]]:
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT step, data FROM snapshots WHERE task_id = ? ORDER BY step", (task_id,)
+            ).fetchall()
+        return [(int(step), json.loads(data)) for step, data in rows]
+
+    def truncate_after(self, task_id: str, step: int) -> int:
+        """Delete the snapshots after ``step`` (a restore makes ``step`` the latest again)."""
+        with self._lock:
+            cur = self._conn.execute(
+                "DELETE FROM snapshots WHERE task_id = ? AND step > ?", (task_id, step)
+            )
+        return cur.rowcount
+
+    def claim_dispatch(self, task_id: str, seq_no: int, origin: str) -> int | None:
+        """Record dispatch ``(task_id, seq_no)``; ``None`` if it was seen before (idempotency),
+        else how many dispatches the task has had, this one included."""
+        with self._lock:
+            try:
+                self._conn.execute(
+                    "INSERT INTO dispatches VALUES (?, ?, ?, ?)",
+                    (task_id, seq_no, origin, time.time()),
+                )
+            except sqlite3.IntegrityError:
+                return None
+            (count,) = self._conn.execute(
+                "SELECT count(*) FROM dispatches WHERE task_id = ?", (task_id,)
+            ).fetchone()
+        return int(count)
+
+    def park_callback(self, task_id: str, payload: dict[str, Any]) -> None:
+        with self._lock:
+            self._conn.execute(
+                "INSERT OR REPLACE INTO outbox VALUES (?, ?, ?)",
+                (task_id, json.dumps(payload), time.time()),
+            )
+
+    def take_callback(self, task_id: str) -> dict[str, Any] | None:
+        with self._lock:
+            row = self._conn.execute(
+                "DELETE FROM outbox WHERE task_id = ? RETURNING payload", (task_id,)
+            ).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def outbox(self) -> list[str]:
+        with self._lock:
+            rows = self._conn.execute("SELECT task_id FROM outbox ORDER BY ts").fetchall()
+        return [r[0] for r in rows]
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
