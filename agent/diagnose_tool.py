@@ -1,0 +1,93 @@
+"""``diagnose_incident``: the whole investigation as one tool (registered in the toolbox).
+
+Why it lives in ``agent/``: it runs the LangGraph investigation, and the toolbox (below the agent)
+must not import the agent. It registers itself in the same tool registry, so the MCP server
+exposes it like every other tool, from this one definition.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from langgraph.checkpoint.memory import InMemorySaver
+from pydantic import BaseModel, Field
+
+from agent.run import Investigator
+from tools.telemetry.model import Incident
+from tools.toolbox.context import ToolContext
+from tools.toolbox.spec import tool, untrusted
+
+
+class DiagnoseInput(BaseModel):
+    start: datetime | None = Field(None, description="UTC ISO-8601; default: incident window")
+    end: datetime | None = Field(None, description="UTC ISO-8601; default: incident window")
+    services: list[str] | None = Field(None, description="suspected services, if known")
+    question: str | None = Field(None, description="the alert text or question")
+    trace_id: str | None = None
+
+
+class DiagnoseResult(BaseModel):
+    investigation_id: str
+    title: str
+    priority: str
+    root_cause: str | None
+    confidence: float | None
+    fault_type: str
+    fault_probability: float
+    summary: str
+    evidence: list[str]
+    remediation: str
+    plan_id: str | None
+    alternatives: list[str]
+    not_checked: list[str]
+    tool_calls: int
+    prompt_tokens: int
+
+
+def _investigator(ctx: ToolContext) -> Investigator:
+    # In memory: an MCP/tool caller wants the report now; resumable runs use `tamo diagnose`.
+    return ctx.cached("investigator", lambda: Investigator(ctx, checkpointer=InMemorySaver()))
+
+
+@tool(read_only=True, idempotent=True)
+def diagnose_incident(inp: DiagnoseInput, ctx: ToolContext) -> DiagnoseResult:
+    """Run the whole TAMO root-cause pipeline on a window and return a compact report: root cause
+    with confidence, fault type, priority P0-P3, evidence with links, the matched repair plan
+    (dry-run only, nothing executed) and alternatives. ~1-2 s offline. CALL THIS FIRST; drill
+    down with query_traces/search_logs/query_promql only where it is unsure."""
+    base = ctx.incident
+    window = ctx.window(inp.start, inp.end)
+    same = base is not None and base.window == window
+    incident = Incident(
+        window=window,
+        services=inp.services or [],
+        trace_id=inp.trace_id,
+        question=inp.question,
+        baseline=base.baseline if same and base else None,
+        system=base.system if same and base else None,
+        task_id=base.task_id if same and base else None,
+    )
+    inv = _investigator(ctx).diagnose(incident)
+    r = inv.report
+    assert r is not None  # no approval requested: the graph always ends with a report
+    plan = inv.state.get("plan") or {}
+    rem = r.remediation
+    return DiagnoseResult(
+        investigation_id=inv.thread_id,
+        title=untrusted(r.title, 120),
+        priority=f"{r.priority.level} ({r.priority.rule})",
+        root_cause=r.analysis.root_cause,
+        confidence=r.analysis.root_cause_confidence,
+        fault_type=r.analysis.fault_type,
+        fault_probability=r.analysis.fault_probability,
+        summary=r.analysis.summary[:600],
+        evidence=[
+            f"{e.id} {e.summary[:200]} {e.link or ''}".strip() for e in r.analysis.evidence[:5]
+        ],
+        remediation=f"{rem.status}: {rem.strategy or '-'} {'; '.join(rem.actions)}"[:300],
+        plan_id=plan.get("plan_id"),
+        alternatives=[f"{h.entity} {h.confidence:.2f}" for h in r.alternatives],
+        not_checked=r.not_checked[:5],
+        tool_calls=r.usage.tool_calls,
+        prompt_tokens=r.usage.prompt_tokens,
+    )

@@ -1,0 +1,132 @@
+"""Running a tool for the agent: validate, call, count, and file the result as evidence.
+
+Why one funnel: every tool call the agent makes — chosen by the LLM or by the deterministic
+planner — passes here, so the tool-call counter, the evidence list (each item with its query and
+a link) and the compact text the model sees are produced the same way in both modes.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel
+
+from agent.report import EvidenceItem, Usage
+from agent.tokens import count
+from tools.toolbox.context import ToolContext
+from tools.toolbox.spec import REGISTRY
+
+MAX_RESULT_TOKENS = 350
+
+
+@dataclass
+class ToolRun:
+    name: str
+    args: dict[str, Any]
+    result: BaseModel | None
+    error: str | None
+    evidence: EvidenceItem | None
+
+
+def summarise(name: str, r: Any) -> tuple[str, str, str | None]:
+    """(one-line summary, source query, link) for the evidence list of the report."""
+    if name == "query_traces":
+        worst = ", ".join(
+            f"{s.service} {s.errors}/{s.spans} err p95 {s.p95_ms}ms" for s in r.by_service[:3]
+        )
+        link = r.slowest_traces[0].link if r.slowest_traces else None
+        return (
+            f"{r.spans} spans in {r.traces} traces, error rate {r.error_rate:.1%}, "
+            f"p95 {r.p95_ms} ms; worst: {worst or 'none'}",
+            r.query,
+            link,
+        )
+    if name == "search_logs":
+        top = r.patterns[0] if r.patterns else None
+        text = f"{r.lines} log lines; by severity {r.by_severity}"
+        if top:
+            text += f"; top pattern ×{top.count} from {', '.join(top.services)}: {top.example}"
+        return text, r.query, top.link if top else None
+    if name == "query_promql":
+        top = r.top[0] if r.top else None
+        text = f"{r.series} series of {r.query}"
+        if top:
+            text += f"; most changed {top.labels} {top.first}→{top.last} ({top.change_pct}%)"
+        return text, r.query, r.link
+    if name == "localize_root_cause":
+        ranks = ", ".join(f"{e.entity} {e.score:.2f}" for e in r.ranking[:3])
+        return f"T2 ranking: {ranks or 'empty'}", "localize_root_cause(window)", None
+    if name == "classify_fault":
+        return (
+            f"T3 fault type {r.fault_type} p={r.probability:.2f}"
+            + (" (low confidence)" if r.low_confidence else ""),
+            "classify_fault(window)",
+            None,
+        )
+    if name == "fuse_modalities":
+        top = ", ".join(e.entity for e in r.top_anomalies[:3])
+        return (
+            f"T1 fused {r.entities} entities × {len(r.channels)} channels over "
+            f"{', '.join(str(m) for m in r.modalities)}; most anomalous: {top or 'none'}",
+            "fuse_modalities(window)",
+            None,
+        )
+    text = json.dumps(r.model_dump(mode="json", exclude_none=True), default=str)
+    return text[:200], name, None
+
+
+def model_view(result: BaseModel) -> str:
+    """The result as the LLM sees it: compact JSON, cut to ``MAX_RESULT_TOKENS``."""
+    data = result.model_dump(mode="json", exclude_none=True)
+    data.pop("window", None)
+    text = json.dumps(data, separators=(",", ":"))
+    if count(text) <= MAX_RESULT_TOKENS:
+        return text
+    while count(text) > MAX_RESULT_TOKENS:
+        text = text[: int(len(text) * 0.8)]
+    return text + "…(cut; narrow the query for more)"
+
+
+def run_tool(
+    ctx: ToolContext,
+    usage: Usage,
+    evidence: list[EvidenceItem],
+    name: str,
+    args: dict[str, Any],
+    on_event: Callable[[dict[str, Any]], None] | None = None,
+) -> ToolRun:
+    """Run tool ``name`` with ``args``; errors become a result the caller can show, not a crash."""
+    spec = REGISTRY[name]
+    usage.tool_calls += 1
+    if on_event:
+        on_event({"type": "tool_call", "tool": name, "args": args})
+    try:
+        result = spec(ctx, **args)
+    except Exception as exc:  # a tool error is evidence too: the model may retry differently
+        msg = f"{type(exc).__name__}: {exc}"
+        if on_event:
+            on_event({"type": "tool_error", "tool": name, "error": msg})
+        return ToolRun(name, args, None, msg, None)
+    item = None
+    if name in SUMMARISED:
+        text, query, link = summarise(name, result)
+        item = EvidenceItem(
+            id=f"E{len(evidence) + 1}", tool=name, query=query, link=link, summary=text
+        )
+        evidence.append(item)
+    if on_event:
+        on_event({"type": "tool_result", "tool": name, "summary": item.summary if item else ""})
+    return ToolRun(name, args, result, None, item)
+
+
+SUMMARISED = {
+    "query_traces",
+    "search_logs",
+    "query_promql",
+    "fuse_modalities",
+    "localize_root_cause",
+    "classify_fault",
+}

@@ -1,0 +1,139 @@
+"""Evidence gathering: the LLM chooses queries within a budget, or a fixed plan runs without one.
+
+Why a budget on both calls and tokens: HolmesGPT-style loops spend tens of thousands of tokens
+re-reading tool output. Here the model sees only compact summaries, may make at most
+``max_tool_calls`` calls, and the loop stops early when the next request would push the
+diagnosis past ``max_prompt_tokens`` (leaving room for the report call). Only read-only evidence
+tools are offered; a call to anything else is refused and counted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
+from langchain_openai import ChatOpenAI
+from openai import APIError
+
+from agent.evidence import model_view, run_tool
+from agent.prompts import render
+from agent.report import EvidenceItem, Usage
+from agent.tokens import count_messages
+from tools.telemetry.model import Incident
+from tools.telemetry.settings import LLMSettings
+from tools.toolbox.context import ToolContext
+from tools.toolbox.spec import REGISTRY, untrusted
+
+EVIDENCE_TOOLS = ("query_traces", "search_logs", "query_promql")
+REPORT_RESERVE_TOKENS = 900  # what the report call needs; the loop never eats into it
+
+
+def scope_text(incident: Incident) -> str:
+    lines = [f"window: {incident.window.start.isoformat()} .. {incident.window.end.isoformat()}"]
+    if incident.services:
+        lines.append(f"services: {', '.join(incident.services)}")
+    if incident.trace_id:
+        lines.append(f"trace: {incident.trace_id}")
+    if incident.system:
+        lines.append(f"system: {incident.system}")
+    if incident.question:
+        lines.append(f"alert/question: {untrusted(incident.question, 300)}")
+    return "\n".join(lines)
+
+
+def _wire(messages: list[BaseMessage]) -> list[dict[str, Any]]:
+    out = []
+    for m in messages:
+        d: dict[str, Any] = {"role": m.type, "content": m.content}
+        if isinstance(m, AIMessage) and m.tool_calls:
+            d["tool_calls"] = [{"name": t["name"], "args": t["args"]} for t in m.tool_calls]
+        out.append(d)
+    return out
+
+
+def _record_usage(usage: Usage, ai: AIMessage, estimate: int) -> None:
+    usage.llm_calls += 1
+    meta = ai.usage_metadata
+    usage.prompt_tokens += meta["input_tokens"] if meta else estimate
+    usage.completion_tokens += meta["output_tokens"] if meta else 0
+
+
+def llm_gather(
+    llm: ChatOpenAI,
+    settings: LLMSettings,
+    ctx: ToolContext,
+    incident: Incident,
+    usage: Usage,
+    evidence: list[EvidenceItem],
+    not_checked: list[str],
+    on_event: Callable[[dict[str, Any]], None] | None = None,
+) -> None:
+    """The evidence loop: model proposes tool calls, we run them, until done or out of budget."""
+    tools = [REGISTRY[n].openai_schema() for n in EVIDENCE_TOOLS]
+    model = llm.bind_tools(tools)
+    budget = settings.max_tool_calls
+    messages: list[BaseMessage] = [
+        SystemMessage(render("sre_system")),
+        HumanMessage(render("gather", scope=scope_text(incident), budget=budget)),
+    ]
+    calls = 0
+    while True:
+        estimate = count_messages(_wire(messages), tools)
+        if usage.prompt_tokens + estimate + REPORT_RESERVE_TOKENS > settings.max_prompt_tokens:
+            not_checked.append("evidence loop stopped early: prompt-token budget reached")
+            return
+        try:
+            ai = model.invoke(messages)
+        except APIError as exc:
+            not_checked.append(
+                f"LLM evidence loop failed ({type(exc).__name__}); deterministic evidence only"
+            )
+            deterministic_gather(ctx, incident, usage, evidence, not_checked, on_event)
+            return
+        _record_usage(usage, ai, estimate)
+        messages.append(ai)
+        if on_event and ai.content:
+            on_event({"type": "llm", "text": ai.content})
+        if not ai.tool_calls:
+            return
+        for tc in ai.tool_calls:
+            if tc["name"] not in EVIDENCE_TOOLS:
+                usage.rejected_tool_calls += 1
+                reply = (
+                    f"refused: {tc['name']} is not available here (read-only evidence tools only)"
+                )
+            elif calls >= budget:
+                usage.rejected_tool_calls += 1
+                reply = "refused: tool-call budget exhausted; answer now"
+            else:
+                calls += 1
+                run = run_tool(ctx, usage, evidence, tc["name"], tc["args"], on_event)
+                reply = model_view(run.result) if run.result is not None else f"error: {run.error}"
+            messages.append(ToolMessage(reply, tool_call_id=tc["id"]))
+        if calls >= budget:
+            not_checked.append(f"evidence loop stopped: tool-call budget of {budget} used")
+            return
+
+
+def deterministic_gather(
+    ctx: ToolContext,
+    incident: Incident,
+    usage: Usage,
+    evidence: list[EvidenceItem],
+    not_checked: list[str],
+    on_event: Callable[[dict[str, Any]], None] | None = None,
+) -> None:
+    """Without an LLM: error spans of the window, then warning/error logs of the worst services."""
+    run = run_tool(ctx, usage, evidence, "query_traces", {"errors_only": True}, on_event)
+    worst = [s.service for s in run.result.by_service[:3]] if run.result is not None else []
+    args: dict[str, Any] = {"min_severity": "WARN"}
+    if worst:
+        args["services"] = worst
+    logs = run_tool(ctx, usage, evidence, "search_logs", args, on_event)
+    for r in (run, logs):
+        if r.error:
+            not_checked.append(f"{r.name} failed: {r.error}")
+    not_checked.append(
+        "metrics were read by the fusion step only; no PromQL drill-down without an LLM"
+    )

@@ -1,0 +1,268 @@
+"""The graph's nodes: each a small function from the state to the fields it changes.
+
+Why the nodes call tools by name: the agent uses exactly the functions the MCP server exposes
+(one definition of each tool), through :func:`agent.evidence.run_tool`, so counting, evidence
+and error handling are the same for every step. Nothing the LLM writes reaches ``plan``: the plan
+comes from the rule engine over the structured diagnosis, so injected text cannot change it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from langchain_openai import ChatOpenAI
+from langgraph.runtime import Runtime
+from langgraph.types import interrupt
+
+from agent.evidence import run_tool
+from agent.gather import deterministic_gather, llm_gather
+from agent.reporting import build_report
+from agent.state import Approval, ImpactFigures, InvestigationState
+from tools.telemetry.settings import LLMSettings
+from tools.toolbox.context import ToolContext
+
+
+@dataclass
+class AgentDeps:
+    """What nodes need that is not state (not checkpointed): sources, the LLM, a listener."""
+
+    ctx: ToolContext
+    llm: ChatOpenAI | None
+    llm_settings: LLMSettings
+    on_event: Callable[[dict[str, Any]], None] | None = None
+
+
+Rt = Runtime[AgentDeps]
+
+
+def _run(state: InvestigationState, rt: Rt, name: str, args: dict[str, Any]) -> Any:
+    """Run a pipeline tool; a failure is recorded under "not checked" and yields ``None``."""
+    d = rt.context
+    run = run_tool(d.ctx, state["usage"], state["evidence"], name, args, d.on_event)
+    if run.error:
+        state["not_checked"].append(f"{name} failed: {run.error}")
+    return run.result
+
+
+def _touched(state: InvestigationState) -> dict[str, Any]:
+    return {
+        "usage": state["usage"],
+        "evidence": state["evidence"],
+        "not_checked": state["not_checked"],
+    }
+
+
+def scope(state: InvestigationState, runtime: Rt) -> dict[str, Any]:
+    from agent.report import Usage
+
+    incident = state["incident"]
+    ctx = runtime.context.ctx
+    if ctx.incident != incident:
+        ctx.scope(incident)
+    return {
+        "usage": state.get("usage") or Usage(),
+        "evidence": state.get("evidence") or [],
+        "not_checked": state.get("not_checked") or [],
+        "started_at": state.get("started_at") or time.time(),
+        "dry_run": state.get("dry_run", True),
+        "request_repair": state.get("request_repair", False),
+    }
+
+
+def _impact(state: InvestigationState, rt: Rt) -> ImpactFigures:
+    """Error rate and p95 of the window, against the baseline window when one is known."""
+    now = _run(state, rt, "query_traces", {"top_k": 10})
+    if now is None:
+        return ImpactFigures()
+    fig = ImpactFigures(
+        requests=now.traces,
+        error_rate=now.error_rate,
+        p95_ms=now.p95_ms,
+        trace_ids=[t.trace_id for t in now.slowest_traces[:5]],
+    )
+    base_window = state["incident"].baseline
+    base_stats: dict[str, Any] = {}
+    if base_window is not None:
+        base = _run(
+            state,
+            rt,
+            "query_traces",
+            {"start": base_window.start, "end": base_window.end, "top_k": 20},
+        )
+        if base is not None and base.spans:
+            fig.baseline_error_rate = base.error_rate
+            fig.baseline_p95_ms = base.p95_ms
+            base_stats = {s.service: s for s in base.by_service}
+    else:
+        state["not_checked"].append("no baseline window: impact is not compared with normal")
+    for s in now.by_service:
+        b = base_stats.get(s.service)
+        err = s.errors / max(s.spans, 1)
+        b_err = b.errors / max(b.spans, 1) if b else 0.0
+        slower = b is not None and s.p95_ms and b.p95_ms and s.p95_ms > 1.5 * b.p95_ms
+        if err > b_err + 0.01 or slower:
+            fig.affected_services.append(s.service)
+    return fig
+
+
+def gather(state: InvestigationState, runtime: Rt) -> dict[str, Any]:
+    d = runtime.context
+    impact = _impact(state, runtime)
+    args = (state["incident"], state["usage"], state["evidence"], state["not_checked"])
+    if d.llm is not None:
+        llm_gather(d.llm, d.llm_settings, d.ctx, *args, on_event=d.on_event)
+    else:
+        deterministic_gather(d.ctx, *args, on_event=d.on_event)
+    return {**_touched(state), "impact": impact}
+
+
+def fuse(state: InvestigationState, runtime: Rt) -> dict[str, Any]:
+    return {**_touched(state), "fusion": _run(state, runtime, "fuse_modalities", {})}
+
+
+def localize(state: InvestigationState, runtime: Rt) -> dict[str, Any]:
+    return {**_touched(state), "ranking": _run(state, runtime, "localize_root_cause", {})}
+
+
+def classify(state: InvestigationState, runtime: Rt) -> dict[str, Any]:
+    return {**_touched(state), "fault": _run(state, runtime, "classify_fault", {})}
+
+
+def match(state: InvestigationState, runtime: Rt) -> dict[str, Any]:
+    found = _run(state, runtime, "match_fingerprint", {})
+    names = [m.summary for m in found.matches] if found is not None else []
+    return {**_touched(state), "fingerprints": names}
+
+
+def plan(state: InvestigationState, runtime: Rt) -> dict[str, Any]:
+    ranking, fault, impact = state.get("ranking"), state.get("fault"), state["impact"]
+    if ranking is None or not ranking.ranking:
+        state["not_checked"].append("no root cause ranked: no repair planned")
+        return {**_touched(state), "plan": None}
+    top = ranking.ranking[0]
+    args = {
+        "service": top.entity,
+        "fault_type": fault.fault_type if fault else "unknown",
+        "confidence": round(top.score, 4),
+        "error_codes": impact.error_codes,
+        "metrics": {
+            "error_rate": impact.error_rate,
+            **({"p95_ms": impact.p95_ms} if impact.p95_ms else {}),
+        },
+        "trace_ids": impact.trace_ids,
+        "incident_id": runtime.context.ctx.incident_key(),
+    }
+    planned = _run(state, runtime, "plan_repair", args)
+    view = None
+    if planned is not None:
+        view = {**planned.model_dump(mode="json"), "plan": planned.plan}
+    if planned is not None and planned.plan_id:
+        dry = _run(state, runtime, "execute_repair", {"plan_id": planned.plan_id, "dry_run": True})
+        view["dry_run_result"] = dry.model_dump(mode="json") if dry is not None else None
+    return {**_touched(state), "plan": view}
+
+
+def report(state: InvestigationState, runtime: Rt) -> dict[str, Any]:
+    d = runtime.context
+    rep, narrative = build_report(state, d.llm, d.llm_settings, state.get("narrative"))
+    d.ctx.recent_reports.appendleft(
+        {
+            "id": d.ctx.incident_key(),
+            "title": rep.title,
+            "priority": rep.priority.level,
+            "root_cause": rep.analysis.root_cause,
+            "fault_type": rep.analysis.fault_type,
+            "at": datetime.now(UTC).isoformat(),
+        }
+    )
+    return {**_touched(state), "report": rep, "narrative": narrative}
+
+
+def after_report(state: InvestigationState) -> str:
+    p = state.get("plan")
+    wants = state.get("request_repair") and p is not None and p.get("plan_id")
+    return "approve" if wants and state.get("approval") is None else "end"
+
+
+def approve(state: InvestigationState, runtime: Rt) -> dict[str, Any]:
+    """Pause for a human: the value passed to ``Command(resume=...)`` is the decision."""
+    p = state["plan"]
+    answer = interrupt(
+        {
+            "kind": "repair_approval",
+            "plan_id": p["plan_id"],
+            "strategy": p["strategy"],
+            "actions": p["actions"],
+            "dry_run": state.get("dry_run", True),
+            "question": "Approve this repair plan?",
+        }
+    )
+    if isinstance(answer, dict):
+        decision = Approval(
+            approved=bool(answer.get("approved")),
+            by=answer.get("by"),
+            reason=answer.get("reason"),
+            at=datetime.now(UTC),
+        )
+    else:
+        decision = Approval(approved=bool(answer), at=datetime.now(UTC))
+    return {"approval": decision}
+
+
+def after_approval(state: InvestigationState) -> str:
+    a = state.get("approval")
+    return "execute" if a is not None and a.approved else "final"
+
+
+def _register_plan(state: InvestigationState, runtime: Rt) -> str:
+    """After a restart the context is new: give it back the plan the state recorded."""
+    p = state["plan"]
+    runtime.context.ctx.remember(f"plan:{p['plan_id']}", p["plan"])
+    return p["plan_id"]
+
+
+def execute(state: InvestigationState, runtime: Rt) -> dict[str, Any]:
+    plan_id = _register_plan(state, runtime)
+    a = state["approval"]
+    result = _run(
+        state,
+        runtime,
+        "execute_repair",
+        {
+            "plan_id": plan_id,
+            "dry_run": state.get("dry_run", True),
+            "approved_by": a.by or "agent-user",
+        },
+    )
+    return {**_touched(state), "execution": result.model_dump(mode="json") if result else None}
+
+
+def verify(state: InvestigationState, runtime: Rt) -> dict[str, Any]:
+    """The repair engine verifies after acting; record what it found."""
+    ex = state.get("execution")
+    if ex is None or ex.get("dry_run"):
+        return {"verification": {"ok": True, "detail": "dry run: nothing to verify"}}
+    ok = ex.get("status") == "success" and ex.get("verified") is not False
+    return {"verification": {"ok": ok, "detail": ex.get("verification") or ex.get("detail", "")}}
+
+
+def after_verify(state: InvestigationState) -> str:
+    v = state.get("verification") or {}
+    return "final" if v.get("ok") else "rollback"
+
+
+def rollback(state: InvestigationState, runtime: Rt) -> dict[str, Any]:
+    """The repair engine rolls back a failed repair itself; record it or escalate."""
+    ex = state.get("execution") or {}
+    if ex.get("rolled_back"):
+        return {"rolled_back": True}
+    if ex.get("executed"):
+        state["not_checked"].append(
+            f"repair {ex.get('plan_id')} failed and was NOT rolled back automatically: "
+            "roll back by hand"
+        )
+    return {"rolled_back": False, "not_checked": state["not_checked"]}

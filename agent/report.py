@@ -1,0 +1,262 @@
+"""The incident report: one validated model, three renderings (markdown, JSON, Slack blocks).
+
+Why a model first: the CLI, the MCP ``diagnose_incident`` tool, Slack and the evaluation harness
+all consume the same report; the sections (analysis, impact, priority, remediation, alternatives,
+modalities, what was not checked) are fields, so a rendering can never silently drop one, and
+tests can assert every section is present.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from tools.telemetry.model import TimeWindow
+
+NO_LLM = "produced without an LLM (deterministic planner and reporter)"
+
+
+class EvidenceItem(BaseModel):
+    """One piece of evidence: which tool, the query it ran, a link to the raw data, a summary."""
+
+    id: str
+    tool: str
+    query: str
+    link: str | None = None
+    summary: str
+
+
+class Hypothesis(BaseModel):
+    entity: str
+    confidence: float
+    why: str = ""
+
+
+class Analysis(BaseModel):
+    summary: str
+    root_cause: str | None
+    root_cause_confidence: float | None
+    fault_type: str
+    fault_probability: float
+    fault_low_confidence: bool
+    causal_chain: list[str] = Field(default_factory=list)
+    evidence: list[EvidenceItem] = Field(default_factory=list)
+    known_incidents: list[str] = Field(default_factory=list)
+
+
+class Impact(BaseModel):
+    affected_services: list[str] = Field(default_factory=list)
+    requests: int = 0
+    error_rate: float = 0.0
+    baseline_error_rate: float | None = None
+    p95_ms: float | None = None
+    baseline_p95_ms: float | None = None
+    latency_change_pct: float | None = None
+
+
+class Priority(BaseModel):
+    level: Literal["P0", "P1", "P2", "P3"]
+    rule: str
+
+
+class Remediation(BaseModel):
+    status: str  # none-matched | proposed | awaiting-approval | denied | dry-run | executed | ...
+    strategy: str | None = None
+    description: str = ""
+    reasons: list[str] = Field(default_factory=list)
+    actions: list[str] = Field(default_factory=list)
+    dry_run: str | None = None
+    results: list[str] = Field(default_factory=list)
+    verification: str | None = None
+    rollback_plan: list[str] = Field(default_factory=list)
+
+
+class Usage(BaseModel):
+    tool_calls: int = 0
+    llm_calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    rejected_tool_calls: int = 0
+    seconds: float = 0.0
+
+
+class Report(BaseModel):
+    title: str
+    window: TimeWindow
+    services: list[str] = Field(default_factory=list)
+    produced_with: str
+    analysis: Analysis
+    impact: Impact
+    priority: Priority
+    remediation: Remediation
+    alternatives: list[Hypothesis] = Field(default_factory=list)
+    modalities_used: list[str] = Field(default_factory=list)
+    not_checked: list[str] = Field(default_factory=list)
+    usage: Usage = Field(default_factory=Usage)
+
+    # -- renderings ------------------------------------------------------------------------
+
+    def to_json(self) -> str:
+        return self.model_dump_json(indent=2)
+
+    def to_markdown(self) -> str:
+        a, i, p, r = self.analysis, self.impact, self.priority, self.remediation
+        out = [
+            f"# {self.title}",
+            f"_{self.window.start.isoformat()} – {self.window.end.isoformat()}; "
+            f"{self.produced_with}_",
+            "",
+            "## Analysis",
+            a.summary,
+            "",
+            f"- **Root cause:** {_pct_entity(a.root_cause, a.root_cause_confidence)}",
+            f"- **Fault type:** {a.fault_type} ({a.fault_probability:.0%}"
+            f"{', low confidence' if a.fault_low_confidence else ''})",
+        ]
+        if a.causal_chain:
+            out.append(f"- **Causal chain:** {' → '.join(a.causal_chain)}")
+        if a.known_incidents:
+            out.append(f"- **Known incidents:** {'; '.join(a.known_incidents)}")
+        if a.evidence:
+            out += ["", "### Evidence"]
+            out += [
+                f"- [{e.id}] `{e.tool}` {e.summary} — query `{e.query}`"
+                + (f" ([link]({e.link}))" if e.link else "")
+                for e in a.evidence
+            ]
+        out += [
+            "",
+            "## Impact",
+            f"- Affected services: {', '.join(i.affected_services) or 'none detected'}",
+            f"- Requests (traces) in window: {i.requests}",
+            f"- Error rate: {i.error_rate:.2%}" + _vs(i.baseline_error_rate, "{:.2%}"),
+            f"- p95 latency: {_ms(i.p95_ms)}"
+            + _vs(i.baseline_p95_ms, "{:.1f} ms")
+            + (f" ({i.latency_change_pct:+.0f}%)" if i.latency_change_pct is not None else ""),
+            "",
+            "## Priority",
+            f"**{p.level}** — {p.rule}",
+            "",
+            "## Remediation",
+            f"- Status: {r.status}",
+        ]
+        if r.strategy:
+            out.append(f"- Strategy: `{r.strategy}` — {r.description}")
+        if r.reasons:
+            out.append(f"- Why: {'; '.join(r.reasons)}")
+        out += [f"- Action: {x}" for x in r.actions]
+        if r.dry_run:
+            out.append(f"- Dry run: {r.dry_run}")
+        out += [f"- Result: {x}" for x in r.results]
+        if r.verification:
+            out.append(f"- Verification: {r.verification}")
+        out += [f"- Rollback: {x}" for x in r.rollback_plan]
+        out += ["", "## Alternative hypotheses"]
+        out += [
+            f"- {h.entity} ({h.confidence:.0%}) {h.why}".rstrip() for h in self.alternatives
+        ] or ["- none ranked"]
+        out += [
+            "",
+            "## Modalities used",
+            ", ".join(self.modalities_used) or "none",
+            "",
+            "## Not checked",
+        ]
+        out += [f"- {x}" for x in self.not_checked] or ["- nothing left unchecked"]
+        u = self.usage
+        out += [
+            "",
+            f"_tool calls {u.tool_calls}, LLM calls {u.llm_calls}, "
+            f"prompt tokens {u.prompt_tokens}, completion tokens {u.completion_tokens}, "
+            f"{u.seconds:.2f} s_",
+        ]
+        return "\n".join(out) + "\n"
+
+    def to_slack_blocks(self, *, approval_id: str | None = None) -> list[dict[str, Any]]:
+        """Slack Block Kit: header, analysis, impact/priority fields, remediation, and
+        Approve/Deny buttons when ``approval_id`` names a plan waiting for a human."""
+        a, i, p, r = self.analysis, self.impact, self.priority, self.remediation
+
+        def md(text: str) -> dict[str, Any]:
+            return {"type": "section", "text": {"type": "mrkdwn", "text": text[:2900]}}
+
+        blocks: list[dict[str, Any]] = [
+            {"type": "header", "text": {"type": "plain_text", "text": self.title[:150]}},
+            md(f"*{p.level}* — {p.rule}\n{a.summary}"),
+            {
+                "type": "section",
+                "fields": [
+                    {
+                        "type": "mrkdwn",
+                        "text": "*Root cause*\n"
+                        + _pct_entity(a.root_cause, a.root_cause_confidence),
+                    },
+                    {
+                        "type": "mrkdwn",
+                        "text": f"*Fault type*\n{a.fault_type} ({a.fault_probability:.0%})",
+                    },
+                    {"type": "mrkdwn", "text": f"*Error rate*\n{i.error_rate:.2%}"},
+                    {
+                        "type": "mrkdwn",
+                        "text": f"*Affected*\n{', '.join(i.affected_services[:6]) or '-'}",
+                    },
+                ],
+            },
+        ]
+        if a.evidence:
+            blocks.append(md("*Evidence*\n" + "\n".join(f"• {e.summary}" for e in a.evidence[:5])))
+        rem = f"*Remediation* ({r.status})"
+        if r.strategy:
+            rem += f"\n`{r.strategy}`: " + "; ".join(r.actions)
+        if r.dry_run:
+            rem += f"\nDry run: {r.dry_run}"
+        blocks.append(md(rem))
+        if self.alternatives:
+            blocks.append(
+                md(
+                    "*Alternatives*: "
+                    + ", ".join(f"{h.entity} ({h.confidence:.0%})" for h in self.alternatives)
+                )
+            )
+        blocks.append(
+            {"type": "context", "elements": [{"type": "mrkdwn", "text": self.produced_with}]}
+        )
+        if approval_id:
+            blocks.append(
+                {
+                    "type": "actions",
+                    "block_id": "repair_approval",
+                    "elements": [
+                        {
+                            "type": "button",
+                            "style": "primary",
+                            "action_id": "approve_repair",
+                            "text": {"type": "plain_text", "text": "Approve"},
+                            "value": approval_id,
+                        },
+                        {
+                            "type": "button",
+                            "style": "danger",
+                            "action_id": "deny_repair",
+                            "text": {"type": "plain_text", "text": "Deny"},
+                            "value": approval_id,
+                        },
+                    ],
+                }
+            )
+        return blocks
+
+
+def _pct_entity(entity: str | None, confidence: float | None) -> str:
+    if entity is None:
+        return "undetermined"
+    return f"{entity} ({confidence:.0%})" if confidence is not None else entity
+
+
+def _ms(v: float | None) -> str:
+    return "n/a" if v is None else f"{v:.1f} ms"
+
+
+def _vs(baseline: float | None, fmt: str) -> str:
+    return "" if baseline is None else f" (baseline {fmt.format(baseline)})"

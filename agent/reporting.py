@@ -1,0 +1,209 @@
+"""Building the report from the state: structured sections by rule, narrative by LLM or template.
+
+Why split this way: every section a decision depends on (root cause, fault type, impact,
+priority, remediation) is computed from tool results, so it is the same with or without a model.
+The LLM only writes the explanatory summary (the TAMO SRE prompt); without a key a template
+writes it and the report says it was produced without an LLM.
+"""
+
+from __future__ import annotations
+
+import time
+
+from langchain_core.messages import HumanMessage, SystemMessage
+from langchain_openai import ChatOpenAI
+from openai import APIError
+
+from agent.priority import assign_priority
+from agent.prompts import render
+from agent.report import NO_LLM, Analysis, Hypothesis, Impact, Remediation, Report
+from agent.state import InvestigationState
+from agent.tokens import count
+from tools.telemetry.settings import LLMSettings
+
+
+def _impact(state: InvestigationState) -> Impact:
+    f = state["impact"]
+    change = None
+    if f.p95_ms and f.baseline_p95_ms:
+        change = round((f.p95_ms - f.baseline_p95_ms) / f.baseline_p95_ms * 100, 1)
+    return Impact(
+        affected_services=f.affected_services,
+        requests=f.requests,
+        error_rate=f.error_rate,
+        baseline_error_rate=f.baseline_error_rate,
+        p95_ms=f.p95_ms,
+        baseline_p95_ms=f.baseline_p95_ms,
+        latency_change_pct=change,
+    )
+
+
+def _causal_chain(state: InvestigationState) -> list[str]:
+    """Root cause first, then the services its strongest causal edges lead to."""
+    ranking = state.get("ranking")
+    if ranking is None or not ranking.ranking:
+        return []
+    chain = [ranking.ranking[0].entity]
+    edges = sorted(ranking.causal_edges, key=lambda e: -e.weight)
+    while len(chain) < 4:
+        nxt = next(
+            (e.effect for e in edges if e.cause == chain[-1] and e.effect not in chain), None
+        )
+        if nxt is None:
+            break
+        chain.append(nxt)
+    return chain
+
+
+def _remediation(state: InvestigationState) -> Remediation:
+    p = state.get("plan")
+    if p is None or not p.get("plan_id"):
+        reasons = p.get("reasons", []) if p else []
+        return Remediation(status="none-matched", reasons=reasons)
+    dry = p.get("dry_run_result") or {}
+    ex = state.get("execution")
+    approval = state.get("approval")
+    if ex is not None:
+        status = ex["status"]
+    elif approval is not None and not approval.approved:
+        status = f"denied by {approval.by or 'approver'}"
+    elif state.get("request_repair"):
+        status = "awaiting-approval"
+    else:
+        status = "proposed (approval required to execute)"
+    results = [ex["detail"]] if ex else []
+    verification = None
+    v = state.get("verification")
+    if v is not None:
+        verification = ("passed: " if v.get("ok") else "failed: ") + (v.get("detail") or "")
+    if state.get("rolled_back"):
+        results.append("rolled back")
+    return Remediation(
+        status=status,
+        strategy=p["strategy"],
+        description=p.get("description", ""),
+        reasons=p.get("reasons", []),
+        actions=p["actions"],
+        dry_run=dry.get("detail"),
+        results=results,
+        verification=verification,
+        rollback_plan=p.get("rollback", []),
+    )
+
+
+def _template_summary(a: Analysis, impact: Impact, level: str) -> str:
+    if a.root_cause is None:
+        return "No root cause could be ranked from the available telemetry."
+    chain = f" Causal chain: {' → '.join(a.causal_chain)}." if len(a.causal_chain) > 1 else ""
+    fault = (
+        f"the fault type is uncertain (best guess {a.fault_type}, {a.fault_probability:.0%})"
+        if a.fault_low_confidence
+        else f"the fault looks like {a.fault_type} ({a.fault_probability:.0%})"
+    )
+    return (
+        f"{a.root_cause} is the most likely root cause ({(a.root_cause_confidence or 0):.0%}); "
+        f"{fault}.{chain} {impact.requests} requests in the window, error rate "
+        f"{impact.error_rate:.1%}; priority {level}."
+    )
+
+
+def _llm_summary(
+    llm: ChatOpenAI, state: InvestigationState, a: Analysis, rep: Report
+) -> tuple[str | None, int, int]:
+    context = "\n".join(
+        [
+            f"impact: {rep.impact.model_dump_json(exclude_none=True)}",
+            f"priority: {rep.priority.level} ({rep.priority.rule})",
+            f"remediation: {rep.remediation.strategy or 'none'} {rep.remediation.actions}",
+            f"alternatives: {[(h.entity, h.confidence) for h in rep.alternatives]}",
+            "evidence:",
+        ]
+        + [f"- {e.summary}" for e in a.evidence[:6]]
+    )
+    prompt = render(
+        "report",
+        root_cause=f"{a.root_cause} (confidence {(a.root_cause_confidence or 0):.2%})",
+        fault_type=f"{a.fault_type} (probability {a.fault_probability:.2%})",
+        context=context,
+    )
+    messages = [SystemMessage(render("sre_system")), HumanMessage(prompt)]
+    ai = llm.invoke(messages)
+    meta = ai.usage_metadata
+    prompt_tokens = meta["input_tokens"] if meta else count(render("sre_system") + prompt)
+    return str(ai.content).strip(), prompt_tokens, meta["output_tokens"] if meta else 0
+
+
+def build_report(
+    state: InvestigationState,
+    llm: ChatOpenAI | None,
+    settings: LLMSettings,
+    narrative: str | None,
+) -> tuple[Report, str | None]:
+    """The report for the current state; the LLM narrative is written once and then reused."""
+    incident = state["incident"]
+    ranking, fault, fusion = state.get("ranking"), state.get("fault"), state.get("fusion")
+    top = ranking.ranking[0] if ranking and ranking.ranking else None
+    not_checked = list(state["not_checked"])
+    analysis = Analysis(
+        summary="",
+        root_cause=top.entity if top else None,
+        root_cause_confidence=round(top.score, 4) if top else None,
+        fault_type=fault.fault_type if fault else "unknown",
+        fault_probability=round(fault.probability, 4) if fault else 0.0,
+        fault_low_confidence=fault.low_confidence if fault else True,
+        causal_chain=_causal_chain(state),
+        evidence=state["evidence"],
+        known_incidents=state.get("fingerprints") or [],
+    )
+    impact = _impact(state)
+    alternatives = [
+        Hypothesis(
+            entity=r.entity,
+            confidence=round(r.score, 4),
+            why="; ".join(f"{e.channel} {e.detail}".strip() for e in r.evidence[:2]),
+        )
+        for r in (ranking.ranking[1:4] if ranking else [])
+    ]
+    if fault:
+        alternatives += [
+            Hypothesis(entity=f"fault type {k}", confidence=round(v, 4))
+            for k, v in list(fault.alternatives.items())[:2]
+        ]
+    modalities = [
+        str(m) for m in (fusion.modalities if fusion else ranking.modalities if ranking else [])
+    ]
+    for m in ("metrics", "traces", "logs"):
+        if m not in modalities:
+            not_checked.append(f"{m}: no data in the window")
+    usage = state["usage"]
+    rep = Report(
+        title=f"Incident {incident.window.start:%Y-%m-%d %H:%M} UTC"
+        + (f": {analysis.root_cause} {analysis.fault_type}" if analysis.root_cause else ""),
+        window=incident.window,
+        services=incident.services,
+        produced_with=NO_LLM if llm is None else f"LLM {settings.model} + TAMO learned tools",
+        analysis=analysis,
+        impact=impact,
+        priority=assign_priority(impact),
+        remediation=_remediation(state),
+        alternatives=alternatives,
+        modalities_used=modalities,
+        not_checked=not_checked,
+        usage=usage,
+    )
+    if narrative is None and llm is not None:
+        try:
+            narrative, p_tok, c_tok = _llm_summary(llm, state, analysis, rep)
+            usage.llm_calls += 1
+            usage.prompt_tokens += p_tok
+            usage.completion_tokens += c_tok
+        except APIError as exc:
+            rep.not_checked.append(f"LLM summary failed ({type(exc).__name__}); template used")
+            rep.produced_with = f"{NO_LLM}; LLM {settings.model} gathered evidence"
+    if narrative is not None:
+        rep.analysis.summary = narrative
+    else:
+        rep.analysis.summary = _template_summary(analysis, impact, rep.priority.level)
+    usage.seconds = round(time.time() - state["started_at"], 3)
+    rep.usage = usage
+    return rep, narrative

@@ -1,0 +1,141 @@
+"""``tamo diagnose`` (one-shot report) and ``tamo chat`` (interactive investigation).
+
+Why thin: arguments become a tool context and an incident (:mod:`agent.scope`); the
+investigation is :class:`agent.run.Investigator`; rendering is the report's. With no LLM key the
+report is produced by the deterministic planner and says so.
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from agent.chat import HELP, ChatSession
+from agent.run import Investigator
+from agent.scope import case_context, window_incident
+from tamo.console import console, err_console, fail
+from tools.telemetry.settings import get_settings
+from tools.toolbox.context import ToolContext
+
+
+class Format(StrEnum):
+    markdown = "markdown"
+    json = "json"
+
+
+Start = Annotated[datetime | None, typer.Option(help="window start, UTC (default: end - --last)")]
+End = Annotated[datetime | None, typer.Option(help="window end, UTC (default: now)")]
+Last = Annotated[str, typer.Option(help="window length when --start is not given")]
+Services = Annotated[list[str] | None, typer.Option("--service", "-s", help="suspected service")]
+Dataset = Annotated[str | None, typer.Option(help="labelled dataset: nezha | sockshop-rcd")]
+Root = Annotated[Path | None, typer.Option(help="dataset directory")]
+Case = Annotated[str | None, typer.Option(help="case id (see `tamo cases`)")]
+NoLLM = Annotated[bool, typer.Option("--no-llm", help="ignore a configured LLM")]
+
+
+def _context(dataset: str | None, root: Path | None, case: str | None) -> ToolContext:
+    settings = get_settings()
+    if dataset or case:
+        if not (dataset and case):
+            fail("--dataset and --case go together")
+        return case_context(dataset, root or settings.datasets_root / dataset, case, settings)
+    return ToolContext.from_settings(settings)
+
+
+def _investigator(ctx: ToolContext, no_llm: bool, **kw: object) -> Investigator:
+    return Investigator(ctx, llm=not no_llm, **kw)  # type: ignore[arg-type]
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def diagnose(
+        start: Start = None,
+        end: End = None,
+        last: Last = "15m",
+        service: Services = None,
+        question: Annotated[str | None, typer.Option(help="alert text or question")] = None,
+        trace_id: Annotated[str | None, typer.Option(help="a trace id to start from")] = None,
+        dataset: Dataset = None,
+        root: Root = None,
+        case: Case = None,
+        format: Annotated[Format, typer.Option("--format", "-f")] = Format.markdown,
+        repair: Annotated[bool, typer.Option(help="ask for approval and execute the plan")] = False,
+        execute: Annotated[
+            bool, typer.Option(help="with --repair: really act (default dry run)")
+        ] = False,
+        approve_as: Annotated[
+            str | None, typer.Option(help="approve the plan as NAME, no prompt")
+        ] = None,
+        resume: Annotated[str | None, typer.Option(help="resume investigation THREAD_ID")] = None,
+        no_llm: NoLLM = False,
+    ) -> None:
+        """Investigate an incident window (or a labelled dataset case) and print the report."""
+        ctx = _context(dataset, root, case)
+        inv = _investigator(ctx, no_llm)
+        if resume:
+            result = inv.resume(resume)
+        else:
+            incident = (
+                ctx.incident
+                if ctx.case is not None
+                else window_incident(start, end, last, service or [], question, trace_id)
+            )
+            assert incident is not None
+            if question and ctx.case is not None:
+                incident = incident.model_copy(update={"question": question})
+            result = inv.diagnose(incident, request_repair=repair, dry_run=not execute)
+        if result.pending_approval:
+            p = result.pending_approval
+            err_console.print(
+                f"repair plan [bold]{p['plan_id']}[/] ({p['strategy']}): {'; '.join(p['actions'])}"
+                f" — {'REAL RUN' if execute else 'dry run'}"
+            )
+            if approve_as:
+                result = inv.decide(result.thread_id, True, approve_as)
+            elif sys.stdin.isatty() and typer.confirm("approve?", default=False):
+                result = inv.decide(result.thread_id, True, typer.prompt("your name"))
+            else:
+                result = inv.decide(result.thread_id, False, "cli", "not approved")
+        if result.report is None:
+            fail(f"investigation {result.thread_id} produced no report")
+        if format is Format.json:
+            sys.stdout.write(result.report.to_json() + "\n")
+        else:
+            console.print(result.report.to_markdown(), markup=False, highlight=False)
+        err_console.print(f"investigation id: {result.thread_id}", highlight=False)
+
+    @app.command()
+    def chat(
+        start: Start = None,
+        end: End = None,
+        last: Last = "15m",
+        service: Services = None,
+        dataset: Dataset = None,
+        root: Root = None,
+        case: Case = None,
+        no_llm: NoLLM = False,
+    ) -> None:
+        """Interactive investigation: tool calls shown live, answers streamed, /approve repairs."""
+        ctx = _context(dataset, root, case)
+        incident = (
+            ctx.incident
+            if ctx.case is not None
+            else window_incident(start, end, last, service or [], None, None)
+        )
+        assert incident is not None
+
+        def write(text: str) -> None:
+            sys.stdout.write(text)
+            sys.stdout.flush()
+
+        session = ChatSession(_investigator(ctx, no_llm), incident, write)
+        write(f"TAMO-RCA chat — {HELP}\n")
+        for line in sys.stdin:
+            if not session.handle(line):
+                break
+            write("> ")

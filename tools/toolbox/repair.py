@@ -1,0 +1,245 @@
+"""Repair tools: the strategy library, a plan for a diagnosis, and (guarded) execution.
+
+Why plans are kept by id: ``plan_repair`` is read-only and cheap; ``execute_repair`` refers to a
+plan by id so that what runs is exactly what was shown (and approved), never arguments a model
+made up. Execution goes through :class:`tools.repair.RepairExecutor` — allow-list, pre-checks,
+dry run, approval, write-ahead audit, verification, automatic rollback — and the plan's
+``task_id`` makes a repeated call a no-op that returns the recorded outcome.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from pydantic import BaseModel, Field
+
+from tools.repair import (
+    Approval,
+    AuditLog,
+    Diagnosis,
+    Executor,
+    RepairExecutor,
+    RepairPlan,
+    RuleEngine,
+    SafetyPolicy,
+    Severity,
+    Strategy,
+    Verifier,
+    load_strategies,
+)
+from tools.telemetry.errors import NotFoundError
+from tools.toolbox.context import ToolContext
+from tools.toolbox.spec import tool
+
+
+@dataclass
+class RepairSetup:
+    """What execution needs, configured by the front that builds the context."""
+
+    strategies: list[Strategy] = field(default_factory=load_strategies)
+    executors: dict[str, Executor] = field(default_factory=dict)
+    policy: SafetyPolicy = field(default_factory=SafetyPolicy)
+    audit: AuditLog | None = None
+    verifier: Verifier | None = None
+
+
+def setup(ctx: ToolContext) -> RepairSetup:
+    return ctx.cached("repair_setup", RepairSetup)
+
+
+# ----------------------------------------------------------------------------------------------
+
+
+class ListStrategiesInput(BaseModel):
+    fault_type: str | None = Field(None, description="only strategies whose condition names it")
+
+
+class StrategyView(BaseModel):
+    id: str
+    repair_class: str
+    when: str
+    actions: list[str]
+    auto: bool
+
+
+class ListStrategiesResult(BaseModel):
+    strategies: list[StrategyView]
+
+
+def _when(s: Strategy) -> str:
+    c = s.condition.model_dump(exclude_defaults=True, exclude_none=True)
+    return ", ".join(f"{k}={v}" for k, v in c.items())
+
+
+@tool()
+def list_strategies(inp: ListStrategiesInput, ctx: ToolContext) -> ListStrategiesResult:
+    """The repair strategy library: id, class (restart, scale, rollback ...), when it applies and
+    its actions. Cheap. plan_repair picks from these automatically; list them to explain options."""
+    out = []
+    for s in setup(ctx).strategies:
+        if inp.fault_type and inp.fault_type not in (s.condition.fault_type or []):
+            continue
+        out.append(
+            StrategyView(
+                id=s.strategy_id,
+                repair_class=s.repair_class,
+                when=_when(s),
+                actions=[f"{a.type} {a.target}" for a in s.actions],
+                auto=s.auto,
+            )
+        )
+    return ListStrategiesResult(strategies=out)
+
+
+# ----------------------------------------------------------------------------------------------
+
+
+class PlanRepairInput(BaseModel):
+    service: str = Field(description="root-cause service (from localize_root_cause)")
+    fault_type: str = Field(description="from classify_fault")
+    confidence: float = Field(1.0, ge=0, le=1)
+    module: str | None = None
+    error_codes: list[str] = Field(default_factory=list)
+    metrics: dict[str, float] = Field(default_factory=dict, description="e.g. error_rate")
+    severity: Severity = Severity.WARN
+    trace_ids: list[str] = Field(default_factory=list)
+    incident_id: str | None = None
+
+
+class PlanRepairResult(BaseModel):
+    plan_id: str | None = Field(description="pass to execute_repair; null: nothing matched")
+    strategy: str | None = None
+    description: str = ""
+    auto: bool = False
+    actions: list[str] = Field(default_factory=list)
+    rollback: list[str] = Field(default_factory=list)
+    reasons: list[str] = Field(default_factory=list)
+    alternatives: list[str] = Field(default_factory=list)
+    plan: dict | None = Field(None, exclude=True)  # full plan, kept for resumption, not shown
+
+
+@tool()
+def plan_repair(inp: PlanRepairInput, ctx: ToolContext) -> PlanRepairResult:
+    """Pick the best repair strategy for a diagnosis (root-cause service + fault type) with the
+    rule engine, and say why; changes nothing. Call after localize_root_cause and classify_fault.
+    Returns a plan_id for execute_repair, or plan_id null with the reasons nothing matched."""
+    diagnosis = Diagnosis(
+        service=inp.service,
+        module=inp.module,
+        fault_type=inp.fault_type,
+        confidence=inp.confidence,
+        error_codes=inp.error_codes,
+        metrics=inp.metrics,
+        severity=inp.severity,
+        trace_ids=inp.trace_ids[:5],
+        incident_id=inp.incident_id,
+    )
+    engine = RuleEngine(setup(ctx).strategies)
+    plan = engine.pick(diagnosis)
+    if plan is None:
+        rejected = [f"{m.strategy_id}: {'; '.join(m.reasons)}" for m in engine.rank(diagnosis)[:3]]
+        return PlanRepairResult(plan_id=None, reasons=rejected)
+    ctx.remember(f"plan:{plan.task_id}", plan)
+    return PlanRepairResult(
+        plan_id=plan.task_id,
+        strategy=plan.strategy_id,
+        description=plan.description,
+        auto=plan.auto,
+        actions=[f"{a.seq_no}. {a.type} {a.target} via {a.executor}" for a in plan.actions],
+        rollback=[f"{a.type} {a.target}" for a in plan.rollback],
+        reasons=plan.reasons,
+        alternatives=[f"{m.strategy_id} ({m.score:g})" for m in plan.alternatives[:3]],
+        plan=plan.model_dump(mode="json"),
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+
+
+class ExecuteRepairInput(BaseModel):
+    plan_id: str = Field(description="from plan_repair")
+    dry_run: bool = Field(True, description="false performs the actions (needs human approval)")
+    approved_by: str | None = Field(None, description="the human who approved a real run")
+
+
+class ExecuteRepairResult(BaseModel):
+    plan_id: str
+    dry_run: bool
+    status: str  # dry-run-ok | dry-run-failed | success | failed | refused
+    detail: str
+    executed: list[int] = Field(default_factory=list)
+    verified: bool | None = None
+    verification: str | None = None
+    rolled_back: bool = False
+    resumed: bool = False
+
+
+def _plan(ctx: ToolContext, plan_id: str) -> RepairPlan:
+    plan = ctx.recall(f"plan:{plan_id}")
+    if plan is None:
+        raise NotFoundError(f"no repair plan {plan_id!r}: call plan_repair first")
+    return plan if isinstance(plan, RepairPlan) else RepairPlan.model_validate(plan)
+
+
+def _dry_run(rs: RepairSetup, plan: RepairPlan) -> ExecuteRepairResult:
+    lines, ok = [], True
+    for a in plan.actions:
+        ex = rs.executors.get(a.executor)
+        if ex is None:
+            ok = False
+            lines.append(f"{a.seq_no}. {a.type} {a.target}: no {a.executor!r} executor configured")
+            continue
+        r = ex.dry_run(a, key=a.key(plan.task_id))
+        ok = ok and r.ok
+        lines.append(f"{a.seq_no}. {a.type} {a.target}: {r.detail}")
+    return ExecuteRepairResult(
+        plan_id=plan.task_id,
+        dry_run=True,
+        status="dry-run-ok" if ok else "dry-run-failed",
+        detail="; ".join(lines),
+    )
+
+
+@tool(read_only=False, destructive=True, idempotent=True)
+def execute_repair(inp: ExecuteRepairInput, ctx: ToolContext) -> ExecuteRepairResult:
+    """Run a repair plan. DESTRUCTIVE when dry_run=false: restarts/scales/rolls back services.
+    Default dry_run=true only validates each action where it would run. A real run needs a
+    human's approval, is audited, verified and rolled back on failure; re-calling with the same
+    plan_id never repeats an action (returns the recorded outcome)."""
+    rs = setup(ctx)
+    plan = _plan(ctx, inp.plan_id)
+    if inp.dry_run:
+        return _dry_run(rs, plan)
+    if not inp.approved_by:
+        return ExecuteRepairResult(
+            plan_id=plan.task_id,
+            dry_run=False,
+            status="refused",
+            detail="a real run needs approved_by (the human who approved the plan)",
+        )
+    audit = rs.audit or ctx.cached(
+        "repair_audit", lambda: AuditLog(ctx.settings.path("audit_dir", "audit"))
+    )
+
+    def approver(_: RepairPlan) -> Approval:
+        return Approval(approved=True, by=inp.approved_by or "", reason="approved through TAMO-RCA")
+
+    runner = RepairExecutor(rs.executors, audit, rs.policy, verifier=rs.verifier, approver=approver)
+    out = runner.run(plan)
+    v = out.verification
+    return ExecuteRepairResult(
+        plan_id=plan.task_id,
+        dry_run=False,
+        status=out.status,
+        detail=out.reason or f"executed actions {out.executed}",
+        executed=out.executed,
+        verified=None if v is None else v.passed,
+        verification=None
+        if v is None
+        else "; ".join(
+            f"{c.name}={c.value} {c.op} {c.threshold:g}: {'ok' if c.passed else 'FAIL'}"
+            for c in v.checks
+        ),
+        rolled_back=out.rollback_applied,
+        resumed=out.resumed,
+    )

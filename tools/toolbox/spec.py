@@ -1,0 +1,122 @@
+"""What a tool is: one typed function, described once, exposed to the agent and to MCP.
+
+Why a spec object rather than decorating for one framework: the same function is bound to the
+LangGraph agent (as an OpenAI function schema) and registered with fastmcp (as a flat-parameter
+tool). Both views are derived here from the function's pydantic input model and its docstring,
+so there is exactly one definition of each tool and one place where its description lives.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated, Any, get_type_hints
+
+from pydantic import BaseModel, Field
+
+# Telemetry text (log bodies, span attributes, operation names) comes from the systems under
+# investigation and may contain anything, including instructions aimed at a model. Every such
+# string crosses into a tool result through `untrusted()`, which fences it so that prompts and
+# readers can tell data from instructions, and caps its length so results stay small.
+UNTRUSTED_OPEN = "«data:"
+UNTRUSTED_CLOSE = "»"
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def untrusted(text: str | None, limit: int = 160) -> str:
+    """``text`` fenced as untrusted telemetry data, control characters removed, cut to ``limit``."""
+    if text is None:
+        return f"{UNTRUSTED_OPEN}{UNTRUSTED_CLOSE}"
+    clean = _CONTROL.sub(" ", text).replace(UNTRUSTED_CLOSE, "»").strip()
+    if len(clean) > limit:
+        clean = clean[: limit - 1] + "…"
+    return f"{UNTRUSTED_OPEN}{clean}{UNTRUSTED_CLOSE}"
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    """One tool: its function ``fn(inp, ctx) -> output`` plus the facts both fronts need."""
+
+    name: str
+    fn: Callable[..., BaseModel]
+    input_model: type[BaseModel]
+    output_model: type[BaseModel]
+    read_only: bool
+    destructive: bool
+    idempotent: bool
+
+    @property
+    def description(self) -> str:
+        return inspect.cleandoc(self.fn.__doc__ or "")
+
+    def openai_schema(self) -> dict[str, Any]:
+        """The tool as an OpenAI ``tools`` entry (what ``ChatOpenAI.bind_tools`` sends)."""
+        schema = compact_schema(self.input_model.model_json_schema())
+        return {
+            "type": "function",
+            "function": {"name": self.name, "description": self.description, "parameters": schema},
+        }
+
+    def flat_signature(self) -> inspect.Signature:
+        """A signature with one keyword parameter per input field (what fastmcp introspects)."""
+        params = []
+        for fname, field in self.input_model.model_fields.items():
+            meta = Field(description=field.description) if field.description else Field()
+            default = (
+                inspect.Parameter.empty
+                if field.is_required()
+                else field.get_default(call_default_factory=True)
+            )
+            params.append(
+                inspect.Parameter(
+                    fname,
+                    inspect.Parameter.KEYWORD_ONLY,
+                    default=default,
+                    annotation=Annotated[field.annotation, meta],
+                )
+            )
+        return inspect.Signature(params, return_annotation=self.output_model)
+
+    def __call__(self, ctx: Any, **kwargs: Any) -> BaseModel:
+        """Validate ``kwargs`` against the input model and run the tool."""
+        return self.fn(self.input_model.model_validate(kwargs), ctx)
+
+
+def compact_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """Drop ``title`` keys pydantic adds everywhere: they repeat the field names and cost tokens."""
+    if isinstance(schema, dict):
+        return {k: compact_schema(v) for k, v in schema.items() if k != "title"}
+    if isinstance(schema, list):
+        return [compact_schema(v) for v in schema]
+    return schema
+
+
+REGISTRY: dict[str, ToolSpec] = {}
+
+
+def tool(
+    *, read_only: bool = True, destructive: bool = False, idempotent: bool = True
+) -> Callable[[Callable[..., BaseModel]], Callable[..., BaseModel]]:
+    """Register ``fn(inp: InputModel, ctx: ToolContext) -> OutputModel`` as a tool.
+
+    The input and output models are read from the type hints; the docstring is the description a
+    model reads, so it says what the tool answers, its defaults, its cost and what to call first.
+    """
+
+    def register(fn: Callable[..., BaseModel]) -> Callable[..., BaseModel]:
+        hints = get_type_hints(fn)
+        first = next(iter(inspect.signature(fn).parameters))
+        REGISTRY[fn.__name__] = ToolSpec(
+            name=fn.__name__,
+            fn=fn,
+            input_model=hints[first],
+            output_model=hints["return"],
+            read_only=read_only,
+            destructive=destructive,
+            idempotent=idempotent,
+        )
+        return fn
+
+    return register
