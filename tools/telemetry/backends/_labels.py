@@ -26,10 +26,10 @@ _NOT_A_SERVICE = {"", "POD"}
 
 
 def canonical_labels(labels: Mapping[str, str]) -> str:
-    """The ``labels`` column: a JSON object with sorted keys, ``__name__`` left out."""
-    return json.dumps(
-        {k: v for k, v in labels.items() if k != "__name__"}, sort_keys=True, ensure_ascii=False
-    )
+    """The ``labels`` column: compact JSON with sorted keys (as the ingest parsers write it),
+    ``__name__`` left out."""
+    kept = {k: v for k, v in sorted(labels.items()) if k != "__name__"}
+    return json.dumps(kept, ensure_ascii=False, separators=(",", ":"))
 
 
 def pod_of(labels: Mapping[str, str]) -> str | None:

@@ -1,0 +1,241 @@
+"""Jaeger query service client (HTTP JSON API of ``jaeger-query``) -> ``SPAN_SCHEMA``.
+
+Why: many teams keep traces in Jaeger; the RCA tools read an incident window's spans and the
+service dependency graph from it through :class:`TraceSource`. The trace JSON is parsed by the
+same code that ingests exported Jaeger files (:mod:`tools.telemetry.ingest.jaeger_json`), so a
+trace reads the same whether it came from a file or from the API.
+
+API reference (the ``/api/*`` endpoints the Jaeger UI uses):
+https://www.jaegertracing.io/docs/1.62/apis/#http-json-internal
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+import networkx as nx
+import pyarrow as pa
+
+from tools.telemetry.backends._http import BackendClient
+from tools.telemetry.backends._traces import call_graph_from_spans, dedupe_spans, filter_spans
+from tools.telemetry.errors import BackendError, InputError, NotFoundError
+from tools.telemetry.ingest import jaeger_json
+from tools.telemetry.ingest.common import Counter, Fail, span_rows
+from tools.telemetry.model import SPAN_SCHEMA, TimeWindow
+
+TimeLike = datetime | int  # datetime or epoch nanoseconds
+
+
+def _us(t: TimeLike) -> int:
+    return int(t.timestamp() * 1_000_000) if isinstance(t, datetime) else int(t) // 1000
+
+
+def traces_to_table(doc: Any, source: str) -> pa.Table:
+    """A ``{"data": [trace, ...]}`` document -> ``SPAN_SCHEMA`` (ids padded to 32/16 hex)."""
+    rows = span_rows()
+    jaeger_json.add_document(doc, rows, set(), Counter(), Fail(source))
+    return rows.table()
+
+
+class JaegerClient(BackendClient):
+    """Jaeger query HTTP API; implements :class:`tools.telemetry.sources.TraceSource`.
+
+    Jaeger searches traces per service, so ``spans`` without ``services`` searches every
+    service Jaeger knows, at most ``traces_per_service`` traces each, ``concurrency`` at a time.
+    """
+
+    kind = "jaeger"
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        traces_per_service: int = 200,
+        concurrency: int = 8,
+        **options: Any,
+    ) -> None:
+        super().__init__(base_url, **options)
+        self.traces_per_service = traces_per_service
+        self.concurrency = concurrency
+
+    async def _data(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
+        body = await self.get_json(path, params)
+        if not isinstance(body, dict) or "data" not in body:
+            raise self.malformed("no {'data': ...} envelope", path, params)
+        if body.get("errors") and not body["data"]:
+            detail = "; ".join(str(e.get("msg", e)) for e in body["errors"])
+            raise BackendError(
+                f"jaeger answered with errors: {detail}", url=self._url(path, params)
+            )
+        return body["data"]
+
+    async def _spans(self, path: str, params: Mapping[str, Any] | None = None) -> pa.Table:
+        body = await self.get_json(path, params)
+        try:
+            return traces_to_table(body, self._url(path, params))
+        except InputError as exc:
+            raise self.malformed(exc.message, path, params) from None
+
+    # -- async API -----------------------------------------------------------------------------
+
+    async def aservices(self) -> list[str]:
+        return sorted(str(s) for s in await self._data("/api/services") or [])
+
+    async def aoperations(self, service: str) -> list[str]:
+        data = await self._data(f"/api/services/{service}/operations")
+        return sorted(str(s) for s in data or [])
+
+    async def asearch(
+        self,
+        service: str,
+        start: TimeLike,
+        end: TimeLike,
+        operation: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        min_duration_ms: float | None = None,
+        limit: int = 20,
+    ) -> pa.Table:
+        """Spans of up to ``limit`` traces that have a span of ``service`` in [start, end]."""
+        params: dict[str, Any] = {
+            "service": service,
+            "start": _us(start),
+            "end": _us(end),
+            "limit": limit,
+        }
+        if operation:
+            params["operation"] = operation
+        if tags:
+            params["tags"] = json.dumps(dict(tags))
+        if min_duration_ms is not None:
+            params["minDuration"] = f"{min_duration_ms:g}ms"
+        return await self._spans("/api/traces", params)
+
+    async def atrace(self, trace_id: str) -> pa.Table:
+        """All spans of one trace; ``NotFoundError`` when Jaeger does not know it."""
+        path = f"/api/traces/{trace_id}"
+        try:
+            table = await self._spans(path)
+        except BackendError as exc:
+            if exc.status == 404:
+                raise NotFoundError(f"no trace {trace_id}", source=exc.url) from None
+            raise
+        if table.num_rows == 0:
+            raise NotFoundError(f"no trace {trace_id}", source=self._url(path, None))
+        return table
+
+    async def adependencies(self, window: TimeWindow) -> list[dict[str, Any]]:
+        """``[{"parent", "child", "callCount"}]`` for the window (Jaeger aggregates these)."""
+        params = {
+            "endTs": window.end_ns // 1_000_000,
+            "lookback": (window.end_ns - window.start_ns) // 1_000_000,
+        }
+        data = await self._data("/api/dependencies", params)
+        if not isinstance(data, list):
+            raise self.malformed("dependencies data is not a list", "/api/dependencies", params)
+        return [dict(d) for d in data]
+
+    async def aspans(
+        self,
+        window: TimeWindow,
+        services: list[str] | None = None,
+        operation: str | None = None,
+        min_duration_ms: float | None = None,
+        errors_only: bool = False,
+        trace_id: str | None = None,
+        limit: int | None = None,
+    ) -> pa.Table:
+        """``TraceSource.spans``: searches each service, then narrows to matching spans."""
+        if trace_id is not None:
+            try:
+                found = await self.atrace(trace_id)
+            except NotFoundError:
+                found = SPAN_SCHEMA.empty_table()
+        else:
+            gate = asyncio.Semaphore(self.concurrency)
+            tags = {"error": "true"} if errors_only else None
+
+            async def one(service: str) -> pa.Table:
+                async with gate:
+                    return await self.asearch(
+                        service,
+                        window.start,
+                        window.end,
+                        operation,
+                        tags,
+                        min_duration_ms,
+                        self.traces_per_service,
+                    )
+
+            names = services or await self.aservices()
+            found = dedupe_spans(list(await asyncio.gather(*(one(s) for s in names))), SPAN_SCHEMA)
+        return filter_spans(
+            found, window, services, operation, min_duration_ms, errors_only, trace_id, limit
+        )
+
+    async def acall_graph(self, window: TimeWindow) -> nx.DiGraph:
+        """Caller -> callee graph from the window's spans (calls, errors, p50/p95); edges that
+        only ``/api/dependencies`` knows (spans beyond the search limits) are added with their
+        ``calls``."""
+        spans, deps = await asyncio.gather(self.aspans(window), self.adependencies(window))
+        graph = call_graph_from_spans(spans, window)
+        for dep in deps:
+            parent, child = str(dep.get("parent")), str(dep.get("child"))
+            if parent != child and not graph.has_edge(parent, child):
+                graph.add_edge(
+                    parent,
+                    child,
+                    calls=int(dep.get("callCount", 0)),
+                    errors=0,
+                    p50_ms=None,
+                    p95_ms=None,
+                )
+        return graph
+
+    # -- sync facade ---------------------------------------------------------------------------
+
+    def services(self) -> list[str]:
+        return self.run_sync(self.aservices())
+
+    def operations(self, service: str) -> list[str]:
+        return self.run_sync(self.aoperations(service))
+
+    def search(
+        self,
+        service: str,
+        start: TimeLike,
+        end: TimeLike,
+        operation: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        min_duration_ms: float | None = None,
+        limit: int = 20,
+    ) -> pa.Table:
+        return self.run_sync(
+            self.asearch(service, start, end, operation, tags, min_duration_ms, limit)
+        )
+
+    def dependencies(self, window: TimeWindow) -> list[dict[str, Any]]:
+        return self.run_sync(self.adependencies(window))
+
+    def spans(
+        self,
+        window: TimeWindow,
+        services: list[str] | None = None,
+        operation: str | None = None,
+        min_duration_ms: float | None = None,
+        errors_only: bool = False,
+        trace_id: str | None = None,
+        limit: int | None = None,
+    ) -> pa.Table:
+        return self.run_sync(
+            self.aspans(window, services, operation, min_duration_ms, errors_only, trace_id, limit)
+        )
+
+    def trace(self, trace_id: str) -> pa.Table:
+        return self.run_sync(self.atrace(trace_id))
+
+    def call_graph(self, window: TimeWindow) -> nx.DiGraph:
+        return self.run_sync(self.acall_graph(window))
