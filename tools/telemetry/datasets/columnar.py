@@ -12,6 +12,7 @@ import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 
+import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -84,3 +85,21 @@ def wide_to_long(
     )
     keep = pc.and_(pc.is_valid(values), pc.invert(pc.is_nan(values)))
     return table.filter(pc.fill_null(keep, False))
+
+
+_DUCK = duckdb.connect()  # one in-memory database; each query runs on its own cursor
+
+
+def duck_query(sql: str, **tables: pa.Table) -> pa.Table:
+    """Run ``sql`` over arrow ``tables`` (registered under their keyword names) in DuckDB.
+
+    A cursor of one shared in-memory connection: opening a connection per file costs more than
+    the query on a small file, and cursors are the thread-safe way to share one.
+    """
+    cur = _DUCK.cursor()
+    try:
+        for name, table in tables.items():
+            cur.register(name, table)
+        return cur.sql(sql).to_arrow_table()
+    finally:
+        cur.close()

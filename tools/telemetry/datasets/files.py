@@ -14,7 +14,9 @@ import gzip
 import logging
 import re
 import zlib
-from collections.abc import Mapping
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import pyarrow as pa
@@ -123,3 +125,26 @@ def read_header(path: Path) -> list[str]:
     if not first.strip() or not all(names):
         raise InputError("empty or malformed header", path=str(path), line=1)
     return names
+
+
+def read_ahead(
+    jobs: Iterable[tuple[str, Path, Callable[[Path], pa.Table]]], depth: int = 2
+) -> Iterator[tuple[str, str, pa.Table]]:
+    """``(kind, path, reader)`` jobs -> ``(kind, str(path), reader(path))`` in order, reading up
+    to ``depth`` files ahead on worker threads (pyarrow and DuckDB release the GIL), so a bulk
+    consumer's inserts overlap with decompressing and parsing the next files."""
+    pending: deque[tuple[str, Path, Future[pa.Table]]] = deque()
+    it = iter(jobs)
+    with ThreadPoolExecutor(max_workers=depth, thread_name_prefix="dataset-read") as pool:
+        try:
+            for kind, path, reader in it:
+                pending.append((kind, path, pool.submit(reader, path)))
+                if len(pending) >= depth:
+                    k, p, fut = pending.popleft()
+                    yield k, str(p), fut.result()
+            while pending:
+                k, p, fut = pending.popleft()
+                yield k, str(p), fut.result()
+        finally:
+            for _, _, fut in pending:
+                fut.cancel()

@@ -30,17 +30,17 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import duckdb
 import networkx as nx
 import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel, ValidationError
 
-from tools.telemetry.datasets.files import csv_stem, find_csv, require_dir
+from tools.telemetry.datasets.columnar import duck_query
+from tools.telemetry.datasets.files import csv_stem, find_csv, read_ahead, require_dir
 from tools.telemetry.datasets.nezha_files import (
     read_dependencies,
     read_edge_metrics,
@@ -256,8 +256,14 @@ class NezhaAdapter:
     ) -> Iterator[tuple[str, str, pa.Table]]:
         """Every trace, log and metric file of the days (``rca_data`` and the fault-free
         ``construct_data`` slots; ``construct_data/*/metric`` duplicates ``rca_data`` and is
-        skipped). Trace-id lists are not telemetry and are skipped too."""
-        for day in self._days(root, parts):
+        skipped). Trace-id lists are not telemetry and are skipped too. Files are read two
+        ahead on worker threads while the caller consumes the previous one."""
+        return read_ahead(self._telemetry_jobs(root, self._days(root, parts)))
+
+    def _telemetry_jobs(
+        self, root: Path, days: list[str]
+    ) -> Iterator[tuple[str, Path, Callable[[Path], pa.Table]]]:
+        for day in days:
             rca = root / "rca_data" / day
             construct = root / "construct_data" / day
             for kind, folder, reader in (
@@ -266,9 +272,9 @@ class NezhaAdapter:
             ):
                 for base in (rca, construct):
                     for path in sorted((base / folder).glob(f"*_{folder}.csv*")):
-                        yield kind, str(path), reader(path)
-            for path, table in _metric_files(rca / "metric", self.system(rca)):
-                yield "metrics", str(path), table
+                        yield kind, path, reader
+            for path, reader in _metric_readers(rca / "metric", self.system(rca)):
+                yield "metrics", path, reader
 
     def dependency_graph(self, root: Path, day: str) -> nx.DiGraph:
         """OB ``metric/dependency.csv`` as a service call graph (edge attribute ``weight``);
@@ -305,12 +311,7 @@ def _read_slots(folder: Path, slots: list[str], kind: str) -> pa.Table:
         if kind == "trace"
         else "SELECT DISTINCT * FROM t"
     )
-    con = duckdb.connect()
-    try:
-        con.register("t", pa.concat_tables(tables))
-        return con.sql(f"{sql} ORDER BY {key}").to_arrow_table().cast(schema)
-    finally:
-        con.close()
+    return duck_query(f"{sql} ORDER BY {key}", t=pa.concat_tables(tables)).cast(schema)
 
 
 def _cut(table: pa.Table, column: str, window: TimeWindow) -> pa.Table:
@@ -319,21 +320,22 @@ def _cut(table: pa.Table, column: str, window: TimeWindow) -> pa.Table:
     return table.filter(keep)
 
 
-def _metric_files(folder: Path, system: str) -> Iterator[tuple[Path, pa.Table]]:
+def _metric_readers(folder: Path, system: str) -> Iterator[tuple[Path, Callable[[Path], pa.Table]]]:
+    """Each metric file of a day with the reader for its kind."""
     require_dir(folder, "Nezha metric folder")
     for path in sorted(folder.glob("*_metric.csv*")):
-        yield path, read_pod_metrics(path)
+        yield path, read_pod_metrics
     entry = find_csv(folder / "front_service.csv")
     if entry is not None:
-        yield entry, read_entry_metrics(entry, ENTRY_SERVICE[system])
+        yield entry, functools.partial(read_entry_metrics, service=ENTRY_SERVICE[system])
     for side in ("source", "destination"):
         edges = find_csv(folder / f"{side}_50.csv")
         if edges is not None:
-            yield edges, read_edge_metrics(edges, side)
+            yield edges, functools.partial(read_edge_metrics, reported_by=side)
 
 
 @functools.lru_cache(maxsize=4)
 def day_metrics(folder: str, system: str) -> pa.Table:
     """All metric series of one day (cached: ``load_case`` cuts every case from it)."""
-    tables = [t for _, t in _metric_files(Path(folder), system)]
+    tables = [reader(path) for path, reader in _metric_readers(Path(folder), system)]
     return pa.concat_tables(tables) if tables else METRIC_SCHEMA.empty_table()

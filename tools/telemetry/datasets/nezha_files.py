@@ -26,6 +26,7 @@ import pyarrow.compute as pc
 from tools.telemetry.datasets.columnar import (
     check_metric_name,
     const,
+    duck_query,
     labels_json,
     map_distinct,
     wide_to_long,
@@ -172,33 +173,37 @@ def read_trace_ids(path: Path) -> pa.Array:
 # with "severity"/"message"; TT lines are Logback text "<clock> <LEVEL> <logger> ...". A row
 # whose Log field is not JSON keeps its raw text as the body (severity unknown).
 _LOG_SQL = r"""
-WITH docker AS (
+WITH docker AS MATERIALIZED (
   SELECT *,
-    CASE WHEN json_valid(Log) THEN rtrim(json_extract_string(Log, '$.log'), chr(10) || chr(13))
-    END AS line,
-    CASE WHEN json_valid(Log) THEN json_extract_string(Log, '$.stream') END AS stream
+    CASE WHEN json_valid(Log) THEN json_extract_string(Log, ['$.log', '$.stream']) END AS rec
   FROM raw
-), app AS (
-  SELECT *, (left(ltrim(line), 1) = '{' AND json_valid(line)) AS is_json FROM docker
+), lines AS MATERIALIZED (
+  SELECT *, rtrim(rec[1], chr(10) || chr(13)) AS line FROM docker
+), app AS MATERIALIZED (
+  SELECT *,
+    CASE WHEN starts_with(ltrim(line), '{') AND json_valid(line)
+      THEN json_extract_string(line, ['$.severity', '$.message'])
+    END AS fields
+  FROM lines
 )
 SELECT
   ts_ns,
   service,
   NULLIF(PodName, '') AS pod,
   CASE
-    WHEN is_json THEN upper(json_extract_string(line, '$.severity'))
+    WHEN fields IS NOT NULL THEN upper(fields[1])
     ELSE NULLIF(regexp_extract(line,
       '^\S+\s+(TRACE|DEBUG|INFO|NOTICE|WARN|WARNING|ERROR|SEVERE|FATAL|CRITICAL)\b', 1), '')
   END AS severity,
   CASE
     WHEN line IS NULL THEN Log
-    WHEN is_json THEN coalesce(json_extract_string(line, '$.message'), line)
+    WHEN fields IS NOT NULL THEN coalesce(fields[2], line)
     ELSE line
   END AS body,
   NULLIF(TraceID, '') AS trace_id,
   NULLIF(SpanID, '') AS span_id,
   json_object('container', NULLIF(Container, ''), 'node', NULLIF(Node, ''),
-              'stream', stream)::VARCHAR AS attributes
+              'stream', rec[2])::VARCHAR AS attributes
 FROM app
 """
 
@@ -218,14 +223,10 @@ def read_logs(path: Path) -> pa.Table:
     table = raw.append_column("ts_ns", ts).append_column(
         "service", map_distinct(raw["PodName"], lambda p: service_from_pod(p) if p else None)
     )
-    con = duckdb.connect()
     try:
-        con.register("raw", table)
-        out = con.sql(_LOG_SQL).to_arrow_table()
+        out = duck_query(_LOG_SQL, raw=table)
     except duckdb.Error as exc:
         raise InputError(f"cannot decode log records: {exc}", path=str(path)) from None
-    finally:
-        con.close()
     return out.cast(LOG_SCHEMA)
 
 

@@ -34,7 +34,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from tools.telemetry.datasets.columnar import const, labels_json, wide_to_long
-from tools.telemetry.datasets.files import find_csv, read_csv, read_header, require_dir
+from tools.telemetry.datasets.files import find_csv, read_ahead, read_csv, read_header, require_dir
 from tools.telemetry.errors import DatasetError, InputError
 from tools.telemetry.model import CaseTelemetry, LabelledCase, Modality, TimeWindow
 
@@ -152,11 +152,14 @@ class SockShopAdapter:
     def iter_telemetry(
         self, root: Path, parts: list[str] | None = None
     ) -> Iterator[tuple[str, str, pa.Table]]:
-        for case in self.cases(root, parts):
-            run_dir = self._data(root) / case.case_id
-            for stem in ("normal", "anomalous"):
-                path = _require(run_dir, stem)
-                yield "metrics", str(path), read_sockshop_metrics(path)
+        """Both files of every run of ``parts`` (read ahead on worker threads)."""
+        data = self._data(root)
+        jobs = [
+            ("metrics", _require(data / case.case_id, stem), read_sockshop_metrics)
+            for case in self.cases(root, parts)
+            for stem in ("normal", "anomalous")
+        ]
+        return read_ahead(jobs)
 
 
 def _require(run_dir: Path, stem: str) -> Path:
