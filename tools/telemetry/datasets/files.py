@@ -27,6 +27,7 @@ from tools.telemetry.errors import DatasetError, InputError
 log = logging.getLogger(__name__)
 
 _ROW_RE = re.compile(r"Row #(\d+)")
+_COLUMNS_RE = re.compile(r"Expected \d+ columns, got \d+")
 
 
 def find_csv(path: Path) -> Path | None:
@@ -67,40 +68,70 @@ def read_csv(
     """Read one CSV (plain or gzip) with fixed column names and types.
 
     With ``header=False`` the columns are named by ``column_types`` in order. A header that
-    lacks a required column, a value that does not convert, or a truncated/corrupt gzip stream
-    raises :class:`InputError` (``path:line`` where pyarrow reports the row). A row with the
-    wrong number of fields is skipped with a warning naming ``path:line`` when
-    ``skip_garbled_rows`` (the real data has such rows), else it is an error too.
+    lacks a required column, a value that does not convert, invalid UTF-8 or a truncated/corrupt
+    gzip stream raises :class:`InputError` (``path:line`` where known). A row with the wrong
+    number of fields is skipped with a warning naming ``path:line`` when ``skip_garbled_rows``
+    (the real data has such rows), else it is an error too.
     """
-    names = list(column_types)
-    skipped: list[int | None] = []
-
-    def on_invalid(row: pacsv.InvalidRow) -> str:
-        if not skip_garbled_rows:
-            return "error"
-        skipped.append(row.number)
-        return "skip"
-
-    read_opts = pacsv.ReadOptions(
-        column_names=None if header else names,
-        block_size=8 << 20,
-    )
-    parse_opts = pacsv.ParseOptions(invalid_row_handler=on_invalid, newlines_in_values=False)
+    read_opts = pacsv.ReadOptions(column_names=None if header else list(column_types))
     convert_opts = pacsv.ConvertOptions(
         column_types=dict(column_types),
-        include_columns=names,
+        include_columns=list(column_types),
         strings_can_be_null=False,
         quoted_strings_can_be_null=False,
     )
     try:
-        table = pacsv.read_csv(
-            path, read_options=read_opts, parse_options=parse_opts, convert_options=convert_opts
+        return pacsv.read_csv(
+            path,
+            read_options=read_opts,
+            parse_options=pacsv.ParseOptions(newlines_in_values=False),
+            convert_options=convert_opts,
         )
+    except pa.ArrowInvalid as exc:
+        if not (skip_garbled_rows and _COLUMNS_RE.search(str(exc))):
+            raise _input_error(path, exc, header) from None
     except (pa.ArrowException, OSError, EOFError, zlib.error, UnicodeDecodeError) as exc:
         raise _input_error(path, exc, header) from None
-    if skipped:
-        lines = ", ".join(str(n + (1 if header else 0)) if n else "?" for n in skipped[:5])
-        log.warning("%s: skipped %d garbled row(s) (line %s)", path, len(skipped), lines)
+    return _read_skipping_garbled(path, read_opts, convert_opts, header)
+
+
+def _read_skipping_garbled(
+    path: Path, read_opts: pacsv.ReadOptions, convert_opts: pacsv.ConvertOptions, header: bool
+) -> pa.Table:
+    """The slow path for a file with rows of the wrong width: decode it strictly (so a bad byte
+    is reported by line), then parse single-threaded skipping and logging those rows."""
+    try:
+        data = (
+            gzip.decompress(path.read_bytes()) if path.name.endswith(".gz") else path.read_bytes()
+        )
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise InputError("invalid UTF-8", path=str(path), line=line) from None
+    except (OSError, EOFError, zlib.error) as exc:
+        raise _input_error(path, exc, header) from None
+    skipped: list[int] = []
+
+    def on_invalid(row: pacsv.InvalidRow) -> str:
+        skipped.append(row.number or 0)
+        return "skip"
+
+    read_opts = pacsv.ReadOptions(
+        column_names=read_opts.column_names, use_threads=False, block_size=len(data) + 1
+    )
+    try:
+        table = pacsv.read_csv(
+            pa.BufferReader(data),
+            read_options=read_opts,
+            parse_options=pacsv.ParseOptions(
+                newlines_in_values=False, invalid_row_handler=on_invalid
+            ),
+            convert_options=convert_opts,
+        )
+    except (pa.ArrowException, OSError) as exc:
+        raise _input_error(path, exc, header) from None
+    lines = ", ".join(str(n) for n in skipped[:5])
+    log.warning("%s: skipped %d garbled row(s) (line %s)", path, len(skipped), lines)
     return table
 
 
