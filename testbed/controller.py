@@ -45,7 +45,7 @@ from starlette.routing import Route
 
 from testbed.catalog import FAULTS, MODELS, MODULES, SKIPPABLE, Action
 from testbed.config import FD_ENV, RUNTIME_ENV, STATIC_ENV, RuntimeConfig, StaticConfig
-from testbed.observability import log_event, setup_logging
+from testbed.jsonlog import log_event, setup_logging
 from testbed.runner import WATCH_PARENT_ENV
 from testbed.state import StateStore
 

@@ -1,4 +1,4 @@
-"""The three signals of one module process: OTel traces, JSON logs, Prometheus metrics.
+"""Traces and metrics of one module process (JSON logs are in ``jsonlog.py``).
 
 Why here and not in each module: every module must emit the *same* shapes (span attributes
 ``task_id``/``module``/``error_code``/``model.version``, log fields, metric names and labels) or
@@ -8,14 +8,9 @@ cross-signal correlation by trace_id/task_id/module breaks. Metric names are the
 
 from __future__ import annotations
 
-import json
-import logging
-import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
@@ -30,11 +25,15 @@ _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0
 
 
 class Metrics:
-    """The seed's metrics, all labelled by ``module`` (default registry, one per process)."""
+    """The seed's metrics, all labelled by ``module`` (default registry, one per process).
+
+    Every series also carries ``service`` (the same value): tamo's metric readers take the entity
+    of a series from ``service``/``job``, and a scrape's ``job`` names the whole testbed.
+    """
 
     def __init__(self, module: str) -> None:
         self.module = module
-        m = ["module"]
+        m = ["module", "service"]
         self.task_total = Counter(
             "agent_task_total", "Requests handled by a module, by outcome", [*m, "status"]
         )
@@ -83,7 +82,7 @@ class Metrics:
         )
 
     def label(self, metric: Any, **labels: str) -> Any:
-        return metric.labels(module=self.module, **labels)
+        return metric.labels(module=self.module, service=self.module, **labels)
 
 
 def setup_tracing(
@@ -112,54 +111,3 @@ def setup_tracing(
         )
     )
     return provider
-
-
-class JsonFormatter(logging.Formatter):
-    """One JSON object per line with the correlation fields of the seed (ch. 3, 6)."""
-
-    def __init__(self, module: str) -> None:
-        super().__init__()
-        self.module = module
-
-    def format(self, record: logging.LogRecord) -> str:
-        ctx = trace.get_current_span().get_span_context()
-        doc: dict[str, Any] = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-            + f".{int(record.msecs):03d}Z",
-            "level": record.levelname.lower(),
-            "trace_id": format(ctx.trace_id, "032x") if ctx.is_valid else "",
-            "span_id": format(ctx.span_id, "016x") if ctx.is_valid else "",
-            "task_id": getattr(record, "task_id", ""),
-            "module": self.module,
-            "error_code": getattr(record, "error_code", ""),
-            "message": record.getMessage(),
-        }
-        doc.update(getattr(record, "fields", {}))
-        return json.dumps(doc, separators=(",", ":"))
-
-
-def setup_logging(module: str, log_dir: Path) -> logging.Logger:
-    """The module's JSON logger writing ``<log_dir>/<module>.jsonl``."""
-    log_dir.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(log_dir / f"{module}.jsonl", encoding="utf-8")
-    handler.setFormatter(JsonFormatter(module))
-    logger = logging.getLogger(f"testbed.{module}")
-    logger.handlers[:] = [handler]
-    logger.setLevel(logging.INFO)
-    logger.propagate = False
-    return logger
-
-
-def log_event(
-    logger: logging.Logger,
-    level: int,
-    message: str,
-    *,
-    task_id: str = "",
-    error_code: str = "",
-    **fields: Any,
-) -> None:
-    """Log ``message`` with the correlation fields; extra ``fields`` become JSON keys."""
-    logger.log(
-        level, message, extra={"task_id": task_id, "error_code": error_code, "fields": fields}
-    )

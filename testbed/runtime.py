@@ -26,7 +26,8 @@ from starlette.responses import JSONResponse
 
 from testbed.catalog import CONTEXT_LOST, FAULTS, UPSTREAM_UNAVAILABLE
 from testbed.config import RuntimeConfig, StaticConfig
-from testbed.observability import Metrics, log_event, setup_logging, setup_tracing
+from testbed.jsonlog import log_event, setup_logging
+from testbed.observability import Metrics, setup_tracing
 from testbed.state import StateStore
 
 CALL_TIMEOUT = "CALL_TIMEOUT"
