@@ -147,6 +147,17 @@ def test_load_ob_case_with_missing_slots_and_pre_injection_metric_baseline(
     assert edges.num_rows > 0
 
 
+def test_trace_id_lists_cover_the_spans_and_exist_without_trace_files(
+    nezha_root: Path, cases
+) -> None:
+    tt = next(c for c in cases if c.case_id.endswith("/084304"))
+    ids = set(nezha.trace_ids(nezha_root, tt).to_pylist())
+    spans = nezha.load_case(nezha_root, tt).spans
+    assert set(pc.unique(spans["trace_id"]).to_pylist()) <= ids
+    ob = next(c for c in cases if c.case_id.endswith("/045255"))
+    assert len(nezha.trace_ids(nezha_root, ob)) > 100  # no trace file, but the list is there
+
+
 def test_unknown_day_is_a_dataset_error_naming_the_path(nezha_root: Path) -> None:
     with pytest.raises(DatasetError, match=r"2021-01-01-fault_list\.json"):
         nezha.cases(nezha_root, ["2021-01-01"])

@@ -31,10 +31,23 @@ def labels_json(labels: Mapping[str, str]) -> str:
 def map_distinct(
     values: pa.Array | pa.ChunkedArray, fn: Callable[[str], str | None]
 ) -> pa.Array | pa.ChunkedArray:
-    """``fn`` applied to each distinct string of ``values`` and broadcast back (nulls stay null)."""
-    distinct = pc.unique(values)
-    mapped = pa.array([None if v is None else fn(v) for v in distinct.to_pylist()], pa.string())
-    return pc.take(mapped, pc.index_in(values, value_set=distinct))
+    """``fn`` applied to each distinct string of ``values`` and broadcast back as a string column
+    (nulls stay null). Dictionary-encoded input (as the CSV reader can produce it) is mapped
+    through its dictionary without hashing the rows again."""
+    chunks = values.chunks if isinstance(values, pa.ChunkedArray) else [values]
+    out = []
+    for chunk in chunks:
+        if not pa.types.is_dictionary(chunk.type):
+            chunk = pc.dictionary_encode(chunk)
+        names = chunk.dictionary.to_pylist()
+        mapped = pa.array([None if v is None else fn(v) for v in names], pa.string())
+        out.append(pc.take(mapped, chunk.indices))
+    return pa.chunked_array(out, pa.string())
+
+
+def plain_strings(values: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+    """A dictionary-encoded string column decoded to ``string`` (schemas use plain strings)."""
+    return values.cast(pa.string()) if pa.types.is_dictionary(values.type) else values
 
 
 def const(value: str | None, n: int, type_: pa.DataType = pa.string()) -> pa.Array:

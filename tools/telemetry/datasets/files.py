@@ -179,3 +179,17 @@ def read_ahead(
         finally:
             for _, _, fut in pending:
                 fut.cancel()
+
+
+def list_csv(folder: Path, suffix: str) -> list[Path]:
+    """Files ``*<suffix>.csv`` or ``*<suffix>.csv.gz`` in ``folder``, one per logical name
+    (the plain file wins when a copy has both), sorted; empty when the folder is absent."""
+    if not folder.is_dir():
+        return []
+    found: dict[str, Path] = {}
+    for path in folder.iterdir():
+        if path.name.endswith((f"{suffix}.csv", f"{suffix}.csv.gz")) and path.is_file():
+            stem = csv_stem(path)
+            if stem not in found or path.suffix == ".csv":
+                found[stem] = path
+    return [found[k] for k in sorted(found)]

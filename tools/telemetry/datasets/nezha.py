@@ -40,7 +40,13 @@ import pyarrow.compute as pc
 from pydantic import BaseModel, ValidationError
 
 from tools.telemetry.datasets.columnar import duck_query
-from tools.telemetry.datasets.files import csv_stem, find_csv, read_ahead, require_dir
+from tools.telemetry.datasets.files import (
+    csv_stem,
+    find_csv,
+    list_csv,
+    read_ahead,
+    require_dir,
+)
 from tools.telemetry.datasets.nezha_files import (
     read_dependencies,
     read_edge_metrics,
@@ -48,6 +54,7 @@ from tools.telemetry.datasets.nezha_files import (
     read_logs,
     read_pod_metrics,
     read_spans,
+    read_trace_ids,
 )
 from tools.telemetry.errors import DatasetError, InputError
 from tools.telemetry.model import (
@@ -113,7 +120,7 @@ class NezhaAdapter:
     @staticmethod
     def system(day_dir: Path) -> str:
         metric = require_dir(day_dir / "metric", "Nezha metric folder")
-        return "TT" if any(metric.glob("ts-*_metric.csv*")) else "OB"
+        return "TT" if any(p.name.startswith("ts-") for p in list_csv(metric, "_metric")) else "OB"
 
     # -- cases ---------------------------------------------------------------------------------
 
@@ -143,7 +150,7 @@ class NezhaAdapter:
         day_dir = root / "rca_data" / day
         fault_list = day_dir / f"{day}-fault_list.json"
         system = self.system(day_dir)
-        has_metrics = any((day_dir / "metric").glob("*_metric.csv*"))
+        has_metrics = bool(list_csv(day_dir / "metric", "_metric"))
         staged = []
         for fault in self._faults(fault_list):
             try:
@@ -183,11 +190,8 @@ class NezhaAdapter:
     @staticmethod
     def _baseline_slots(root: Path, day: str) -> list[datetime]:
         """Fault-free minute slots of ``construct_data/<day>`` (named by its trace-id lists)."""
-        folder = root / "construct_data" / day / "traceid"
-        if not folder.is_dir():
-            return []
         slots = []
-        for path in folder.glob("*_traceid.csv*"):
+        for path in list_csv(root / "construct_data" / day / "traceid", "_traceid"):
             try:
                 clock = datetime.strptime(csv_stem(path).removesuffix("_traceid"), "%H_%M")
             except ValueError:
@@ -271,10 +275,26 @@ class NezhaAdapter:
                 ("logs", "log", read_logs),
             ):
                 for base in (rca, construct):
-                    for path in sorted((base / folder).glob(f"*_{folder}.csv*")):
+                    for path in list_csv(base / folder, f"_{folder}"):
                         yield kind, path, reader
             for path, reader in _metric_readers(rca / "metric", self.system(rca)):
                 yield "metrics", path, reader
+
+    def trace_ids(self, root: Path, case: LabelledCase) -> pa.Array:
+        """Distinct trace ids listed for the case's slots (``traceid/HH_MM_traceid.csv``).
+
+        The lists are complete even where the trace files are missing (most OB slots), so they
+        tell "there was traffic we have no spans for" from "there was no traffic"."""
+        day = self._case_day(root, case)
+        folder = root / "rca_data" / day / "traceid"
+        lists = [
+            read_trace_ids(p)
+            for s in _window_slots(case.window)
+            if (p := find_csv(folder / f"{s}_traceid.csv")) is not None
+        ]
+        if not lists:
+            return pa.array([], pa.string())
+        return pc.unique(pa.chunked_array(lists, pa.string()))
 
     def dependency_graph(self, root: Path, day: str) -> nx.DiGraph:
         """OB ``metric/dependency.csv`` as a service call graph (edge attribute ``weight``);
@@ -323,7 +343,7 @@ def _cut(table: pa.Table, column: str, window: TimeWindow) -> pa.Table:
 def _metric_readers(folder: Path, system: str) -> Iterator[tuple[Path, Callable[[Path], pa.Table]]]:
     """Each metric file of a day with the reader for its kind."""
     require_dir(folder, "Nezha metric folder")
-    for path in sorted(folder.glob("*_metric.csv*")):
+    for path in list_csv(folder, "_metric"):
         yield path, read_pod_metrics
     entry = find_csv(folder / "front_service.csv")
     if entry is not None:

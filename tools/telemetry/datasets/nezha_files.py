@@ -29,6 +29,7 @@ from tools.telemetry.datasets.columnar import (
     duck_query,
     labels_json,
     map_distinct,
+    plain_strings,
     wide_to_long,
 )
 from tools.telemetry.datasets.files import read_csv, read_header
@@ -36,12 +37,15 @@ from tools.telemetry.datasets.timeparse import wallclock_ns
 from tools.telemetry.errors import InputError
 from tools.telemetry.model import LOG_SCHEMA, METRIC_SCHEMA, SPAN_SCHEMA, service_from_pod
 
+#: few distinct values per file: read dictionary-encoded, which also makes the pod -> service
+#: mapping a lookup in the dictionary instead of a hash of every row
+_NAMES = pa.dictionary(pa.int32(), pa.string())
 TRACE_COLUMNS: dict[str, pa.DataType] = {
     "TraceID": pa.string(),
     "SpanID": pa.string(),
     "ParentID": pa.string(),
-    "PodName": pa.string(),
-    "OperationName": pa.string(),
+    "PodName": _NAMES,
+    "OperationName": _NAMES,
     "StartTimeUnixNano": pa.int64(),
     "EndTimeUnixNano": pa.int64(),
 }
@@ -146,8 +150,8 @@ def read_spans(path: Path) -> pa.Table:
             raw["SpanID"],
             parent,
             map_distinct(pods, service_from_pod),
-            pods,
-            raw["OperationName"],
+            plain_strings(pods),
+            plain_strings(raw["OperationName"]),
             const(None, n),
             start,
             end,
