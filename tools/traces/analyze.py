@@ -1,0 +1,364 @@
+"""``analyze_traces``: the whole call-chain pipeline, batch by batch.
+
+Why batches: memory must follow the analysis window, not the file. Traces are ordered by their
+first span and cut into time windows (``window_s``) of at most ``max_spans_per_batch`` spans;
+each batch is reconstructed, scored and explained, and only compact per-trace rows plus the
+evidence of anomalous traces survive it. Normal behaviour is learned once, from the baseline
+when given, else from a seeded sample of the input's traces (anomalies must be the minority).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from tools.traces.alerts import AlertLinker, TraceIncident
+from tools.traces.clustering import cluster_vectors
+from tools.traces.config import TraceConfig
+from tools.traces.correlate import correlate
+from tools.traces.detector import NormalModel, ScoredBatch
+from tools.traces.fingerprint import METRIC_FLAGS, Fingerprint, structure_string
+from tools.traces.knowledge_base import KnowledgeBase
+from tools.traces.log_templates import TemplateMiner
+from tools.traces.reconstruct import InputCounters, reconstruct
+from tools.traces.results import TraceAnalysis, TraceCluster, TraceResult
+from tools.traces.root_cause import explain
+from tools.traces.signatures import (
+    group_stats,
+    keywords_from_attributes,
+    log_keywords,
+    metric_symptoms,
+    span_symptoms,
+    top_keywords,
+)
+
+
+@dataclass
+class _Anomaly:
+    """Evidence kept for one anomalous trace after its batch is gone."""
+
+    trace_id: str
+    row: int  # index into the per-trace results
+    start_ns: int
+    root_span: str
+    reason: str
+    structure: str
+    deviation: np.ndarray
+    trace_ms: float
+    n_spans: int
+    errors: int
+    retry: bool
+    hung: bool
+    missing: bool
+    terminal_lost: bool
+    keywords: Counter[str] = field(default_factory=Counter)
+    shared: dict[str, str] = field(default_factory=dict)
+
+
+def _trace_codes(spans: pa.Table) -> tuple[np.ndarray, int]:
+    enc = pc.dictionary_encode(spans["trace_id"]).combine_chunks()
+    codes = np.asarray(enc.indices.fill_null(-1), dtype=np.int64)
+    return codes, len(enc.dictionary)
+
+
+def sample_traces(spans: pa.Table, max_traces: int, seed: int) -> pa.Table:
+    """All spans of at most ``max_traces`` traces chosen uniformly (seeded)."""
+    codes, n = _trace_codes(spans)
+    if n <= max_traces:
+        return spans
+    keep = np.zeros(n + 1, dtype=bool)
+    keep[np.random.default_rng(seed).choice(n, max_traces, replace=False)] = True
+    return spans.filter(pa.array(keep[codes]))
+
+
+def iter_batches(spans: pa.Table, config: TraceConfig) -> Iterator[pa.Table]:
+    """Whole traces, ordered by their first span, cut into time windows of bounded size."""
+    if spans.num_rows == 0:
+        return
+    codes, n = _trace_codes(spans)
+    start = np.asarray(pc.fill_null(spans["start_ns"], 0).combine_chunks(), dtype=np.int64)
+    first = np.full(n + 1, np.iinfo(np.int64).max)
+    np.minimum.at(first, codes, start)
+    first[n] = first[:n].min(initial=0)  # spans without a trace id go with the first window
+    size = np.bincount(codes, minlength=n + 1)
+    order = np.argsort(first, kind="stable")
+    window = (first[order] - first[order[0]]) // int(config.window_s * 1e9)
+    batch_of = np.zeros(n + 1, dtype=np.int64)
+    batch, spans_in, last_window = 0, 0, window[0]
+    for pos, t in enumerate(order):
+        if spans_in and (
+            window[pos] != last_window or spans_in + size[t] > config.max_spans_per_batch
+        ):
+            batch, spans_in = batch + 1, 0
+        batch_of[t], spans_in, last_window = batch, spans_in + size[t], window[pos]
+    span_batch = batch_of[codes]
+    span_order = np.argsort(span_batch, kind="stable")
+    bounds = np.searchsorted(span_batch[span_order], np.arange(batch + 2))
+    for b in range(batch + 1):
+        yield spans.take(span_order[bounds[b] : bounds[b + 1]])
+
+
+def _shared_attributes(texts: list[str | None], keys: list[str]) -> dict[str, str]:
+    import json
+
+    out: dict[str, str] = {}
+    for text in texts:
+        if not text:
+            continue
+        try:
+            obj = json.loads(text)
+        except ValueError:
+            continue
+        if isinstance(obj, dict):
+            for k in keys:
+                if k in obj and k not in out and isinstance(obj[k], str | int | float):
+                    out[k] = str(obj[k])
+    return out
+
+
+def _collect(
+    batch: ScoredBatch,
+    model: NormalModel,
+    rows: list[TraceResult],
+    out: list[_Anomaly],
+    config: TraceConfig,
+) -> None:
+    f, s = batch.forest, batch.signals
+    names = f.module_names
+    n_spans = np.diff(f.offsets)
+    first_start = f.start_ns[f.offsets[:-1]] if f.n_spans else np.zeros(0, np.int64)
+    anomalous = np.nonzero(batch.anomalous)[0]
+    base_row = len(rows)
+    for t in range(f.n_traces):
+        rows.append(
+            TraceResult.model_construct(
+                trace_id=f.trace_ids[t],
+                anomalous=bool(batch.anomalous[t]),
+                anomaly_score=round(float(batch.score[t]), 4),
+                cluster_id=None,
+                root_span=None,
+                reason=None,
+                fingerprint_id=None,
+                start_ns=int(first_start[t]),
+                n_spans=int(n_spans[t]),
+            )
+        )
+    if not len(anomalous):
+        return
+    deviation = model.wl_deviation(batch.wl[anomalous])
+    attrs = f.table["attributes"]
+    codes = f.table["error_code"]
+    terminal = model.base.terminal_module
+    for j, t in enumerate(anomalous):
+        lo, hi = int(f.offsets[t]), int(f.offsets[t + 1])
+        root, reason = explain(batch, int(t))
+        path: list[str] = []
+        p = root
+        while p >= 0 and len(path) < 64:
+            path.append(f"{names[f.module[p]]}#{s.status_class[p]}")
+            p = int(f.parent[p])
+        kids = [
+            f"{names[f.module[c]]}#{s.status_class[c]}"
+            for c in range(lo, hi)
+            if f.parent[c] == root
+        ]
+        root_name = names[f.module[root]]
+        bad = [i for i in range(lo, hi) if s.error[i] or s.hung[i]]
+        gm = s.gmod[lo:hi]
+        term = (gm == terminal) & ~s.error[lo:hi]
+        trace_roots = [i for i in range(lo, hi) if f.parent[i] < 0]
+        out.append(
+            _Anomaly(
+                trace_id=f.trace_ids[t],
+                row=base_row + int(t),
+                start_ns=int(first_start[t]),
+                root_span=root_name,
+                reason=str(reason),
+                structure=structure_string(
+                    path[::-1], sorted(set(kids)), int(f.depth[root]), root_name
+                ),
+                deviation=deviation[j],
+                trace_ms=float(max(f.duration_ns[i] for i in trace_roots) / 1e6)
+                if trace_roots
+                else 0.0,
+                n_spans=hi - lo,
+                errors=int(s.error[lo:hi].sum()),
+                retry=bool((s.repeat_excess[lo:hi] > 0).any()),
+                hung=bool(s.hung[lo:hi].any()),
+                missing=bool((s.missing[lo:hi] > 0).any()),
+                terminal_lost=terminal >= 0 and not term.any(),
+                keywords=keywords_from_attributes(
+                    [attrs[i].as_py() for i in bad], [codes[i].as_py() for i in bad]
+                ),
+                shared=_shared_attributes(
+                    [attrs[i].as_py() for i in range(lo, hi)], config.shared_key_attributes
+                ),
+            )
+        )
+
+
+def _fingerprint(
+    group: list[_Anomaly],
+    model: NormalModel,
+    metrics: pa.Table | None,
+    logs: pa.Table | None,
+    miner: TemplateMiner,
+    config: TraceConfig,
+) -> Fingerprint:
+    root = Counter(a.root_span for a in group).most_common(1)[0][0]
+    reason = Counter(a.reason for a in group).most_common(1)[0][0]
+    structure = Counter(a.structure for a in group).most_common(1)[0][0]
+    stats = group_stats(
+        np.array([a.trace_ms for a in group]),
+        np.array([a.n_spans for a in group], dtype=float),
+        np.array([a.errors for a in group], dtype=float),
+        np.array([a.retry for a in group], dtype=float),
+        np.array([a.hung for a in group], dtype=float),
+        np.array([a.missing for a in group], dtype=float),
+        np.array([a.terminal_lost for a in group], dtype=float),
+    )
+    base = model.base
+    stats["base_p95_ms"] = base.trace_p95_ms
+    stats["base_error_rate"] = base.span_error_rate
+    stats["spans_ratio"] = stats["mean_spans"] / max(float(base.spans_per_trace.sum()), 1e-9)
+    symptoms = span_symptoms(stats, config)
+    from_metrics = metric_symptoms(
+        metrics,
+        min(a.start_ns for a in group),
+        max(a.start_ns for a in group) + int(stats["p95_ms"] * 1e6),
+        config,
+    )
+    signature = {k: bool(symptoms.get(k) or from_metrics.get(k)) for k in METRIC_FLAGS}
+    words: Counter[str] = Counter()
+    for a in group:
+        words.update(a.keywords)
+    words.update(log_keywords(logs, [a.trace_id for a in group[:200]], miner))
+    vector = np.mean([a.deviation for a in group], axis=0)
+    return Fingerprint(
+        structure_fingerprint=structure,
+        structure_vector=[round(float(v), 4) for v in vector],
+        metric_signature=signature,
+        log_signature=top_keywords(words, config.top_log_keywords),
+        root_span=root,
+        reason=reason,
+    )
+
+
+def analyze_traces(
+    spans: pa.Table,
+    baseline: pa.Table | None = None,
+    kb: KnowledgeBase | None = None,
+    logs: pa.Table | None = None,
+    metrics: pa.Table | None = None,
+    config: TraceConfig | None = None,
+) -> TraceAnalysis:
+    """Find anomalous call chains in ``spans`` (SPAN_SCHEMA), name each one's root span and
+    reason, cluster and fingerprint them, recognise known ones in ``kb``, raise incidents for
+    recurring ones and find dependencies shared by many failing traces.
+
+    ``baseline``: fault-free spans to learn normal behaviour from (else the input itself).
+    ``logs`` / ``metrics``: the window's LOG_SCHEMA / METRIC_SCHEMA tables for the signatures.
+    """
+    config = config or TraceConfig()
+    fit_source = baseline if baseline is not None and baseline.num_rows else spans
+    fit_forest, _ = reconstruct(
+        sample_traces(fit_source, config.max_fit_traces, config.seed), config
+    )
+    model = NormalModel.fit(fit_forest, config)
+    del fit_forest
+
+    counters = InputCounters()
+    rows: list[TraceResult] = []
+    anomalies: list[_Anomaly] = []
+    n_batches = 0
+    for table in iter_batches(spans, config):
+        forest, c = reconstruct(table, config)
+        counters.add(c)
+        _collect(model.score(forest), model, rows, anomalies, config)
+        n_batches += 1
+    if spans.num_rows == 0:
+        counters.spans_in = 0
+
+    analysis = TraceAnalysis(
+        traces=rows,
+        counters=counters,
+        baseline_source="baseline" if fit_source is baseline else "input",
+        batches=n_batches,
+    )
+    if not anomalies:
+        return analysis
+    labels = cluster_vectors(
+        [a.root_span for a in anomalies],
+        [a.reason for a in anomalies],
+        np.array([a.deviation for a in anomalies]),
+        config.dbscan_eps,
+        config.dbscan_min_samples,
+    )
+    miner = TemplateMiner()
+    groups: dict[int, list[_Anomaly]] = {}
+    for a, lab in zip(anomalies, labels, strict=True):
+        groups.setdefault(int(lab), []).append(a)
+    ordered = sorted(groups.values(), key=lambda g: (-len(g), g[0].start_ns))
+    linker = AlertLinker(config.alert_count, config.alert_window_s)
+    for i, group in enumerate(ordered):
+        cid = f"cluster-{i:02d}"
+        fp = _fingerprint(group, model, metrics, logs, miner, config)
+        fid = fp.fingerprint_id
+        known = kb.match(fp) if kb is not None else None
+        for a in group:
+            analysis.traces[a.row] = analysis.traces[a.row].model_copy(
+                update={
+                    "cluster_id": cid,
+                    "root_span": a.root_span,
+                    "reason": a.reason,
+                    "fingerprint_id": fid,
+                }
+            )
+        if kb is not None and config.record_in_kb:
+            kb.record(
+                fp,
+                seen_ns=max(a.start_ns for a in group),
+                count=len(group),
+                cluster_key=f"{fid}:{cid}",
+            )
+        analysis.clusters.append(
+            TraceCluster(
+                cluster_id=cid,
+                size=len(group),
+                root_span=fp.root_span,
+                reason=fp.reason,
+                fingerprint_id=fid,
+                fingerprint=fp,
+                known=known,
+                trace_ids=[a.trace_id for a in group[: config.max_traces_in_summary]],
+            )
+        )
+        for a in sorted(group, key=lambda a: a.start_ns):
+            incident = linker.observe(fid, a.start_ns, a.trace_id, fp.root_span, fp.reason)
+            if incident is not None:
+                analysis.incidents.append(_with_known(incident, known))
+    analysis.shared_root_causes = correlate(
+        {a.trace_id: (a.root_span, a.shared) for a in anomalies},
+        config.min_community_traces,
+        config.seed,
+    )
+    return analysis
+
+
+def _with_known(incident: TraceIncident, known: object) -> TraceIncident:
+    from tools.traces.knowledge_base import KnownMatch
+
+    if isinstance(known, KnownMatch):
+        return incident.model_copy(
+            update={
+                "known_root_cause": known.root_cause,
+                "known_fix": known.strategy,
+                "match_score": known.score,
+            }
+        )
+    return incident

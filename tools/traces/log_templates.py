@@ -1,0 +1,194 @@
+"""A Drain-style streaming log template miner with persisted state.
+
+Why our own (about 150 lines) instead of the drain3 package: drain3 pins dependencies that
+conflict with fastmcp. The algorithm is Drain's (He et al., ICWS 2017): mask variables
+(IPs, UUIDs, hex ids, numbers), route the line through a fixed-depth tree keyed by token count
+and the first tokens, then join the most similar template in that leaf if the share of equal
+tokens reaches the threshold (the differing positions become ``<*>``), else start a new one.
+State (templates and their tree paths) is a small JSON file, so template ids stay stable
+across runs and the T1 log branch and fingerprints see the same ids.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from tools.telemetry.errors import InputError
+
+WILDCARD = "<*>"
+_MASKS = (
+    (
+        re.compile(
+            r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b"
+        ),
+        "<UUID>",
+    ),
+    (re.compile(r"\b(?:\d{1,3}\.){3}\d{1,3}(?::\d+)?\b"), "<IP>"),
+    (re.compile(r"\b0x[0-9a-fA-F]+\b"), "<HEX>"),
+    (re.compile(r"\b(?=[0-9a-fA-F]*\d)(?=[0-9a-fA-F]*[a-fA-F])[0-9a-fA-F]{8,}\b"), "<HEX>"),
+    (re.compile(r"(?<![\w.])[-+]?\d+(?:\.\d+)?(?:ms|s|us|ns|%)?(?![\w.])"), "<NUM>"),
+)
+_SPLIT = re.compile(r"[\s=,;:]+")
+
+
+def mask(line: str) -> str:
+    for pattern, token in _MASKS:
+        line = pattern.sub(token, line)
+    return line
+
+
+def tokenize(line: str) -> list[str]:
+    return [t for t in _SPLIT.split(mask(line.strip())) if t]
+
+
+class Template(BaseModel):
+    template_id: int
+    template: str
+    count: int
+
+
+class _Cluster:
+    __slots__ = ("cid", "count", "path", "tokens")
+
+    def __init__(self, cid: int, tokens: list[str], path: list[str], count: int = 1) -> None:
+        self.cid, self.tokens, self.path, self.count = cid, tokens, path, count
+
+    def view(self) -> Template:
+        return Template(template_id=self.cid, template=" ".join(self.tokens), count=self.count)
+
+
+class TemplateMiner:
+    """Streaming template mining; ``add`` one line at a time, ``save``/``load`` the state."""
+
+    def __init__(
+        self,
+        depth: int = 4,
+        similarity: float = 0.4,
+        max_children: int = 100,
+        state_path: Path | None = None,
+    ) -> None:
+        if depth < 3:
+            raise ValueError("depth must be >= 3 (root, length, at least one token level)")
+        self.depth, self.similarity, self.max_children = depth, similarity, max_children
+        self.state_path = state_path
+        self._tree: dict[str, dict] = {}
+        self._clusters: list[_Cluster] = []
+        if state_path is not None and state_path.exists():
+            self._load(state_path)
+
+    # -- routing -----------------------------------------------------------------------------
+    def _path(self, tokens: list[str], create: bool) -> list[str] | None:
+        node = (
+            self._tree.setdefault(str(len(tokens)), {})
+            if create
+            else self._tree.get(str(len(tokens)))
+        )
+        if node is None:
+            return None
+        path = [str(len(tokens))]
+        for tok in tokens[: self.depth - 2]:
+            key = WILDCARD if any(c.isdigit() for c in tok) or tok.startswith("<") else tok
+            if key not in node:
+                if not create:
+                    key = WILDCARD
+                    if key not in node:
+                        return None
+                elif len(node) >= self.max_children:
+                    key = WILDCARD
+            node = node.setdefault(key, {}) if create else node[key]
+            path.append(key)
+        return path
+
+    def _leaf(self, path: list[str]) -> dict:
+        node = self._tree
+        for key in path:
+            node = node.setdefault(key, {})
+        return node.setdefault("__clusters__", {})  # type: ignore[return-value]
+
+    @staticmethod
+    def _sim(template: list[str], tokens: list[str]) -> tuple[float, int]:
+        same = sum(1 for a, b in zip(template, tokens, strict=True) if a == b)
+        wild = sum(1 for a in template if a == WILDCARD)
+        return same / max(len(tokens), 1), wild
+
+    def _best(self, leaf: dict, tokens: list[str]) -> _Cluster | None:
+        best, best_key = None, (-1.0, -1)
+        for cid in leaf:
+            c = self._clusters[int(cid)]
+            sim, wild = self._sim(c.tokens, tokens)
+            if (sim, wild) > best_key:
+                best, best_key = c, (sim, wild)
+        return best if best is not None and best_key[0] >= self.similarity else None
+
+    # -- public ------------------------------------------------------------------------------
+    def add(self, line: str) -> Template:
+        """Assign ``line`` to a template (creating or generalising one) and return it."""
+        tokens = tokenize(line) or ["<EMPTY>"]
+        path = self._path(tokens, create=True) or []
+        leaf = self._leaf(path)
+        c = self._best(leaf, tokens)
+        if c is None:
+            c = _Cluster(len(self._clusters), tokens, path)
+            self._clusters.append(c)
+            leaf[str(c.cid)] = True
+        else:
+            c.tokens = [a if a == b else WILDCARD for a, b in zip(c.tokens, tokens, strict=True)]
+            c.count += 1
+        return c.view()
+
+    def match(self, line: str) -> Template | None:
+        """The template ``line`` belongs to, without learning from it."""
+        tokens = tokenize(line) or ["<EMPTY>"]
+        path = self._path(tokens, create=False)
+        if path is None:
+            return None
+        node = self._tree
+        for key in path:
+            node = node.get(key, {})
+        c = self._best(node.get("__clusters__", {}), tokens)
+        return c.view() if c else None
+
+    def templates(self) -> list[Template]:
+        return sorted((c.view() for c in self._clusters), key=lambda t: -t.count)
+
+    def save(self, path: Path | None = None) -> Path:
+        """Write the state atomically (temp file + rename): never a half-written file."""
+        target = path or self.state_path
+        if target is None:
+            raise ValueError("no state path given")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        state = {
+            "version": 1,
+            "depth": self.depth,
+            "similarity": self.similarity,
+            "max_children": self.max_children,
+            "clusters": [
+                {"id": c.cid, "tokens": c.tokens, "path": c.path, "count": c.count}
+                for c in self._clusters
+            ],
+        }
+        tmp = target.with_suffix(target.suffix + ".tmp")
+        tmp.write_text(json.dumps(state))
+        os.replace(tmp, target)
+        return target
+
+    def _load(self, path: Path) -> None:
+        try:
+            state = json.loads(path.read_text())
+            self.depth, self.similarity = int(state["depth"]), float(state["similarity"])
+            self.max_children = int(state["max_children"])
+            for raw in state["clusters"]:
+                c = _Cluster(
+                    int(raw["id"]), list(raw["tokens"]), list(raw["path"]), int(raw["count"])
+                )
+                if c.cid != len(self._clusters):
+                    raise ValueError(f"template ids out of order at {c.cid}")
+                self._clusters.append(c)
+                self._leaf(c.path)[str(c.cid)] = True
+        except (ValueError, KeyError, TypeError) as exc:
+            raise InputError(f"corrupt template miner state: {exc}", path=str(path)) from exc

@@ -1,0 +1,204 @@
+"""Span vectors and trace embeddings (seed ch. 2): ``[depth, duration, has_error, error-code
+hash, child count, module]`` per span, normalised against the module's normal behaviour, pooled
+per trace and joined with a WL structural embedding.
+
+Why these pooled statistics: an anomaly shows up as one extreme span (max self-time z), a
+structural change (missing expected child, repeated siblings, extra roots) or a distribution
+shift (mean z); sum/avg/max pooling keeps all three visible to the autoencoder while the WL
+histogram captures *where* in the tree it happened.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from tools.traces.baseline import ModuleBaseline, _log_ms, overlapping_siblings, sibling_groups
+from tools.traces.config import TraceConfig
+from tools.traces.reconstruct import TraceForest
+from tools.traces.wl import wl_histogram, wl_labels
+
+POOLED = (
+    "log_spans",
+    "max_depth",
+    "errors",
+    "max_duration_z",
+    "mean_duration_z",
+    "max_self_z",
+    "hung_spans",
+    "missing_children",
+    "repeat_excess",
+    "orphans",
+    "extra_roots",
+    "unseen_modules",
+    "root_duration_z",
+    "error_code_mass",
+    "forks",
+)
+
+
+@dataclass
+class SpanSignals:
+    """Per-span evidence, aligned with the forest's span order."""
+
+    gmod: np.ndarray  # global module id, -1 when unseen in normal traffic
+    dur_z: np.ndarray
+    self_z: np.ndarray
+    hung: np.ndarray  # bool
+    error: np.ndarray  # bool: error status
+    missing: np.ndarray  # int: expected child modules absent
+    repeat_excess: np.ndarray  # float: siblings of the same module beyond the normal limit
+    status_class: np.ndarray  # 0 ok, 1 error, 2 hung
+    fork_at: np.ndarray  # bool: this span ran the same child module concurrently, abnormally
+    recovered: np.ndarray  # bool: an error absorbed by a successful sibling retry
+
+
+def span_signals(forest: TraceForest, base: ModuleBaseline, config: TraceConfig) -> SpanSignals:
+    n = base.n
+    gmod = base.map_modules(forest)
+    known = gmod >= 0
+    g = np.where(known, gmod, 0)
+    fallback_med = float(np.median(base.med_dur)) if n else 0.0
+    med_dur = np.where(known, base.med_dur[g] if n else 0.0, fallback_med)
+    mad_dur = np.where(known, base.mad_dur[g] if n else 1.0, 1.0)
+    med_self = np.where(known, base.med_self[g] if n else 0.0, fallback_med)
+    mad_self = np.where(known, base.mad_self[g] if n else 1.0, 1.0)
+    dur_z = (_log_ms(forest.duration_ns) - med_dur) / mad_dur
+    self_z = (_log_ms(forest.self_ns) - med_self) / mad_self
+    p99 = np.where(known, base.p99_dur_ns[g] if n else 0.0, 0.0)
+    hung = forest.unfinished | (
+        known
+        & (self_z > config.hang_z)
+        & (forest.self_ns > config.hang_min_ratio * np.maximum(p99, 1e6))
+    )
+
+    gm = np.where(known, gmod, n)  # unseen modules share id n
+    codes, counts = sibling_groups(forest, gm, n)
+    parents, child = codes // (n + 1), codes % (n + 1)
+    pair = gm[parents] * (n + 1) + child
+    # expected children present, per parent span
+    exp_pairs = np.array(
+        sorted(pm * (n + 1) + int(c) for pm, cs in base.expected_children.items() for c in cs),
+        dtype=np.int64,
+    )
+    n_expected = np.zeros(n + 1, dtype=np.int64)
+    for pm, cs in base.expected_children.items():
+        n_expected[pm] = len(cs)
+    present = np.bincount(parents[np.isin(pair, exp_pairs)], minlength=forest.n_spans)
+    missing = np.maximum(n_expected[gm] - present, 0)
+    # repeated siblings beyond the module pair's normal limit
+    lim_keys = np.array(sorted(p * (n + 1) + c for p, c in base.repeat_limit), dtype=np.int64)
+    lim_vals = np.array(
+        [base.repeat_limit[(int(k // (n + 1)), int(k % (n + 1)))] for k in lim_keys]
+    )
+    pos = np.searchsorted(lim_keys, pair)
+    hit = (
+        (pos < len(lim_keys)) & (lim_keys[np.minimum(pos, max(len(lim_keys) - 1, 0))] == pair)
+        if len(lim_keys)
+        else np.zeros(len(pair), bool)
+    )
+    limit = np.where(
+        hit,
+        lim_vals[np.minimum(pos, max(len(lim_vals) - 1, 0))] if len(lim_vals) else 0.0,
+        base.default_repeat_limit,
+    )
+    group_excess = counts - limit
+    span_excess = np.zeros(forest.n_spans)
+    has_parent = forest.parent >= 0
+    own = forest.parent[has_parent] * (n + 1) + gm[has_parent]
+    span_excess[has_parent] = group_excess[np.searchsorted(codes, own)]
+    ov = overlapping_siblings(forest, gm)
+    ov_pair = gm[forest.parent[ov]] * (n + 1) + gm[ov]
+    fork_at = np.zeros(forest.n_spans, dtype=bool)
+    fork_at[forest.parent[ov[~np.isin(ov_pair, base.concurrent_ok)]]] = True
+    ok_in_group = np.bincount(
+        np.searchsorted(codes, own),
+        weights=(~forest.is_error[has_parent]).astype(float),
+        minlength=len(codes),
+    )
+    recovered = np.zeros(forest.n_spans, dtype=bool)
+    recovered[has_parent] = forest.is_error[has_parent] & (
+        ok_in_group[np.searchsorted(codes, own)] > 0
+    )
+    status = np.where(hung, 2, np.where(forest.is_error, 1, 0))
+    return SpanSignals(
+        gmod=gmod,
+        dur_z=dur_z,
+        self_z=self_z,
+        hung=hung,
+        error=forest.is_error,
+        missing=missing,
+        repeat_excess=span_excess,
+        status_class=status,
+        fork_at=fork_at,
+        recovered=recovered,
+    )
+
+
+def _reduce(fn: np.ufunc, values: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    if len(values) == 0:
+        return np.zeros(len(offsets) - 1)
+    return fn.reduceat(values, offsets[:-1])
+
+
+def pooled_features(forest: TraceForest, s: SpanSignals) -> np.ndarray:
+    """The POOLED statistics per trace, float64 [n_traces, len(POOLED)]."""
+    off = forest.offsets
+    n_spans = np.diff(off).astype(float)
+    roots = forest.parent < 0
+    root_z = np.full(forest.n_traces, -np.inf)
+    np.maximum.at(root_z, forest.trace_of[roots], s.dur_z[roots])
+    root_pos = np.zeros(forest.n_traces)
+    np.add.at(root_pos, forest.trace_of[roots], 1.0)
+    real_roots = np.zeros(forest.n_traces)
+    np.add.at(real_roots, forest.trace_of[roots & ~forest.orphan], 1.0)
+    cols = [
+        np.log1p(n_spans),
+        _reduce(np.maximum, forest.depth.astype(float), off),
+        _reduce(np.add, s.error.astype(float), off),
+        _reduce(np.maximum, s.dur_z, off),
+        _reduce(np.add, s.dur_z, off) / np.maximum(n_spans, 1),
+        _reduce(np.maximum, s.self_z, off),
+        _reduce(np.add, s.hung.astype(float), off),
+        _reduce(np.add, s.missing.astype(float), off),
+        _reduce(np.maximum, np.maximum(s.repeat_excess, 0.0), off),
+        _reduce(np.add, forest.orphan.astype(float), off),
+        np.maximum(real_roots - 1, 0),
+        _reduce(np.add, (s.gmod < 0).astype(float), off),
+        np.where(np.isfinite(root_z), root_z, 0.0),
+        _reduce(np.add, (forest.error_code > 0).astype(float), off),
+        _reduce(np.add, s.fork_at.astype(float), off),
+    ]
+    return np.column_stack(cols)
+
+
+def module_counts(
+    forest: TraceForest, base: ModuleBaseline, s: SpanSignals, dims: int
+) -> np.ndarray:
+    """Per-trace module counts, feature-hashed, minus the normal expectation per trace."""
+    bucket_of_label = (base.base_labels(forest) % np.uint64(dims)).astype(np.int64)
+    t = forest.n_traces
+    counts = np.bincount(forest.trace_of * dims + bucket_of_label, minlength=t * dims).reshape(
+        t, dims
+    )
+    return counts.astype(np.float64)
+
+
+def trace_embedding(
+    forest: TraceForest, base: ModuleBaseline, s: SpanSignals, config: TraceConfig
+) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+    """(feature matrix [n_traces, F], WL histogram [n_traces, wl_dims], WL labels per span)."""
+    status = s.status_class.astype(np.uint64)
+    labels = wl_labels(
+        base.base_labels(forest) * np.uint64(3) + status, forest.parent, config.wl_iterations
+    )
+    wl = wl_histogram(labels, forest.trace_of, forest.n_traces, config.wl_dims)
+    feats = np.hstack(
+        [
+            pooled_features(forest, s),
+            module_counts(forest, base, s, config.module_dims),
+            wl,
+        ]
+    ).astype(np.float32)
+    return feats, wl, labels
