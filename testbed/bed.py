@@ -217,6 +217,12 @@ def stop_group(pid: int, proc: subprocess.Popen | None = None, grace_s: float = 
 
 
 def _alive(pid: int) -> bool:
+    """Whether ``pid`` still runs (a child of ours that exited is reaped, not counted)."""
+    try:
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            return False
+    except ChildProcessError:
+        pass  # not our child: its own parent reaps it
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -1,0 +1,70 @@
+"""``tamo testbed``: a background testbed driven from the CLI, and no orphans when it dies."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from tamo.main import app
+from testbed import attach
+from testbed.bed import stop_group
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+runner = CliRunner()
+
+
+def tamo(*args: str) -> str:
+    result = runner.invoke(app, ["testbed", *args])
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def alive(pid: int) -> bool:
+    """Running (a zombie waiting for a reaper has already exited)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Iterator[Path]:
+    yield tmp_path
+    if (tmp_path / "testbed.json").exists():  # a failed test still stops everything
+        stop_group(int(attach(tmp_path)["pid"]))
+
+
+def test_cli_up_inject_load_repair_down(workdir: Path) -> None:
+    wd = str(workdir)
+    assert "testbed up" in tamo("up", "--workdir", wd)
+    status = json.loads(tamo("status", "--workdir", wd, "--json"))
+    assert status["ok"] and status["faults"] == []
+    tamo("inject", "model-timeout", "--workdir", wd, "-p", "delay_s=0.05")
+    summary = json.loads(tamo("load", "--workdir", wd, "--rate", "10", "--duration", "1", "--json"))
+    assert summary["failure_rate"] == 1.0 and set(summary["error_codes"]) == {"MODEL_TIMEOUT"}
+    assert "fallback" in tamo("model", "fallback", "--workdir", wd)
+    summary = json.loads(tamo("load", "--workdir", wd, "--rate", "10", "--duration", "1", "--json"))
+    assert summary["failure_rate"] == 0.0
+    assert "model-timeout" in tamo("clear", "--workdir", wd)
+    bad = runner.invoke(app, ["testbed", "inject", "disk-full", "--workdir", wd])
+    assert bad.exit_code == 2 and "unknown fault" in bad.output and "Traceback" not in bad.output
+
+    modules = json.loads(tamo("status", "--workdir", wd, "--json"))["modules"]
+    pids = [m["pid"] for m in modules.values()]
+    controller = int(attach(workdir)["pid"])
+    os.kill(controller, signal.SIGKILL)  # a crashed controller must not leave orphans
+    deadline = time.monotonic() + 10
+    while any(alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [p for p in pids if alive(p)]
+    assert "testbed down" in tamo("down", "--workdir", wd)
+    assert not (workdir / "testbed.json").exists()
