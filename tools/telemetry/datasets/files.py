@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
+from isal import igzip, isal_zlib
 
 from tools.telemetry.errors import DatasetError, InputError
 
@@ -80,9 +81,10 @@ def read_csv(
         strings_can_be_null=False,
         quoted_strings_can_be_null=False,
     )
+    data = _file_bytes(path, header)
     try:
         return pacsv.read_csv(
-            path,
+            pa.BufferReader(data),
             read_options=read_opts,
             parse_options=pacsv.ParseOptions(newlines_in_values=False),
             convert_options=convert_opts,
@@ -90,26 +92,37 @@ def read_csv(
     except pa.ArrowInvalid as exc:
         if not (skip_garbled_rows and _COLUMNS_RE.search(str(exc))):
             raise _input_error(path, exc, header) from None
-    except (pa.ArrowException, OSError, EOFError, zlib.error, UnicodeDecodeError) as exc:
+    except (pa.ArrowException, OSError) as exc:
         raise _input_error(path, exc, header) from None
-    return _read_skipping_garbled(path, read_opts, convert_opts, header)
+    return _read_skipping_garbled(path, data, read_opts, convert_opts, header)
+
+
+def _file_bytes(path: Path, header: bool) -> bytes:
+    """The file's bytes, gunzipped with ISA-L when it ends in ``.gz`` (about 2.5x less CPU than
+    zlib, the largest single cost of reading a Nezha day)."""
+    try:
+        data = path.read_bytes()
+        return igzip.decompress(data) if path.name.endswith(".gz") else data
+    except FileNotFoundError:
+        raise DatasetError("file not found", source=str(path)) from None
+    except (OSError, EOFError, isal_zlib.error, zlib.error) as exc:
+        raise _input_error(path, exc, header) from None
 
 
 def _read_skipping_garbled(
-    path: Path, read_opts: pacsv.ReadOptions, convert_opts: pacsv.ConvertOptions, header: bool
+    path: Path,
+    data: bytes,
+    read_opts: pacsv.ReadOptions,
+    convert_opts: pacsv.ConvertOptions,
+    header: bool,
 ) -> pa.Table:
     """The slow path for a file with rows of the wrong width: decode it strictly (so a bad byte
     is reported by line), then parse single-threaded skipping and logging those rows."""
     try:
-        data = (
-            gzip.decompress(path.read_bytes()) if path.name.endswith(".gz") else path.read_bytes()
-        )
         data.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
         raise InputError("invalid UTF-8", path=str(path), line=line) from None
-    except (OSError, EOFError, zlib.error) as exc:
-        raise _input_error(path, exc, header) from None
     skipped: list[int] = []
 
     def on_invalid(row: pacsv.InvalidRow) -> str:
