@@ -7,21 +7,16 @@ exposes it like every other tool, from this one definition.
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from langgraph.checkpoint.memory import InMemorySaver
 from pydantic import BaseModel, Field
 
 from agent.run import Investigator
 from tools.telemetry.model import Incident
 from tools.toolbox.context import ToolContext
-from tools.toolbox.spec import tool, untrusted
+from tools.toolbox.spec import ScopeInput, tool, untrusted
 
 
-class DiagnoseInput(BaseModel):
-    start: datetime | None = Field(None, description="UTC ISO-8601; default: incident window")
-    end: datetime | None = Field(None, description="UTC ISO-8601; default: incident window")
-    services: list[str] | None = Field(None, description="suspected services, if known")
+class DiagnoseInput(ScopeInput):
     question: str | None = Field(None, description="the alert text or question")
     trace_id: str | None = None
 

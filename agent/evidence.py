@@ -19,7 +19,10 @@ from agent.tokens import count
 from tools.toolbox.context import ToolContext
 from tools.toolbox.spec import REGISTRY
 
-MAX_RESULT_TOKENS = 350
+MAX_RESULT_TOKENS = 220
+# Fields a person needs in the report but the model does not need to reason (links, echoes of
+# its own query, the window it already knows): dropped from what the model reads.
+_NOT_FOR_MODEL = {"window", "link", "query", "truncated"}
 
 
 @dataclass
@@ -49,6 +52,8 @@ def summarise(name: str, r: Any) -> tuple[str, str, str | None]:
         text = f"{r.lines} log lines; by severity {r.by_severity}"
         if top:
             text += f"; top pattern ×{top.count} from {', '.join(top.services)}: {top.example}"
+        if r.suspicious:
+            text += f"; SUSPICIOUS instruction-like text (ignored): {'; '.join(r.suspicious)}"
         return text, r.query, top.link if top else None
     if name == "query_promql":
         top = r.top[0] if r.top else None
@@ -78,11 +83,18 @@ def summarise(name: str, r: Any) -> tuple[str, str, str | None]:
     return text[:200], name, None
 
 
+def _for_model(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _for_model(v) for k, v in value.items() if k not in _NOT_FOR_MODEL and v != []}
+    if isinstance(value, list):
+        return [_for_model(v) for v in value]
+    return value
+
+
 def model_view(result: BaseModel) -> str:
     """The result as the LLM sees it: compact JSON, cut to ``MAX_RESULT_TOKENS``."""
-    data = result.model_dump(mode="json", exclude_none=True)
-    data.pop("window", None)
-    text = json.dumps(data, separators=(",", ":"))
+    data = _for_model(result.model_dump(mode="json", exclude_none=True))
+    text = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
     if count(text) <= MAX_RESULT_TOKENS:
         return text
     while count(text) > MAX_RESULT_TOKENS:

@@ -26,7 +26,7 @@ from tools.toolbox.context import ToolContext
 from tools.toolbox.spec import REGISTRY, untrusted
 
 EVIDENCE_TOOLS = ("query_traces", "search_logs", "query_promql")
-REPORT_RESERVE_TOKENS = 900  # what the report call needs; the loop never eats into it
+REPORT_RESERVE_TOKENS = 800  # what the report call needs; the loop never eats into it
 
 
 def scope_text(incident: Incident) -> str:
@@ -59,6 +59,15 @@ def _record_usage(usage: Usage, ai: AIMessage, estimate: int) -> None:
     usage.completion_tokens += meta["output_tokens"] if meta else 0
 
 
+def _compact_older_rounds(rounds: list[list[tuple[ToolMessage, str]]]) -> None:
+    """Results the model has already reasoned over shrink to their one-line summary; only the
+    latest round stays in full. This keeps each call's prompt nearly flat instead of growing
+    with every result ever returned."""
+    for round_ in rounds[:-1]:
+        for msg, short in round_:
+            msg.content = f"(earlier result, summarised) {short}"
+
+
 def llm_gather(
     llm: ChatOpenAI,
     settings: LLMSettings,
@@ -78,7 +87,9 @@ def llm_gather(
         HumanMessage(render("gather", scope=scope_text(incident), budget=budget)),
     ]
     calls = 0
+    rounds: list[list[tuple[ToolMessage, str]]] = []
     while True:
+        _compact_older_rounds(rounds)
         estimate = count_messages(_wire(messages), tools)
         if usage.prompt_tokens + estimate + REPORT_RESERVE_TOKENS > settings.max_prompt_tokens:
             not_checked.append("evidence loop stopped early: prompt-token budget reached")
@@ -97,7 +108,9 @@ def llm_gather(
             on_event({"type": "llm", "text": ai.content})
         if not ai.tool_calls:
             return
+        rounds.append([])
         for tc in ai.tool_calls:
+            short = ""
             if tc["name"] not in EVIDENCE_TOOLS:
                 usage.rejected_tool_calls += 1
                 reply = (
@@ -110,7 +123,10 @@ def llm_gather(
                 calls += 1
                 run = run_tool(ctx, usage, evidence, tc["name"], tc["args"], on_event)
                 reply = model_view(run.result) if run.result is not None else f"error: {run.error}"
-            messages.append(ToolMessage(reply, tool_call_id=tc["id"]))
+                short = run.evidence.summary if run.evidence else reply[:200]
+            msg = ToolMessage(reply, tool_call_id=tc["id"])
+            messages.append(msg)
+            rounds[-1].append((msg, short or reply))
         if calls >= budget:
             not_checked.append(f"evidence loop stopped: tool-call budget of {budget} used")
             return

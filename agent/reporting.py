@@ -118,7 +118,7 @@ def _llm_summary(
             f"alternatives: {[(h.entity, h.confidence) for h in rep.alternatives]}",
             "evidence:",
         ]
-        + [f"- {e.summary}" for e in a.evidence[:6]]
+        + [f"- {e.summary[:160]}" for e in a.evidence[:5]]
     )
     prompt = render(
         "report",
@@ -200,7 +200,7 @@ def build_report(
         except APIError as exc:
             rep.not_checked.append(f"LLM summary failed ({type(exc).__name__}); template used")
             rep.produced_with = f"{NO_LLM}; LLM {settings.model} gathered evidence"
-    if narrative is not None:
+    if narrative:
         rep.analysis.summary = narrative
     else:
         rep.analysis.summary = _template_summary(analysis, impact, rep.priority.level)

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastmcp import Context, FastMCP
+from fastmcp.server.auth import AuthProvider
 from mcp_types import ToolAnnotations
 from pydantic import BaseModel
 
@@ -73,10 +74,13 @@ def _guarded_execute(spec: ToolSpec, ctx_of: Callable[[], ToolContext]) -> Calla
     return call
 
 
-def build_server(ctx: ToolContext | Callable[[], ToolContext]) -> FastMCP:
-    """The MCP server over one tool context (or a factory, called per tool call)."""
-    ctx_of = ctx if callable(ctx) and not isinstance(ctx, ToolContext) else (lambda: ctx)
-    mcp = FastMCP("tamo-rca", instructions=INSTRUCTIONS)
+def build_server(ctx: ToolContext, auth: AuthProvider | None = None) -> FastMCP:
+    """The MCP server over one tool context; ``auth`` guards the HTTP transport."""
+
+    def ctx_of() -> ToolContext:
+        return ctx
+
+    mcp = FastMCP("tamo-rca", instructions=INSTRUCTIONS, auth=auth)
     for spec in REGISTRY.values():
         fn = (_guarded_execute if spec.destructive else _handler)(spec, ctx_of)
         mcp.tool(

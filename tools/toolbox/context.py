@@ -23,6 +23,9 @@ from tools.telemetry.settings import Settings, get_settings
 from tools.telemetry.sources import LogSource, MetricSource, TraceSource
 
 DEFAULT_LOOKBACK = timedelta(minutes=15)
+# Cache keys of results computed from one window's telemetry (the rest — models, repair setup,
+# plans, the investigator — outlive an incident).
+WINDOW_KEYS = ("fused:", "ranking:", "fault:", "traces:")
 
 
 @dataclass
@@ -136,7 +139,7 @@ class ToolContext:
         return "inc-" + hashlib.sha256(raw.encode()).hexdigest()[:12]
 
     def scope(self, incident: Incident) -> None:
-        """Point the context at a new incident; caches of the previous one no longer apply."""
+        """Point the context at a new incident; window-derived results of others are dropped."""
         with self._lock:
             self.incident = incident
-            self._cache = {k: v for k, v in self._cache.items() if k.startswith("plan:")}
+            self._cache = {k: v for k, v in self._cache.items() if not k.startswith(WINDOW_KEYS)}

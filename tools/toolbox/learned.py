@@ -7,22 +7,12 @@ fused tensor), and results are trimmed to top-k so they stay a few hundred token
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
-
-from pydantic import BaseModel, Field
 
 from tools.learned.results import FaultTypePrediction, FusionSummary, RootCauseRanking
 from tools.telemetry.model import Incident
 from tools.toolbox.context import ToolContext
-from tools.toolbox.spec import tool
-
-
-class LearnedInput(BaseModel):
-    start: datetime | None = Field(None, description="UTC ISO-8601; default: incident window")
-    end: datetime | None = Field(None, description="UTC ISO-8601; default: incident window")
-    services: list[str] | None = Field(None, description="only these services")
-    top_k: int = Field(5, ge=1, le=20)
+from tools.toolbox.spec import WindowInput, tool
 
 
 def _models(ctx: ToolContext) -> Any:
@@ -31,7 +21,7 @@ def _models(ctx: ToolContext) -> Any:
     return ctx.cached("models", lambda: load_models(ctx.settings.models_dir))
 
 
-def fused_for(ctx: ToolContext, inp: LearnedInput) -> Any:
+def fused_for(ctx: ToolContext, inp: WindowInput) -> Any:
     """The fused telemetry of the requested scope, computed once per scope."""
     from tools.learned import align, align_case, fuse_modalities
 
@@ -60,7 +50,7 @@ def fused_for(ctx: ToolContext, inp: LearnedInput) -> Any:
     return ctx.cached(key, compute)
 
 
-def ranking_for(ctx: ToolContext, inp: LearnedInput) -> RootCauseRanking:
+def ranking_for(ctx: ToolContext, inp: WindowInput) -> RootCauseRanking:
     from tools.learned import localize_root_cause as localize
 
     fused = fused_for(ctx, inp)
@@ -70,7 +60,7 @@ def ranking_for(ctx: ToolContext, inp: LearnedInput) -> RootCauseRanking:
 
 
 @tool()
-def fuse_modalities(inp: LearnedInput, ctx: ToolContext) -> FusionSummary:
+def fuse_modalities(inp: WindowInput, ctx: ToolContext) -> FusionSummary:
     """T1: align metrics, traces and logs of the window into one tensor and fuse them; returns
     the entities and channels that look most anomalous and which modalities were present.
     Costs up to a second the first time per window (then cached). Call before localize_root_cause
@@ -81,7 +71,7 @@ def fuse_modalities(inp: LearnedInput, ctx: ToolContext) -> FusionSummary:
 
 
 @tool()
-def localize_root_cause(inp: LearnedInput, ctx: ToolContext) -> RootCauseRanking:
+def localize_root_cause(inp: WindowInput, ctx: ToolContext) -> RootCauseRanking:
     """T2: rank the services most likely to be the root cause of the window's incident, with a
     score in [0, 1], the channels that moved (evidence) and causal edges between services.
     The main localisation tool: call it once the incident window is known. Cached per window."""
@@ -91,7 +81,7 @@ def localize_root_cause(inp: LearnedInput, ctx: ToolContext) -> RootCauseRanking
 
 
 @tool()
-def classify_fault(inp: LearnedInput, ctx: ToolContext) -> FaultTypePrediction:
+def classify_fault(inp: WindowInput, ctx: ToolContext) -> FaultTypePrediction:
     """T3: the fault type of the incident (e.g. cpu_contention, network_delay) with probability
     and alternatives; says "unknown" with low_confidence rather than forcing a label. Runs
     localize_root_cause first if needed; cheap after that."""

@@ -44,7 +44,13 @@ class RepairSetup:
 
 
 def setup(ctx: ToolContext) -> RepairSetup:
+    """The context's repair setup; by default the built-in library and no executors."""
     return ctx.cached("repair_setup", RepairSetup)
+
+
+def configure(ctx: ToolContext, repair: RepairSetup) -> None:
+    """Give the context executors, a safety policy and an audit log for real repairs."""
+    ctx.remember("repair_setup", repair)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ import inspect
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated, Any, get_type_hints
 
 from pydantic import BaseModel, Field
@@ -25,6 +26,19 @@ UNTRUSTED_CLOSE = "»"
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 
+# Phrases with which telemetry tries to address a model rather than describe a system. Matching
+# lines are surfaced (fenced) so a human sees the attempt; nothing ever acts on them.
+_INSTRUCTION = re.compile(
+    r"ignore (all |any )?(previous|prior|above) (instructions|prompts?)|disregard (the |all )?"
+    r"(previous|above|system)|you are now|new instructions|system prompt|\bact as\b",
+    re.IGNORECASE,
+)
+
+
+def looks_like_instruction(text: str | None) -> bool:
+    return bool(text) and _INSTRUCTION.search(text) is not None
+
+
 def untrusted(text: str | None, limit: int = 160) -> str:
     """``text`` fenced as untrusted telemetry data, control characters removed, cut to ``limit``."""
     if text is None:
@@ -33,6 +47,18 @@ def untrusted(text: str | None, limit: int = 160) -> str:
     if len(clean) > limit:
         clean = clean[: limit - 1] + "…"
     return f"{UNTRUSTED_OPEN}{clean}{UNTRUSTED_CLOSE}"
+
+
+class ScopeInput(BaseModel):
+    """Where to look; every field defaults to the incident the context is scoped to."""
+
+    start: datetime | None = Field(None, description="UTC; default: incident window")
+    end: datetime | None = None
+    services: list[str] | None = None
+
+
+class WindowInput(ScopeInput):
+    top_k: int = Field(5, ge=1, le=20)
 
 
 @dataclass(frozen=True)
@@ -52,8 +78,9 @@ class ToolSpec:
         return inspect.cleandoc(self.fn.__doc__ or "")
 
     def openai_schema(self) -> dict[str, Any]:
-        """The tool as an OpenAI ``tools`` entry (what ``ChatOpenAI.bind_tools`` sends)."""
-        schema = compact_schema(self.input_model.model_json_schema())
+        """The tool as an OpenAI ``tools`` entry (what ``ChatOpenAI.bind_tools`` sends), in the
+        tersest schema that still validates: every token here is paid on every LLM call."""
+        schema = terse_schema(compact_schema(self.input_model.model_json_schema()))
         return {
             "type": "function",
             "function": {"name": self.name, "description": self.description, "parameters": schema},
@@ -91,6 +118,21 @@ def compact_schema(schema: dict[str, Any]) -> dict[str, Any]:
     if isinstance(schema, list):
         return [compact_schema(v) for v in schema]
     return schema
+
+
+def terse_schema(schema: Any) -> Any:
+    """``anyOf [T, null]`` with ``default: null`` becomes plain ``T`` (optional = not required)."""
+    if isinstance(schema, list):
+        return [terse_schema(v) for v in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {k: terse_schema(v) for k, v in schema.items() if not (k == "default" and v is None)}
+    options = out.get("anyOf")
+    if isinstance(options, list) and {"type": "null"} in options and len(options) == 2:
+        (kept,) = [o for o in options if o != {"type": "null"}]
+        del out["anyOf"]
+        out.update(kept)
+    return out
 
 
 REGISTRY: dict[str, ToolSpec] = {}

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import datetime
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -18,17 +17,10 @@ from pydantic import BaseModel, Field
 
 from tools.telemetry.model import TimeWindow
 from tools.toolbox.context import ToolContext
-from tools.toolbox.spec import tool, untrusted
+from tools.toolbox.spec import WindowInput, looks_like_instruction, tool, untrusted
 
 SPAN_LIMIT = 200_000
 LOG_LIMIT = 50_000
-
-
-class WindowInput(BaseModel):
-    start: datetime | None = Field(None, description="UTC ISO-8601; default: incident window")
-    end: datetime | None = Field(None, description="UTC ISO-8601; default: incident window")
-    services: list[str] | None = Field(None, description="only these services")
-    top_k: int = Field(5, ge=1, le=20, description="rows per list")
 
 
 def _ms(ns: float | None) -> float | None:
@@ -177,7 +169,7 @@ def query_traces(inp: QueryTracesInput, ctx: ToolContext) -> QueryTracesResult:
     errors = int(pc.sum(pc.equal(spans["status"], "error")).as_py() or 0) if n else 0
     p50, p95 = _quantiles(spans["duration_ns"]) if n else (None, None)
     result = QueryTracesResult(
-        query=f"spans {query}",
+        query=f"spans {query} in [{window.start:%H:%M:%S}, {window.end:%H:%M:%S})",
         window=window,
         spans=n,
         traces=len(pc.unique(spans["trace_id"])) if n else 0,
@@ -211,8 +203,8 @@ def query_traces(inp: QueryTracesInput, ctx: ToolContext) -> QueryTracesResult:
 
 
 class SearchLogsInput(WindowInput):
-    query: str | None = Field(None, description="substring of the message, e.g. 'error'")
-    min_severity: str | None = Field(None, description="e.g. WARN: only WARN/ERROR/FATAL")
+    query: str | None = Field(None, description="substring of the message")
+    min_severity: str | None = Field(None, description="e.g. WARN (and above)")
 
 
 class LogPattern(BaseModel):
@@ -230,6 +222,7 @@ class SearchLogsResult(BaseModel):
     by_service: dict[str, int]
     by_severity: dict[str, int]
     patterns: list[LogPattern]
+    suspicious: list[str] = Field(default_factory=list, description="instruction-like lines")
     truncated: bool = False
 
 
@@ -264,7 +257,10 @@ def search_logs(inp: SearchLogsInput, ctx: ToolContext) -> SearchLogsResult:
         logs = logs.filter(pc.fill_null(keep, False))
     miner = TemplateMiner()
     groups: dict[int, dict] = {}
+    suspicious: list[str] = []
     for row in logs.select(["ts_ns", "service", "body"]).to_pylist():
+        if len(suspicious) < 3 and looks_like_instruction(row["body"]):
+            suspicious.append(f"{row['service']}: {untrusted(row['body'], 160)}")
         tid = miner.add(row["body"] or "").template_id
         g = groups.setdefault(tid, {"count": 0, "services": set(), "row": row})
         g["count"] += 1
@@ -288,6 +284,7 @@ def search_logs(inp: SearchLogsInput, ctx: ToolContext) -> SearchLogsResult:
             )
             for tid, g in ranked
         ],
+        suspicious=suspicious,
         truncated=logs.num_rows >= LOG_LIMIT,
     )
 
@@ -299,7 +296,7 @@ def search_logs(inp: SearchLogsInput, ctx: ToolContext) -> SearchLogsResult:
 
 class QueryPromqlInput(WindowInput):
     query: str = Field(description="metric name, or PromQL when Prometheus is configured")
-    step_s: float | None = Field(None, description="resolution; default: backend's")
+    step_s: float | None = None
 
 
 class SeriesSummary(BaseModel):

@@ -8,25 +8,17 @@ the MCP server's worker threads).
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, Field
 
 from tools.toolbox.context import ToolContext
-from tools.toolbox.spec import tool, untrusted
+from tools.toolbox.spec import WindowInput, tool, untrusted
 from tools.traces import KnowledgeBase, TraceAnalysis
 from tools.traces import analyze_traces as run_analysis
 from tools.traces.knowledge_base import default_kb_path
 
 SPAN_LIMIT = 200_000
-
-
-class TraceWindowInput(BaseModel):
-    start: datetime | None = Field(None, description="UTC ISO-8601; default: incident window")
-    end: datetime | None = Field(None, description="UTC ISO-8601; default: incident window")
-    services: list[str] | None = Field(None, description="only these services")
-    top_k: int = Field(5, ge=1, le=20)
 
 
 class ClusterView(BaseModel):
@@ -52,7 +44,7 @@ def _kb(ctx: ToolContext) -> KnowledgeBase:
     return KnowledgeBase(ctx.settings.kb_path or default_kb_path(ctx.settings))
 
 
-def analysis_for(ctx: ToolContext, inp: TraceWindowInput) -> TraceAnalysis:
+def analysis_for(ctx: ToolContext, inp: WindowInput) -> TraceAnalysis:
     window = ctx.window(inp.start, inp.end)
     services = ctx.services(inp.services)
     key = f"traces:{window.start_ns}:{window.end_ns}:{','.join(services or [])}"
@@ -69,7 +61,7 @@ def analysis_for(ctx: ToolContext, inp: TraceWindowInput) -> TraceAnalysis:
 
 
 @tool()
-def analyze_traces(inp: TraceWindowInput, ctx: ToolContext) -> AnalyzeTracesResult:
+def analyze_traces(inp: WindowInput, ctx: ToolContext) -> AnalyzeTracesResult:
     """Find anomalous call chains in the window (against a fault-free baseline when known):
     clusters with their root span, reason, fingerprint id and any KNOWN incident they match,
     recurring incidents and dependencies shared by failing traces. Costs ~1 s per 50k spans
@@ -103,7 +95,7 @@ def analyze_traces(inp: TraceWindowInput, ctx: ToolContext) -> AnalyzeTracesResu
     )
 
 
-class MatchFingerprintInput(TraceWindowInput):
+class MatchFingerprintInput(WindowInput):
     fingerprint_id: str | None = Field(None, description="one cluster's; default: all clusters")
 
 

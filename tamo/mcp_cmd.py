@@ -1,0 +1,61 @@
+"""``tamo mcp``: serve the TAMO-RCA tools to Claude Desktop/Code, IDEs and other MCP clients.
+
+stdio by default (the client starts the process); ``--transport http`` serves streamable HTTP,
+which requires a bearer token (``--token`` or ``TAMO_MCP_TOKEN``) unless bound to loopback.
+``--dataset/--case`` serves one labelled case (handy for demos); otherwise the configured
+sources (embedded store or Prometheus/Loki/Jaeger/Tempo).
+"""
+
+from __future__ import annotations
+
+import os
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from agent.scope import case_context
+from mcp_server.auth import http_auth
+from mcp_server.server import build_server
+from tamo.console import fail
+from tools.telemetry.settings import get_settings
+from tools.toolbox.context import ToolContext
+
+
+class Transport(StrEnum):
+    stdio = "stdio"
+    http = "http"
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def mcp(
+        transport: Annotated[
+            Transport, typer.Option(help="stdio (default) or streamable HTTP")
+        ] = Transport.stdio,
+        host: Annotated[str, typer.Option(help="HTTP bind address")] = "127.0.0.1",
+        port: Annotated[int, typer.Option(help="HTTP port")] = 8765,
+        token: Annotated[
+            str | None,
+            typer.Option(help="HTTP bearer token (default: $TAMO_MCP_TOKEN)", show_default=False),
+        ] = None,
+        dataset: Annotated[
+            str | None, typer.Option(help="serve one labelled case of this dataset")
+        ] = None,
+        root: Annotated[Path | None, typer.Option(help="dataset directory")] = None,
+        case: Annotated[str | None, typer.Option(help="case id")] = None,
+    ) -> None:
+        """Run the MCP server (tools, resources, the investigate_alert prompt)."""
+        settings = get_settings()
+        if dataset or case:
+            if not (dataset and case):
+                fail("--dataset and --case go together")
+            ctx = case_context(dataset, root or settings.datasets_root / dataset, case, settings)
+        else:
+            ctx = ToolContext.from_settings(settings)
+        if transport is Transport.stdio:
+            build_server(ctx).run(transport="stdio", show_banner=False)
+            return
+        auth = http_auth(host, token or os.environ.get("TAMO_MCP_TOKEN"))
+        build_server(ctx, auth).run(transport="http", host=host, port=port, show_banner=False)

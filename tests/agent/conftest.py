@@ -1,0 +1,95 @@
+"""Fixtures for agent tests: the synthetic incident, settings in tmp, a repair target."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import SecretStr
+
+from tests.agent.synthetic import synthetic_case
+from tools.repair import ActionResult, AuditLog, PlannedAction, SafetyPolicy
+from tools.repair.strategy import parse_strategies
+from tools.telemetry.settings import LLMSettings, Settings
+from tools.toolbox.context import ToolContext
+from tools.toolbox.repair import RepairSetup, configure
+
+STRATEGY = """
+strategies:
+  - strategy_id: payment_restart
+    description: "restart the payment service"
+    repair_class: restart
+    executor: recorder
+    condition:
+      service: [paymentservice]
+    actions:
+      - rollout_restart: "{service}"
+"""
+
+
+class RecordingExecutor:
+    """The system being repaired, as seen by the repair engine: it records what it was asked."""
+
+    name = "recorder"
+    supported = frozenset({"rollout_restart", "graceful_restart", "scale"})
+    dedupes = True
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str, str]] = []
+
+    def dry_run(self, action: PlannedAction, *, key: str) -> ActionResult:
+        self.calls.append(("dry_run", action.type, action.target))
+        return ActionResult(ok=True, detail=f"would {action.type} {action.target}", dry_run=True)
+
+    def execute(self, action: PlannedAction, *, key: str) -> ActionResult:
+        self.calls.append(("execute", action.type, action.target))
+        return ActionResult(ok=True, detail=f"{action.type} {action.target} done")
+
+    def rollback(
+        self, action: PlannedAction, *, key: str, previous: dict[str, Any]
+    ) -> ActionResult:
+        self.calls.append(("rollback", action.type, action.target))
+        return ActionResult(ok=True, detail="rolled back")
+
+    def precheck(self, check: str, action: PlannedAction) -> ActionResult:
+        return ActionResult(ok=True, detail=check)
+
+    def executed(self) -> list[tuple[str, str, str]]:
+        return [c for c in self.calls if c[0] == "execute"]
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(data_dir=tmp_path / "data", llm=LLMSettings(api_key=None))
+
+
+def llm_settings(url: str, **kw: Any) -> LLMSettings:
+    base = {
+        "api_key": SecretStr("sk-test"),
+        "base_url": url,
+        "model": "fake-sre-1",
+        "timeout_s": 5.0,
+        "max_retries": 2,
+    }
+    return LLMSettings(**{**base, **kw})
+
+
+@pytest.fixture
+def recorder() -> RecordingExecutor:
+    return RecordingExecutor()
+
+
+@pytest.fixture
+def case_ctx(settings: Settings, recorder: RecordingExecutor, tmp_path: Path) -> ToolContext:
+    ctx = ToolContext.from_case(synthetic_case(), settings)
+    configure(
+        ctx,
+        RepairSetup(
+            strategies=parse_strategies(STRATEGY, "test-strategies.yaml"),
+            executors={"recorder": recorder},
+            policy=SafetyPolicy(allow_targets=["*"]),
+            audit=AuditLog(tmp_path / "audit"),
+        ),
+    )
+    return ctx
