@@ -14,7 +14,7 @@ import pyarrow.compute as pc
 import pytest
 
 from tools.telemetry.datasets import get_adapter
-from tools.telemetry.errors import DatasetError
+from tools.telemetry.errors import DatasetError, InputError
 from tools.telemetry.model import LOG_SCHEMA, METRIC_SCHEMA, SPAN_SCHEMA, Modality
 
 DATA_CARD = {
@@ -166,6 +166,47 @@ def test_unknown_day_is_a_dataset_error_naming_the_path(nezha_root: Path) -> Non
 def test_missing_root_is_a_dataset_error(tmp_path: Path) -> None:
     with pytest.raises(DatasetError, match=str(tmp_path / "nope")):
         nezha.cases(tmp_path / "nope")
+
+
+def _fake_day(root: Path, fault_list: str) -> Path:
+    day = root / "rca_data" / "2030-01-01"
+    (day / "metric").mkdir(parents=True)
+    (day / "metric" / "ts-a-service-5dc8d4f9fd-46997_metric.csv").write_text("Time\n")
+    path = day / "2030-01-01-fault_list.json"
+    path.write_text(fault_list)
+    return path
+
+
+def test_malformed_fault_list_names_file_and_line(tmp_path: Path) -> None:
+    path = _fake_day(tmp_path, '{\n  "08": [\n    {"inject_time": }\n  ]\n}')
+    with pytest.raises(InputError) as info:
+        nezha.cases(tmp_path)
+    assert (info.value.path, info.value.line) == (str(path), 3)
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ('{"inject_pod": "a-b-c", "inject_type": "return"}', "inject_time"),
+        (
+            '{"inject_time": "08:43", "inject_pod": "a-b-c", "inject_type": "return"}',
+            "YYYY-MM-DD",
+        ),
+    ],
+)
+def test_bad_fault_entries_are_input_errors(tmp_path: Path, entry: str, message: str) -> None:
+    path = _fake_day(tmp_path, f'{{"08": [{entry}]}}')
+    with pytest.raises(InputError, match=message) as info:
+        nezha.cases(tmp_path)
+    assert info.value.path == str(path)
+
+
+def test_fake_day_without_slot_files_has_only_metrics(tmp_path: Path) -> None:
+    entry = '{"inject_time": "2030-01-01 08:43:04", "inject_pod": "ts-a-service-5dc8d4f9fd-46997",'
+    _fake_day(tmp_path, f'{{"08": [{entry} "inject_type": "return"}}]}}')
+    (case,) = nezha.cases(tmp_path)
+    assert (case.system, case.service, case.baseline) == ("TT", "ts-a-service", None)
+    assert case.modalities == [Modality.METRICS]
 
 
 def test_dependency_graph_of_ob(nezha_root: Path) -> None:
