@@ -168,6 +168,20 @@ def test_missing_root_is_a_dataset_error(tmp_path: Path) -> None:
         nezha.cases(tmp_path / "nope")
 
 
+def test_iter_telemetry_streams_whole_files_by_kind(nezha_root: Path) -> None:
+    items = list(nezha.iter_telemetry(nezha_root, ["2022-08-22"], kinds=["metrics"]))
+    # 10 pod files + front_service + source_50 + destination_50 (data card: OB has 10 pods)
+    assert len(items) == 13
+    assert {kind for kind, _, _ in items} == {"metrics"}
+    for _, source, table in items:
+        assert Path(source).is_file() and table.schema == METRIC_SCHEMA
+    first = next(iter(nezha.iter_telemetry(nezha_root, ["2023-01-29"], kinds=["spans"])))
+    assert first[0] == "spans" and first[1].endswith("08_43_trace.csv.gz")
+    assert first[2].schema == SPAN_SCHEMA and first[2].num_rows > 1000
+    with pytest.raises(DatasetError, match="unknown telemetry kind"):
+        nezha.iter_telemetry(nezha_root, kinds=["traces"])
+
+
 def _fake_day(root: Path, fault_list: str) -> Path:
     day = root / "rca_data" / "2030-01-01"
     (day / "metric").mkdir(parents=True)

@@ -54,6 +54,15 @@ def test_window_is_the_anomalous_file_and_baseline_the_normal_one(sockshop_root:
     assert ct.metrics.num_rows % 38 == 0
 
 
+def test_iter_telemetry_yields_both_files_of_each_run(sockshop_root: Path) -> None:
+    items = list(sockshop.iter_telemetry(sockshop_root, ["3"]))
+    assert len(items) == 20
+    names = {Path(s).name.removesuffix(".gz") for _, s, _ in items}
+    assert names == {"normal.csv", "anomalous.csv"}
+    assert all(kind == "metrics" and t.schema == METRIC_SCHEMA for kind, _, t in items)
+    assert list(sockshop.iter_telemetry(sockshop_root, ["3"], kinds=["spans"])) == []
+
+
 def test_unknown_run_is_a_dataset_error(sockshop_root: Path) -> None:
     with pytest.raises(DatasetError, match="'9'"):
         sockshop.cases(sockshop_root, ["9"])

@@ -7,12 +7,13 @@ telemetry, or stream every file of a day/run for bulk ingest -- without knowing 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import pyarrow as pa
 
+from tools.telemetry.errors import DatasetError
 from tools.telemetry.model import CaseTelemetry, LabelledCase
 
 
@@ -35,9 +36,23 @@ class DatasetAdapter(Protocol):
         ...
 
     def iter_telemetry(
-        self, root: Path, parts: list[str] | None = None
+        self, root: Path, parts: list[str] | None = None, kinds: Collection[str] | None = None
     ) -> Iterator[tuple[str, str, pa.Table]]:
         """``(kind, source_id, table)`` for every telemetry file of ``parts``; ``kind`` is
         ``spans``/``logs``/``metrics`` and ``source_id`` the file path (stable across calls, so
-        a store re-ingesting it replaces rather than duplicates)."""
+        a store re-ingesting it replaces rather than duplicates). ``kinds`` limits what is read
+        (None = all), e.g. ``["metrics"]`` to backfill Prometheus without parsing spans."""
         ...
+
+
+KINDS = ("spans", "logs", "metrics")
+
+
+def check_kinds(kinds: Collection[str] | None) -> frozenset[str]:
+    """``kinds`` as a set (None = all); an unknown kind is a :class:`DatasetError`."""
+    if kinds is None:
+        return frozenset(KINDS)
+    unknown = set(kinds) - set(KINDS)
+    if unknown:
+        raise DatasetError(f"unknown telemetry kind(s) {sorted(unknown)} (known: {KINDS})")
+    return frozenset(kinds)

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -39,6 +39,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel, ValidationError
 
+from tools.telemetry.datasets.base import check_kinds
 from tools.telemetry.datasets.columnar import duck_query
 from tools.telemetry.datasets.files import (
     csv_stem,
@@ -242,9 +243,9 @@ class NezhaAdapter:
         )
         if case.baseline is not None:
             construct = root / "construct_data" / day
-            base_slots = [_slot(s) for s in self._baseline_slots(root, day)]
-            base_spans = _read_slots(construct / "trace", base_slots, "trace")
-            base_logs = _read_slots(construct / "log", base_slots, "log")
+            base_slots = tuple(_slot(s) for s in self._baseline_slots(root, day))
+            base_spans = _baseline_slots_table(str(construct / "trace"), base_slots, "trace")
+            base_logs = _baseline_slots_table(str(construct / "log"), base_slots, "log")
             ct.baseline_spans = _cut(base_spans, "start_ns", case.baseline)
             ct.baseline_logs = _cut(base_logs, "ts_ns", case.baseline)
             ct.baseline_metrics = _cut(metrics, "ts_ns", case.baseline)
@@ -256,13 +257,15 @@ class NezhaAdapter:
         return ct
 
     def iter_telemetry(
-        self, root: Path, parts: list[str] | None = None
+        self, root: Path, parts: list[str] | None = None, kinds: Collection[str] | None = None
     ) -> Iterator[tuple[str, str, pa.Table]]:
         """Every trace, log and metric file of the days (``rca_data`` and the fault-free
         ``construct_data`` slots; ``construct_data/*/metric`` duplicates ``rca_data`` and is
         skipped). Trace-id lists are not telemetry and are skipped too. Files are read two
         ahead on worker threads while the caller consumes the previous one."""
-        return read_ahead(self._telemetry_jobs(root, self._days(root, parts)))
+        wanted = check_kinds(kinds)
+        jobs = self._telemetry_jobs(root, self._days(root, parts))
+        return read_ahead(job for job in jobs if job[0] in wanted)
 
     def _telemetry_jobs(
         self, root: Path, days: list[str]
@@ -277,7 +280,8 @@ class NezhaAdapter:
                 for base in (rca, construct):
                     for path in list_csv(base / folder, f"_{folder}"):
                         yield kind, path, reader
-            for path, reader in _metric_readers(rca / "metric", self.system(rca)):
+            system = self.system(rca)  # also checks the metric folder exists
+            for path, reader in _metric_readers(rca / "metric", system):
                 yield "metrics", path, reader
 
     def trace_ids(self, root: Path, case: LabelledCase) -> pa.Array:
@@ -332,6 +336,12 @@ def _read_slots(folder: Path, slots: list[str], kind: str) -> pa.Table:
         else "SELECT DISTINCT * FROM t"
     )
     return duck_query(f"{sql} ORDER BY {key}", t=pa.concat_tables(tables)).cast(schema)
+
+
+@functools.lru_cache(maxsize=8)
+def _baseline_slots_table(folder: str, slots: tuple[str, ...], kind: str) -> pa.Table:
+    """The fault-free slot files, read once per day: every case of the day shares them."""
+    return _read_slots(Path(folder), list(slots), kind)
 
 
 def _cut(table: pa.Table, column: str, window: TimeWindow) -> pa.Table:

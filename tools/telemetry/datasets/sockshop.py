@@ -27,12 +27,13 @@ Definitions (data card section 2):
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from tools.telemetry.datasets.base import check_kinds
 from tools.telemetry.datasets.columnar import const, labels_json, wide_to_long
 from tools.telemetry.datasets.files import find_csv, read_ahead, read_csv, read_header, require_dir
 from tools.telemetry.errors import DatasetError, InputError
@@ -150,9 +151,11 @@ class SockShopAdapter:
         )
 
     def iter_telemetry(
-        self, root: Path, parts: list[str] | None = None
+        self, root: Path, parts: list[str] | None = None, kinds: Collection[str] | None = None
     ) -> Iterator[tuple[str, str, pa.Table]]:
         """Both files of every run of ``parts`` (read ahead on worker threads)."""
+        if "metrics" not in check_kinds(kinds):
+            return iter(())
         data = self._data(root)
         jobs = [
             ("metrics", _require(data / case.case_id, stem), read_sockshop_metrics)
