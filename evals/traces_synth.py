@@ -92,6 +92,19 @@ class _Builder:
         _, _, med, sigma = MODULES[key]
         return float(med * np.exp(self.rng.normal(0.0, sigma)))
 
+    def log(self, key: str, severity: str, ts: int, sid: str, text: str) -> None:
+        svc, op, _, _ = MODULES[key]
+        self.logs.append(
+            {
+                "ts_ns": ts,
+                "service": svc,
+                "severity": severity,
+                "body": f"{svc} {op}: {text} task={self.trace_id[16:24]}",
+                "trace_id": self.trace_id,
+                "span_id": sid,
+            }
+        )
+
     def span(
         self,
         key: str,
@@ -175,6 +188,20 @@ def _run(
         return start + TIMEOUT_MS * MS, "timeout"
     t += int(b.self_ms(key) * MS / 2)
     failed: str | None = None
+    if fault.get("missing") == key:
+        b.log(key, "WARN", t, sid, "empty execution plan, downstream call skipped")
+        b.log(
+            key,
+            "WARN",
+            t,
+            sid,
+            f"returning partial result without downstream after {int(b.rng.integers(1, 50))} ms",
+        )
+    if key == "router" and fault.get("fork"):
+        b.log(
+            key, "WARN", t, sid, f"context lookup miss in redis key ctx-{int(b.rng.integers(500))}"
+        )
+        b.log(key, "WARN", t, sid, "task dispatched twice to ModelExecutor")
     if fault.get("missing") != key:
         for child in CHILDREN.get(key, ()):
             n = _repeats(b, key, child, fault)
@@ -340,6 +367,30 @@ def to_otlp_json(spans: pa.Table) -> dict[str, Any]:
     }
 
 
-def write_otlp(spans: pa.Table, path: Path) -> Path:
-    path.write_text(json.dumps(to_otlp_json(spans)))
+def _otlp_logs(logs: pa.Table) -> list[dict[str, Any]]:
+    by_service: dict[str, list[dict[str, Any]]] = {}
+    for r in logs.to_pylist():
+        rec = {
+            "timeUnixNano": str(r["ts_ns"]),
+            "severityText": r["severity"],
+            "body": {"stringValue": r["body"]},
+            "traceId": r["trace_id"],
+            "spanId": r["span_id"],
+        }
+        by_service.setdefault(r["service"], []).append(rec)
+    return [
+        {
+            "resource": {"attributes": [_attr("service.name", svc)]},
+            "scopeLogs": [{"scope": {"name": "tamo.synth"}, "logRecords": recs}],
+        }
+        for svc, recs in by_service.items()
+    ]
+
+
+def write_otlp(spans: pa.Table, path: Path, logs: pa.Table | None = None) -> Path:
+    """One OTLP JSON file with ``resourceSpans`` (and ``resourceLogs`` when ``logs`` given)."""
+    doc = to_otlp_json(spans)
+    if logs is not None and logs.num_rows:
+        doc["resourceLogs"] = _otlp_logs(logs)
+    path.write_text(json.dumps(doc))
     return path

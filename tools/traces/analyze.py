@@ -56,6 +56,7 @@ class _Anomaly:
     hung: bool
     missing: bool
     terminal_lost: bool
+    module_lost: bool  # a module present in (almost) every normal trace is absent
     keywords: Counter[str] = field(default_factory=Counter)
     shared: dict[str, str] = field(default_factory=dict)
 
@@ -81,10 +82,11 @@ def iter_batches(spans: pa.Table, config: TraceConfig) -> Iterator[pa.Table]:
     if spans.num_rows == 0:
         return
     codes, n = _trace_codes(spans)
+    codes = np.where(codes < 0, n, codes)  # spans without a trace id: one extra group
     start = np.asarray(pc.fill_null(spans["start_ns"], 0).combine_chunks(), dtype=np.int64)
     first = np.full(n + 1, np.iinfo(np.int64).max)
     np.minimum.at(first, codes, start)
-    first[n] = first[:n].min(initial=0)  # spans without a trace id go with the first window
+    first[n] = first[:n].min() if n else 0  # ... that goes with the first window
     size = np.bincount(codes, minlength=n + 1)
     order = np.argsort(first, kind="stable")
     window = (first[order] - first[order[0]]) // int(config.window_s * 1e9)
@@ -154,6 +156,7 @@ def _collect(
     attrs = f.table["attributes"]
     codes = f.table["error_code"]
     terminal = model.base.terminal_module
+    always = np.nonzero(model.base.spans_per_trace >= config.expected_child_share)[0]
     for j, t in enumerate(anomalous):
         lo, hi = int(f.offsets[t]), int(f.offsets[t + 1])
         root, reason = explain(batch, int(t))
@@ -192,6 +195,7 @@ def _collect(
                 hung=bool(s.hung[lo:hi].any()),
                 missing=bool((s.missing[lo:hi] > 0).any()),
                 terminal_lost=terminal >= 0 and not term.any(),
+                module_lost=bool(np.setdiff1d(always, gm).size),
                 keywords=keywords_from_attributes(
                     [attrs[i].as_py() for i in bad], [codes[i].as_py() for i in bad]
                 ),
@@ -221,6 +225,7 @@ def _fingerprint(
         np.array([a.hung for a in group], dtype=float),
         np.array([a.missing for a in group], dtype=float),
         np.array([a.terminal_lost for a in group], dtype=float),
+        np.array([a.module_lost for a in group], dtype=float),
     )
     base = model.base
     stats["base_p95_ms"] = base.trace_p95_ms

@@ -27,6 +27,7 @@ METRIC_FLAGS = (
     "missing_spans",
     "span_volume_spike",
     "span_volume_drop",
+    "throughput_drop",
 )
 
 

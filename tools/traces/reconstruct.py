@@ -67,6 +67,7 @@ class TraceForest:
     start_ns: np.ndarray  # int64
     duration_ns: np.ndarray  # float64, effective (unfinished spans run to the trace's end)
     self_ns: np.ndarray  # float64, duration minus children's, clamped at 0
+    idle_ns: np.ndarray  # float64, longest stretch with no child running (a leaf: its duration)
     unfinished: np.ndarray  # bool
     is_error: np.ndarray  # bool
     error_code: np.ndarray  # int64 stable hash bucket of error_code (0 when none)
@@ -156,6 +157,41 @@ def _depths(parent: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return d, p >= 0
 
 
+def _longest_idle(parent: np.ndarray, start: np.ndarray, duration: np.ndarray) -> np.ndarray:
+    """Per span, the longest single stretch in which none of its children ran.
+
+    Why not self time: a parent that backs off between eight retries has a large *total* self
+    time made of short waits; a hang is one long wait. Leaves: their duration.
+    """
+    n = len(parent)
+    kids = np.nonzero(parent >= 0)[0]
+    if not len(kids):
+        return duration.copy()
+    kids = kids[np.lexsort((start[kids], parent[kids]))]
+    p = parent[kids]
+    p_start = start[p].astype(np.float64)
+    k_start = start[kids] - p_start  # times relative to the parent's start keep float precision
+    k_end = k_start + duration[kids]
+    first = np.ones(len(kids), dtype=bool)
+    first[1:] = p[1:] != p[:-1]
+    last = np.ones(len(kids), dtype=bool)
+    last[:-1] = p[1:] != p[:-1]
+    # running max of sibling ends, restarted per parent: shift each parent's segment upwards
+    seg = (np.cumsum(first) - 1).astype(np.float64)
+    lift = seg * (float(np.abs(k_end).max(initial=0.0)) * 2 + 1.0)
+    cum_end = np.maximum.accumulate(k_end + lift) - lift
+    prev_end = np.empty(len(kids))
+    prev_end[1:] = cum_end[:-1]
+    prev_end[first] = 0.0
+    best = np.zeros(n)
+    np.maximum.at(best, p, np.maximum(k_start - prev_end, 0.0))
+    tail = np.maximum(duration[p[last]] - cum_end[last], 0.0)
+    np.maximum.at(best, p[last], tail)
+    has_kids = np.zeros(n, dtype=bool)
+    has_kids[p] = True
+    return np.where(has_kids, best, duration)
+
+
 def reconstruct(
     spans: pa.Table, config: TraceConfig | None = None
 ) -> tuple[TraceForest, InputCounters]:
@@ -215,6 +251,7 @@ def reconstruct(
     child_sum = np.bincount(parent[parent >= 0], weights=duration[parent >= 0], minlength=n)
     self_ns = np.maximum(duration - child_sum, 0.0)
 
+    idle_ns = _longest_idle(parent, start, duration)
     has_parent = parent >= 0
     tol = int(config.skew_tolerance_ms * 1e6)
     skew = has_parent & (start < start[np.where(has_parent, parent, 0)] - tol)
@@ -245,6 +282,7 @@ def reconstruct(
         start_ns=start,
         duration_ns=duration,
         self_ns=self_ns,
+        idle_ns=idle_ns,
         unfinished=unfinished,
         is_error=np.asarray(pc.equal(status, "error").combine_chunks(), dtype=bool)
         if n

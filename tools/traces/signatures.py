@@ -30,6 +30,7 @@ _METRIC_PATTERNS = {
     "callback_drop": re.compile(r"callback|webhook", re.I),
 }
 _KEYWORD_ATTRS = (
+    "otel.status_description",
     "exception.type",
     "error.code",
     "error.type",
@@ -50,6 +51,7 @@ def span_symptoms(stats: dict[str, float], config: TraceConfig) -> dict[str, boo
         "missing_spans": stats["missing_share"] >= 0.5,
         "span_volume_spike": stats["spans_ratio"] > 1.3,
         "span_volume_drop": stats["spans_ratio"] < 0.7,
+        "throughput_drop": stats["module_lost_share"] >= 0.5,
     }
 
 
@@ -127,6 +129,7 @@ def group_stats(
     hung: np.ndarray,
     missing: np.ndarray,
     terminal_lost: np.ndarray,
+    module_lost: np.ndarray,
 ) -> dict[str, float]:
     """Shares and quantiles over one group's traces (arrays are per trace)."""
     total_spans = max(float(n_spans.sum()), 1.0)
@@ -138,4 +141,5 @@ def group_stats(
         "missing_share": float(missing.mean()) if len(missing) else 0.0,
         "terminal_lost_share": float(terminal_lost.mean()) if len(terminal_lost) else 0.0,
         "mean_spans": float(n_spans.mean()) if len(n_spans) else 0.0,
+        "module_lost_share": float(module_lost.mean()) if len(module_lost) else 0.0,
     }

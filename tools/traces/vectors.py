@@ -70,7 +70,7 @@ def span_signals(forest: TraceForest, base: ModuleBaseline, config: TraceConfig)
     hung = forest.unfinished | (
         known
         & (self_z > config.hang_z)
-        & (forest.self_ns > config.hang_min_ratio * np.maximum(p99, 1e6))
+        & (forest.idle_ns > config.hang_min_ratio * np.maximum(p99, 1e6))
     )
 
     gm = np.where(known, gmod, n)  # unseen modules share id n
