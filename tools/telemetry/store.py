@@ -23,6 +23,7 @@ from typing import Any, Self
 
 import duckdb
 import networkx as nx
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -181,10 +182,11 @@ class TelemetryStore:
                     [src, source_id, kind, table.num_rows, lo, hi, now],
                 )
                 if table.num_rows:
-                    srcs = pa.array([src] * table.num_rows, pa.int32())
+                    srcs = pa.array(np.full(table.num_rows, src, dtype=np.int32))
                     per_kind.setdefault(kind, []).append(table.append_column("src", srcs))
             for kind, tables in per_kind.items():
-                data = pa.concat_tables(tables)
+                # sorted by time so each row group covers a narrow window (zone-map pruning)
+                data = pa.concat_tables(tables).sort_by(KINDS[kind].time_column)
                 self._con.register("_tamo_batch", data)
                 try:
                     self._con.execute(f"INSERT INTO {kind} SELECT * FROM _tamo_batch")

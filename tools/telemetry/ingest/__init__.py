@@ -51,7 +51,10 @@ class IngestResult(BaseModel):
         return self.spans + self.logs + self.metrics
 
 
-_PROM_LINE = re.compile(r"^(# (HELP|TYPE) |[a-zA-Z_:][a-zA-Z0-9_:]*(\{.*\})?\s+\S+)")
+_PROM_LINE = re.compile(
+    r"^(# (HELP|TYPE) [a-zA-Z_:]"
+    r"|[a-zA-Z_:][a-zA-Z0-9_:]*(\{.*\})?\s+[-+]?(\d|\.\d|NaN|Inf)[^\s]*(\s+-?\d+)?\s*$)"
+)
 
 
 def detect_format(text: str) -> str | None:
@@ -96,10 +99,14 @@ def parse_text(
         raise InputError(
             f"unrecognised telemetry format (give one of {', '.join(FORMATS)})", path=path
         )
+    return _parser(fmt, path)(text, path, default_ts_ns)
+
+
+def _parser(fmt: str, path: str) -> Callable[[str, str, int | None], ParsedTelemetry]:
     parser = _PARSERS.get(fmt)
     if parser is None:
         raise InputError(f"unknown format {fmt!r} (one of {', '.join(FORMATS)})", path=path)
-    return parser(text, path, default_ts_ns)
+    return parser
 
 
 def parse_file(
@@ -107,6 +114,8 @@ def parse_file(
 ) -> ParsedTelemetry:
     """Parse one file; samples without a time get ``default_ts_ns`` or the file's mtime."""
     p = Path(path)
+    if fmt is not None:
+        _parser(fmt, str(p))
     try:
         raw = p.read_bytes()
         mtime_ns = p.stat().st_mtime_ns

@@ -115,13 +115,29 @@ def as_int(value: Any, fail: Fail, field_path: str) -> int:
     """An int from a JSON number or a decimal string (OTLP encodes int64 as strings)."""
     if isinstance(value, bool):
         raise fail(f"expected an integer, got {value!r}", field_path)
+    out: int | None = None
     if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        return int(value)
-    raise fail(f"expected an integer, got {value!r:.60}", field_path)
+        out = value
+    elif (isinstance(value, float) and value.is_integer()) or (
+        isinstance(value, str) and value.strip().lstrip("-").isdigit()
+    ):
+        out = int(value)
+    if out is None:
+        raise fail(f"expected an integer, got {value!r:.60}", field_path)
+    if not -(2**63) <= out < 2**64:  # int64 and uint64 (fixed64) fields
+        raise fail(f"integer out of range: {value!r:.40}", field_path)
+    return out
+
+
+INT64_MAX = 2**63 - 1
+
+
+def as_time_ns(value: Any, fail: Fail, field_path: str, scale: int = 1) -> int:
+    """Epoch nanoseconds from an integer field in units of ``scale`` ns; 0 <= t < 2**63."""
+    t = as_int(value, fail, field_path)
+    if not 0 <= t * scale <= INT64_MAX:
+        raise fail(f"time out of range: {value!r:.40}", field_path)
+    return t * scale
 
 
 def as_float(value: Any, fail: Fail, field_path: str) -> float:
@@ -172,7 +188,20 @@ class Rows:
             col.append(values.get(name))
 
     def table(self) -> pa.Table:
-        return pa.Table.from_pydict(self.cols, schema=self.schema)
+        try:
+            return pa.Table.from_pydict(self.cols, schema=self.schema)
+        except UnicodeEncodeError:  # JSON may escape lone surrogates ("\ud800"): not UTF-8
+            for f in self.schema:
+                if pa.types.is_string(f.type):
+                    self.cols[f.name] = [_valid_utf8(v) for v in self.cols[f.name]]
+            return pa.Table.from_pydict(self.cols, schema=self.schema)
+
+
+def _valid_utf8(v: str | None) -> str | None:
+    """``v`` with surrogate pairs joined and lone surrogates replaced by U+FFFD."""
+    if v is None:
+        return None
+    return v.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
 
 def span_rows() -> Rows:

@@ -13,14 +13,15 @@ from __future__ import annotations
 from typing import Any
 
 from tools.telemetry.ingest.common import (
+    INT64_MAX,
     Counter,
     Fail,
     Rows,
     add_span,
     as_dict,
-    as_int,
     as_list,
     as_str,
+    as_time_ns,
     attributes_json,
     hex_id,
 )
@@ -67,8 +68,10 @@ def add_document(
             )
             ptags = _tags(process.get("tags"), fail, f"{p}.process.tags")
             tags = _tags(sp.get("tags"), fail, f"{p}.tags")
-            start_us = as_int(sp.get("startTime"), fail, f"{p}.startTime")
-            duration_us = as_int(sp.get("duration", 0), fail, f"{p}.duration")
+            start = as_time_ns(sp.get("startTime"), fail, f"{p}.startTime", scale=1000)
+            end = start + as_time_ns(sp.get("duration", 0), fail, f"{p}.duration", scale=1000)
+            if end > INT64_MAX:
+                raise fail("startTime + duration out of range", p)
             kind = tags.pop("span.kind", None)
             code = next((tags[k] for k in ERROR_CODE_TAGS if k in tags), None)
             is_error = (
@@ -86,8 +89,8 @@ def add_document(
                 pod=_pod(ptags),
                 operation=as_str(sp.get("operationName", ""), fail, f"{p}.operationName"),
                 kind=kind if kind in KINDS else None,
-                start_ns=start_us * 1000,
-                end_ns=(start_us + duration_us) * 1000,
+                start_ns=start,
+                end_ns=end,
                 status="error" if is_error else "unset",
                 error_code=None if code is None else str(code),
                 attributes=attributes_json(tags, counter),

@@ -31,6 +31,7 @@ from tools.telemetry.ingest.common import (
     as_int,
     as_list,
     as_str,
+    as_time_ns,
     attributes_json,
     cap,
     hex_id,
@@ -177,10 +178,12 @@ def _add_spans(
             span_id = _id(sp.get("spanId"), 16, ids, fail, f"{p}.spanId")
             if trace_id is None or span_id is None:
                 raise fail("a span needs a non-zero traceId and spanId", p)
-            start = as_int(sp.get("startTimeUnixNano"), fail, f"{p}.startTimeUnixNano")
+            start = as_time_ns(sp.get("startTimeUnixNano"), fail, f"{p}.startTimeUnixNano")
             end_raw = sp.get("endTimeUnixNano")
             end = (
-                None if end_raw in (None, "0", 0) else as_int(end_raw, fail, f"{p}.endTimeUnixNano")
+                None
+                if end_raw in (None, "0", 0)
+                else as_time_ns(end_raw, fail, f"{p}.endTimeUnixNano")
             )
             attrs = key_values(sp.get("attributes"), fail, f"{p}.attributes")
             status = as_dict(sp.get("status") or {}, fail, f"{p}.status")
@@ -220,9 +223,11 @@ def _add_logs(
         for j, rec in enumerate(as_list(scope.get("logRecords"), fail, f"{sfp}.logRecords")):
             p = f"{sfp}.logRecords[{j}]"
             rec = as_dict(rec, fail, p)
-            ts = as_int(rec.get("timeUnixNano", 0), fail, f"{p}.timeUnixNano")
+            ts = as_time_ns(rec.get("timeUnixNano", 0), fail, f"{p}.timeUnixNano")
             if ts == 0:
-                ts = as_int(rec.get("observedTimeUnixNano", 0), fail, f"{p}.observedTimeUnixNano")
+                ts = as_time_ns(
+                    rec.get("observedTimeUnixNano", 0), fail, f"{p}.observedTimeUnixNano"
+                )
             if ts == 0:
                 raise fail("a log record needs timeUnixNano or observedTimeUnixNano", p)
             severity = rec.get("severityText") or None
@@ -311,7 +316,7 @@ class _Emitter:
 def _point(dp: dict[str, Any], fail: Fail, fp: str) -> tuple[dict[str, str], int]:
     attrs = key_values(dp.get("attributes"), fail, f"{fp}.attributes")
     labels = {label_name(k): v if isinstance(v, str) else json.dumps(v) for k, v in attrs.items()}
-    ts = as_int(dp.get("timeUnixNano"), fail, f"{fp}.timeUnixNano")
+    ts = as_time_ns(dp.get("timeUnixNano"), fail, f"{fp}.timeUnixNano")
     return labels, ts
 
 

@@ -8,10 +8,11 @@ Exposition timestamps are milliseconds; they are kept exact.
 
 from __future__ import annotations
 
+import pyarrow as pa
 from prometheus_client.parser import text_string_to_metric_families
 
 from tools.telemetry.errors import InputError
-from tools.telemetry.ingest.common import labels_json, metric_rows, service_and_pod
+from tools.telemetry.ingest.common import INT64_MAX, labels_json, metric_rows, service_and_pod
 
 # What the reference parser raises on malformed input.
 _PARSE_ERRORS = (ValueError, IndexError, KeyError, TypeError, AttributeError)
@@ -29,16 +30,18 @@ def _bad_line(text: str) -> tuple[int | None, str]:
     return None, "malformed exposition"
 
 
-def parse(path: str, text: str, default_ts_ns: int):
+def parse(path: str, text: str, default_ts_ns: int) -> pa.Table:
     rows = metric_rows()
     try:
         for family in text_string_to_metric_families(text):
             for s in family.samples:
-                ts = (
-                    default_ts_ns
-                    if s.timestamp is None
-                    else round(float(s.timestamp) * 1000) * 1_000_000
-                )
+                ts = default_ts_ns
+                if s.timestamp is not None:
+                    ts = round(float(s.timestamp) * 1000) * 1_000_000
+                    if not 0 <= ts <= INT64_MAX:
+                        raise InputError(
+                            f"sample {s.name}{s.labels}: timestamp out of range", path=path
+                        )
                 labels = dict(s.labels)
                 service, pod = service_and_pod(labels)
                 rows.add(
