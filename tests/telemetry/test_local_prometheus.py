@@ -213,9 +213,9 @@ def test_openmetrics_text_has_types_sorted_samples_and_eof() -> None:
             ("bad-name", None, None, {"0x": "v"}, T0 * S + 1_234_567, math.nan),
         ]
     )
-    buf = io.StringIO()
+    buf = io.BytesIO()
     summary = write_openmetrics(table, buf)
-    assert buf.getvalue() == (
+    assert buf.getvalue().decode() == (
         "# TYPE bad_name gauge\n"
         f'bad_name{{_0x="v"}} NaN {T0}.001\n'
         "# TYPE lat_bucket unknown\n"
@@ -248,10 +248,10 @@ _rows = st.lists(
 def test_openmetrics_round_trips_through_a_reference_parser(rows) -> None:
     """Every row comes back from prometheus_client's OpenMetrics parser (the last of duplicates)."""
     table = _table([(n, svc, None, lab, ms * 1_000_000, v) for n, svc, lab, ms, v in rows])
-    buf = io.StringIO()
+    buf = io.BytesIO()
     write_openmetrics(table, buf)
     parsed: dict[tuple, float] = {}
-    for family in text_string_to_metric_families(buf.getvalue()):
+    for family in text_string_to_metric_families(buf.getvalue().decode()):
         for s in family.samples:
             ts = s.timestamp
             ms = (

@@ -29,6 +29,7 @@ from typing import IO, Self
 from urllib.parse import urlsplit
 
 import httpx
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel
@@ -133,7 +134,29 @@ class OpenMetricsSummary(BaseModel):
     max_ts_ns: int | None
 
 
-def write_openmetrics(table: pa.Table, out: IO[str]) -> OpenMetricsSummary:
+SeriesKey = tuple[str, str | None, str | None, str | None]  # name, service, pod, labels JSON
+
+
+def _series_keys(table: pa.Table) -> tuple[pa.Array, list[SeriesKey]]:
+    """Per row, the index of its series; and per series (name, service, pod, labels JSON).
+
+    Vectorised: one joined key string per row, dictionary-encoded, so Python only loops over
+    distinct series (tens to thousands), never over samples (millions).
+    """
+    sep = "\x1f"
+    parts = [
+        pc.fill_null(table[c], "") if c != "name" else table[c]
+        for c in ("name", "service", "pod", "labels")
+    ]
+    encoded = pc.dictionary_encode(pc.binary_join_element_wise(*parts, sep)).combine_chunks()
+    series = [
+        tuple(None if (k and not v) else v for k, v in enumerate(key.split(sep)))
+        for key in encoded.dictionary.to_pylist()
+    ]
+    return encoded.indices, series  # type: ignore[return-value]
+
+
+def write_openmetrics(table: pa.Table, out: IO[bytes]) -> OpenMetricsSummary:
     """Write ``METRIC_SCHEMA`` rows as one OpenMetrics exposition with timestamps, ``# EOF`` last.
 
     Families are contiguous with their ``# TYPE`` line first, each series' samples in time order
@@ -145,90 +168,73 @@ def write_openmetrics(table: pa.Table, out: IO[str]) -> OpenMetricsSummary:
         pc.and_(pc.is_valid(table["ts_ns"]), pc.is_valid(table["value"]))
     )
     if table.num_rows == 0:
-        out.write("# EOF\n")
+        out.write(b"# EOF\n")
         return OpenMetricsSummary(samples=0, series=0, metrics=[], min_ts_ns=None, max_ts_ns=None)
-    raw_names = table["name"].to_pylist()
-    unique_raw = sorted(set(raw_names))
-    clean = {n: _sanitize(n, _NAME_INVALID) for n in unique_raw}
+    row_series, series = _series_keys(table)
+    clean = {n: _sanitize(n, _NAME_INVALID) for n in {key[0] for key in series}}
     bad = pc.or_(pc.is_nan(table["value"]), pc.less(table["value"], 0.0))
     not_counters = {clean[n] for n in pc.unique(table["name"].filter(bad)).to_pylist()}
     families = _families(sorted(set(clean.values())), not_counters)
+    prefixes = [clean[name] + _label_text(labels, svc, pod) for name, svc, pod, labels in series]
 
-    # One text prefix per distinct series; rows refer to it by index.
-    keys = zip(
-        raw_names,
-        table["service"].to_pylist(),
-        table["pod"].to_pylist(),
-        table["labels"].to_pylist(),
-        strict=True,
-    )
-    prefix_of: dict[tuple[str, str | None, str | None, str | None], int] = {}
-    prefixes: list[str] = []
-    sort_keys: list[tuple[str, str]] = []
-    series_idx: list[int] = []
-    for key in keys:
-        idx = prefix_of.get(key)
-        if idx is None:
-            idx = prefix_of[key] = len(prefixes)
-            name = clean[key[0]]
-            prefixes.append(name + _label_text(key[3], key[1], key[2]))
-            sort_keys.append((families[name][0], prefixes[-1]))
-        series_idx.append(idx)
-    # Rank series by (family, text) so a plain integer sort orders the file.
-    order = sorted(range(len(prefixes)), key=sort_keys.__getitem__)
-    rank = [0] * len(prefixes)
-    for r, i in enumerate(order):
-        rank[i] = r
+    # Rank series by (family, text) so an integer sort orders the whole file.
+    family_of = [families[clean[key[0]]] for key in series]
+    order = sorted(range(len(series)), key=lambda i: (family_of[i][0], prefixes[i]))
+    rank = np.empty(len(series), dtype=np.int64)
+    rank[order] = np.arange(len(series))
     work = pa.table(
         {
-            "series": pa.array([rank[i] for i in series_idx], pa.int64()),
+            "series": pa.array(rank[row_series.to_numpy(zero_copy_only=False)]),
             "ts_ns": table["ts_ns"],
-            "row": pa.array(range(table.num_rows), pa.int64()),
+            "row": pa.array(np.arange(table.num_rows)),
         }
     )
     idx = pc.sort_indices(
         work, [("series", "ascending"), ("ts_ns", "ascending"), ("row", "ascending")]
     )
     work = work.take(idx)
-    values = table["value"].take(work["row"])
+    series_col = work["series"].to_numpy()
+    ts_col = work["ts_ns"].to_numpy()
     # Keep the last row of each (series, ts): drop a row when the next has the same key.
-    series_col, ts_col = work["series"], work["ts_ns"]
-    n = work.num_rows
-    if n > 1:
-        same_next = pc.and_(
-            pc.equal(series_col.slice(0, n - 1), series_col.slice(1)),
-            pc.equal(ts_col.slice(0, n - 1), ts_col.slice(1)),
-        )
-        keep = pa.concat_arrays([pc.invert(same_next).combine_chunks(), pa.array([True])])
-        series_col, ts_col, values = (
-            series_col.filter(keep),
-            ts_col.filter(keep),
-            values.filter(keep),
-        )
+    keep = np.ones(len(series_col), dtype=bool)
+    keep[:-1] = (series_col[:-1] != series_col[1:]) | (ts_col[:-1] != ts_col[1:])
+    rows = work["row"].to_numpy()[keep]
+    series_col, ts_col = series_col[keep], ts_col[keep]
+    values = table["value"].take(pa.array(rows))
 
-    ranked_prefixes = pa.array([prefixes[i] for i in order], pa.string())
+    ranked = pa.array([prefixes[i] for i in order], pa.large_string())
     lines = pc.binary_join_element_wise(
-        pc.take(ranked_prefixes, series_col), _value_text(values), _timestamp_text(ts_col), " "
-    ).to_pylist()
-    kind_of = dict(families.values())
-    family_of_rank = [sort_keys[i][0] for i in order]
-    series_list = series_col.to_pylist()
-    start = 0
-    for pos in range(1, len(lines) + 1):
-        family = family_of_rank[series_list[pos - 1]]
-        if pos < len(lines) and family_of_rank[series_list[pos]] == family:
-            continue
-        out.write(f"# TYPE {family} {kind_of[family]}\n")
-        out.write("\n".join(lines[start:pos]))
-        out.write("\n")
-        start = pos
-    out.write("# EOF\n")
+        pc.take(ranked, pa.array(series_col)),
+        _value_text(values).cast(pa.large_string()),
+        _timestamp_text(pa.array(ts_col)).cast(pa.large_string()),
+        pa.scalar(" ", pa.large_string()),
+    )
+    # One newline-terminated line per element; the array's data buffer is then the file body,
+    # written in slices per series (no Python string per sample).
+    lines = pc.binary_join_element_wise(
+        lines, pa.scalar("", pa.large_string()), pa.scalar("\n", pa.large_string())
+    )
+    lines = lines.combine_chunks() if isinstance(lines, pa.ChunkedArray) else lines
+    offsets = np.frombuffer(lines.buffers()[1], dtype=np.int64)[: len(lines) + 1]
+    data = memoryview(lines.buffers()[2])
+    family_of_rank = [family_of[i] for i in order]
+    bounds = np.flatnonzero(np.diff(series_col)) + 1 if len(series_col) else np.array([])
+    starts = [0, *bounds.tolist()]
+    ends = [*bounds.tolist(), len(series_col)]
+    current = None
+    for a, b in zip(starts, ends, strict=True):
+        family, kind = family_of_rank[series_col[a]]
+        if family != current:
+            out.write(f"# TYPE {family} {kind}\n".encode())
+            current = family
+        out.write(data[offsets[a] : offsets[b]])
+    out.write(b"# EOF\n")
     return OpenMetricsSummary(
-        samples=len(lines),
-        series=len(prefixes),
+        samples=len(rows),
+        series=len(series),
         metrics=sorted(families),
-        min_ts_ns=pc.min(ts_col).as_py(),
-        max_ts_ns=pc.max(ts_col).as_py(),
+        min_ts_ns=int(ts_col.min()),
+        max_ts_ns=int(ts_col.max()),
     )
 
 
@@ -244,9 +250,6 @@ class LocalPrometheusState(BaseModel):
     url: str
     port: int
     workdir: str
-    min_ts_ns: int | None = None
-    max_ts_ns: int | None = None
-    example_metric: str | None = None
 
 
 def _scrape_config(targets: list[str], interval_s: float) -> str:
@@ -321,10 +324,16 @@ class LocalPrometheus:
         self.metric_names: set[str] = set()
         self._proc: subprocess.Popen[bytes] | None = None
         self._pid: int | None = None
+        self._load_backfill_summary()
 
     @property
     def data_dir(self) -> Path:
         return self.workdir / "data"
+
+    @property
+    def summary_file(self) -> Path:
+        """What the TSDB holds (time range, metric names): survives restarts of the server."""
+        return self.workdir / "backfill.json"
 
     @property
     def log_file(self) -> Path:
@@ -347,31 +356,65 @@ class LocalPrometheus:
     # -- backfill ------------------------------------------------------------------------------
 
     def backfill(self, metrics: pa.Table | Iterable[pa.Table]) -> OpenMetricsSummary:
-        """Turn ``METRIC_SCHEMA`` rows into TSDB blocks under ``data_dir`` (several tables may
-        come one after another; overlapping blocks are merged by Prometheus)."""
+        """Turn ``METRIC_SCHEMA`` rows into TSDB blocks under ``data_dir``.
+
+        Several tables are written as one OpenMetrics file and one ``promtool`` run (each run
+        costs about a second, whatever its size). Calling ``backfill`` again adds blocks;
+        Prometheus merges blocks that overlap.
+        """
         tables = [metrics] if isinstance(metrics, pa.Table) else list(metrics)
         promtool = find_binary("promtool")
         was_running = self.running
         if was_running:
             self.stop()
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        total = OpenMetricsSummary(samples=0, series=0, metrics=[], min_ts_ns=None, max_ts_ns=None)
-        for i, table in enumerate(tables):
-            om_file = self.workdir / f"backfill-{i}.om"
-            with om_file.open("w", encoding="utf-8") as fh:
-                summary = write_openmetrics(table, fh)
-            if summary.samples:
+        table = (
+            pa.concat_tables([t.select(METRIC_SCHEMA.names).cast(METRIC_SCHEMA) for t in tables])
+            if tables
+            else METRIC_SCHEMA.empty_table()
+        )
+        om_file = self.workdir / "backfill.om"
+        try:
+            with om_file.open("wb") as fh:
+                total = write_openmetrics(table, fh)
+            if total.samples:
                 self._promtool(promtool, om_file)
-            om_file.unlink()
-            total = _merge(total, summary)
+        finally:
+            om_file.unlink(missing_ok=True)
         self.metric_names.update(total.metrics)
         for ts in (total.min_ts_ns, total.max_ts_ns):
             if ts is not None:
                 self.min_ts_ns = ts if self.min_ts_ns is None else min(self.min_ts_ns, ts)
                 self.max_ts_ns = ts if self.max_ts_ns is None else max(self.max_ts_ns, ts)
+        self.summary_file.write_text(
+            json.dumps(
+                {
+                    "min_ts_ns": self.min_ts_ns,
+                    "max_ts_ns": self.max_ts_ns,
+                    "metrics": sorted(self.metric_names),
+                }
+            )
+        )
         if was_running:
             self.start()
         return total
+
+    def reset(self) -> None:
+        """Delete the TSDB and what was backfilled (the server must be stopped)."""
+        if self.running:
+            raise TamoError("stop the local Prometheus before resetting its TSDB")
+        shutil.rmtree(self.data_dir, ignore_errors=True)
+        self.summary_file.unlink(missing_ok=True)
+        self.min_ts_ns = self.max_ts_ns = None
+        self.metric_names = set()
+
+    def _load_backfill_summary(self) -> None:
+        try:
+            saved = json.loads(self.summary_file.read_text())
+        except (OSError, ValueError):
+            return
+        self.min_ts_ns, self.max_ts_ns = saved.get("min_ts_ns"), saved.get("max_ts_ns")
+        self.metric_names = set(saved.get("metrics", []))
 
     def _promtool(self, promtool: str, om_file: Path) -> None:
         cmd = [
@@ -508,16 +551,12 @@ class LocalPrometheus:
             url=self.url,
             port=self.port,
             workdir=str(self.workdir),
-            min_ts_ns=self.min_ts_ns,
-            max_ts_ns=self.max_ts_ns,
-            example_metric=min(self.metric_names) if self.metric_names else None,
         )
 
     @classmethod
     def attach(cls, state: LocalPrometheusState) -> LocalPrometheus:
         """A handle on a server started earlier (possibly by another process)."""
         prom = cls(Path(state.workdir), port=state.port)
-        prom.min_ts_ns, prom.max_ts_ns = state.min_ts_ns, state.max_ts_ns
         cmdline = Path(f"/proc/{state.pid}/cmdline")
         if cmdline.exists() and str(prom.data_dir).encode() in cmdline.read_bytes():
             prom._pid = state.pid
@@ -533,15 +572,3 @@ class LocalPrometheus:
 
 class _AddressInUse(Exception):
     """The free port picked was taken before Prometheus bound it (another test, another helper)."""
-
-
-def _merge(a: OpenMetricsSummary, b: OpenMetricsSummary) -> OpenMetricsSummary:
-    lo = [t for t in (a.min_ts_ns, b.min_ts_ns) if t is not None]
-    hi = [t for t in (a.max_ts_ns, b.max_ts_ns) if t is not None]
-    return OpenMetricsSummary(
-        samples=a.samples + b.samples,
-        series=a.series + b.series,
-        metrics=sorted(set(a.metrics) | set(b.metrics)),
-        min_ts_ns=min(lo) if lo else None,
-        max_ts_ns=max(hi) if hi else None,
-    )
