@@ -54,6 +54,8 @@ class Diagnosis(BaseModel):
     task_ids: list[str] = Field(default_factory=list)
     detected_at: AwareDatetime = Field(default_factory=lambda: datetime.now(UTC))
     incident_id: str | None = None
+    # a task that completed just before the incident: its snapshots are the last good state
+    last_good_task_id: str | None = None
     evidence: list[str] = Field(default_factory=list)
 
     @property

@@ -73,8 +73,13 @@ class RepairPlan(BaseModel):
 
 
 def substitute(text: str, diagnosis: Diagnosis) -> str:
-    """Replace ``{module}``/``{service}`` literally (PromQL's own braces are left alone)."""
-    return text.replace("{module}", diagnosis.component).replace("{service}", diagnosis.service)
+    """Replace ``{module}``, ``{service}`` and ``{last_good_task}`` literally (PromQL's own
+    braces are left alone)."""
+    return (
+        text.replace("{module}", diagnosis.component)
+        .replace("{service}", diagnosis.service)
+        .replace("{last_good_task}", diagnosis.last_good_task_id or "")
+    )
 
 
 def _resolve(value: Any, diagnosis: Diagnosis) -> Any:

@@ -43,7 +43,7 @@ class Verification(BaseModel):
     checks: list[CheckOutcome]
 
 
-def _latest_worst(table: pa.Table, op: str) -> float | None:
+def latest_worst(table: pa.Table, op: str) -> float | None:
     """Latest sample of each series, then the worst across series for ``op``."""
     if table.num_rows == 0:
         return None
@@ -109,7 +109,7 @@ class Verifier:
                 if self.metrics is None:
                     note = "no metric source"
                 else:
-                    value = _latest_worst(
+                    value = latest_worst(
                         self.metrics.series(check.promql, window, step_s), check.op
                     )
             elif self.traces is None:

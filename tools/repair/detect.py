@@ -1,0 +1,288 @@
+"""Live detection and triage: from a sliding window of spans to a :class:`Diagnosis`.
+
+Why this module: the closed loop needs a verdict every half second, not a batch report. The
+call-chain analytics of :mod:`tools.traces` learn normal behaviour once from a fault-free
+baseline (:class:`~tools.traces.detector.NormalModel`: per-module statistics, WL embedding,
+autoencoder); each window is then only reconstructed, scored and explained (root span + reason
+per anomalous trace), which takes milliseconds, where a full ``analyze_traces`` would retrain.
+
+Triage turns the votes of the anomalous traces into one root cause with a fault type, using the
+structure of the chain and the error codes the spans carry (the seed's "error_code triggered ->
+rule path", chapter 4):
+
+* a module that starts traces although it never does in the baseline lost the incoming
+  context (``context_loss``);
+* spans whose parent is missing from the trace were orphaned by a module that dropped its own
+  spans: the baseline parent of the orphans' module (``span_drop``);
+* a hung span (the analytics' ``timeout/hang``), or callers failing with a timeout code while
+  the callee's spans are absent or hung, is a hang of the callee (``inference_hang`` when the
+  callers' code is a model timeout);
+* otherwise the origin span's error code names the fault (:data:`ERROR_CODE_FAULTS`), blamed
+  on the span itself, on its parent (a receiver reporting duplicates blames the sender) or on
+  its callee.
+
+Nothing here knows which fault was injected; the window and the baseline are all it sees.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from pydantic import BaseModel, Field
+
+from tools.repair.diagnosis import Diagnosis, Severity
+from tools.traces.config import TraceConfig
+from tools.traces.detector import NormalModel
+from tools.traces.reconstruct import reconstruct
+from tools.traces.root_cause import Reason, explain
+
+# error code -> (fault type, who is to blame: "self" | "parent" | "callee")
+ERROR_CODE_FAULTS: dict[str, tuple[str, str]] = {
+    "STATE_WRITE_ERROR": ("state_write_error", "self"),
+    "WEBHOOK_UNREACHABLE": ("callback_failure", "self"),
+    "CALLBACK_FAILED": ("callback_failure", "callee"),
+    "DUPLICATE_DELIVERY": ("retry_storm", "parent"),
+    "CALLBACK_RETRY_EXHAUSTED": ("retry_storm", "self"),
+    "MODEL_TIMEOUT": ("model_timeout", "self"),
+    "CONTEXT_LOST": ("context_loss", "self"),
+}
+TIMEOUT_CODES = {"MODEL_TIMEOUT", "CALL_TIMEOUT", "DEADLINE_EXCEEDED", "HTTP_504"}
+
+
+def error_codes(spans: pa.Table) -> list[str | None]:
+    """The error code of each span: the column, else the ``error_code`` attribute."""
+    out: list[str | None] = []
+    for code, attrs in zip(
+        spans["error_code"].to_pylist(), spans["attributes"].to_pylist(), strict=True
+    ):
+        if code is None and attrs and '"error_code"' in attrs:
+            code = json.loads(attrs).get("error_code")
+        out.append(code)
+    return out
+
+
+@dataclass
+class BaselineShape:
+    """Structural facts of fault-free traffic: which services start traces, who calls whom."""
+
+    roots: set[str]
+    parent_of: dict[str, str]  # service -> its usual caller
+    children_of: dict[str, set[str]] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, spans: pa.Table) -> BaselineShape:
+        svc = spans["service"].to_pylist()
+        by_id = dict(zip(spans["span_id"].to_pylist(), svc, strict=True))
+        roots: set[str] = set()
+        edges: Counter[tuple[str, str]] = Counter()
+        for s, p in zip(svc, spans["parent_id"].to_pylist(), strict=True):
+            if not p:
+                roots.add(s)
+            elif p in by_id and by_id[p] != s:
+                edges[(by_id[p], s)] += 1
+        parent_of: dict[str, str] = {}
+        for (caller, callee), _ in edges.most_common():
+            parent_of.setdefault(callee, caller)
+        children: dict[str, set[str]] = {}
+        for caller, callee in edges:
+            children.setdefault(caller, set()).add(callee)
+        return cls(roots=roots, parent_of=parent_of, children_of=children)
+
+
+class WindowVerdict(BaseModel):
+    """What one window looked like."""
+
+    traces: int
+    anomalous: int
+    votes: dict[str, int] = Field(default_factory=dict)  # "module|fault_type" -> traces
+    anomalous_by_module: dict[str, int] = Field(default_factory=dict)  # root span module -> n
+    trace_ids: list[str] = Field(default_factory=list)  # a sample of anomalous traces
+    task_ids: list[str] = Field(default_factory=list)
+    codes: dict[str, int] = Field(default_factory=dict)  # error codes seen in anomalous traces
+    anomalies: list[tuple[str, str, int]] = Field(default_factory=list)  # (trace, module, start)
+
+    @property
+    def ratio(self) -> float:
+        return self.anomalous / self.traces if self.traces else 0.0
+
+
+def _svc(module_name: str) -> str:
+    return module_name.split("::", 1)[0]
+
+
+class LiveTraceDetector:
+    """Fit once on fault-free spans, then judge windows quickly (see the module docstring)."""
+
+    def __init__(
+        self,
+        baseline: pa.Table,
+        config: TraceConfig | None = None,
+        *,
+        min_anomalous: int = 5,
+        min_ratio: float = 0.3,
+    ) -> None:
+        self.config = config or TraceConfig(record_in_kb=False)
+        forest, _ = reconstruct(baseline, self.config)
+        self.model = NormalModel.fit(forest, self.config)
+        self.shape = BaselineShape.of(baseline)
+        self.min_anomalous = min_anomalous
+        self.min_ratio = min_ratio
+
+    def judge(self, spans: pa.Table) -> WindowVerdict:
+        """Score every trace of ``spans`` and name a (module, fault type) per anomalous one."""
+        if spans.num_rows == 0:
+            return WindowVerdict(traces=0, anomalous=0)
+        forest, _ = reconstruct(spans, self.config)
+        batch = self.model.score(forest)
+        f = forest
+        table = f.table
+        services = table["service"].to_pylist()
+        codes = error_codes(table)
+        attrs = table["attributes"].to_pylist()
+        votes: Counter[str] = Counter()
+        by_module: Counter[str] = Counter()
+        seen_codes: Counter[str] = Counter()
+        sample: list[str] = []
+        tasks: list[str] = []
+        found: list[tuple[str, str, int]] = []
+        anomalous = np.nonzero(batch.anomalous)[0]
+        for t in anomalous:
+            lo, hi = int(f.offsets[t]), int(f.offsets[t + 1])
+            root, reason = explain(batch, int(t))
+            by_module[_svc(f.module_names[f.module[root]])] += 1
+            for i in range(lo, hi):
+                if codes[i]:
+                    seen_codes[codes[i]] += 1
+            module, fault = self._triage(f, batch, root, reason, lo, hi, services, codes)
+            votes[f"{module}|{fault}"] += 1
+            found.append((f.trace_ids[t], module, int(f.start_ns[lo])))
+            if len(sample) < 20:
+                sample.append(f.trace_ids[t])
+                task = json.loads(attrs[lo]).get("task_id") if attrs[lo] else None
+                if task:
+                    tasks.append(str(task))
+        return WindowVerdict(
+            traces=f.n_traces,
+            anomalous=len(anomalous),
+            votes=dict(votes),
+            anomalous_by_module=dict(by_module),
+            trace_ids=sample,
+            task_ids=tasks,
+            codes=dict(seen_codes),
+            anomalies=found,
+        )
+
+    def alarming(self, v: WindowVerdict) -> bool:
+        return v.anomalous >= self.min_anomalous and v.ratio >= self.min_ratio
+
+    def _triage(
+        self,
+        f,
+        batch,
+        root: int,
+        reason: Reason,
+        lo: int,
+        hi: int,
+        services: list[str],
+        codes: list[str | None],
+    ) -> tuple[str, str]:
+        shape = self.shape
+        idx = range(lo, hi)
+        # 1. a service starting traces that never does in the baseline lost its context
+        for i in idx:
+            if f.parent[i] < 0 and not f.orphan[i] and services[i] not in shape.roots:
+                return services[i], "context_loss"
+        # 2. orphans: their usual parent dropped its spans
+        for i in idx:
+            if f.orphan[i]:
+                return shape.parent_of.get(services[i], services[i]), "span_drop"
+        root_svc = services[root]
+        # 3. hangs, seen directly or through callers timing out on an absent/hung callee
+        own = codes[root]
+        if reason == Reason.HANG and (own is None or own in TIMEOUT_CODES):
+            callers = {codes[i] for i in idx if codes[i] in TIMEOUT_CODES}
+            return root_svc, "inference_hang" if "MODEL_TIMEOUT" in callers else "hang"
+        code = codes[root]
+        if code in TIMEOUT_CODES:
+            present = {services[i] for i in idx if f.parent[i] == root}
+            expected = shape.children_of.get(root_svc, set())
+            absent = expected - present
+            if absent:
+                callee = sorted(absent)[0]
+                return callee, "inference_hang" if code == "MODEL_TIMEOUT" else "hang"
+        # 4. the origin span's error code
+        if code in ERROR_CODE_FAULTS:
+            fault, blame = ERROR_CODE_FAULTS[code]
+            if blame == "parent" and f.parent[root] >= 0:
+                return services[int(f.parent[root])], fault
+            if blame == "callee":
+                kids = [i for i in idx if f.parent[i] == root and codes[i]]
+                if kids:
+                    return services[kids[-1]], fault
+            return root_svc, fault
+        for i in idx:  # a trace whose origin carries no code: the most specific code inside
+            if codes[i] in ERROR_CODE_FAULTS:
+                fault, _ = ERROR_CODE_FAULTS[codes[i]]
+                return services[i], fault
+        return root_svc, {
+            Reason.LATENCY: "latency",
+            Reason.MISSING: "missing_downstream",
+            Reason.FORKED: "context_loss",
+        }.get(reason, "error")
+
+
+def diagnose(
+    verdict: WindowVerdict,
+    *,
+    metrics: dict[str, float] | None = None,
+    last_good_task_id: str | None = None,
+) -> Diagnosis | None:
+    """The winning (module, fault type) of an alarming window as a :class:`Diagnosis`."""
+    if not verdict.votes:
+        return None
+    key, n = max(verdict.votes.items(), key=lambda kv: (kv[1], kv[0]))
+    module, fault = key.split("|", 1)
+    confidence = n / max(verdict.anomalous, 1)
+    ratio = verdict.ratio
+    severity = (
+        Severity.CRITICAL if ratio >= 0.5 else Severity.WARN if ratio >= 0.1 else Severity.INFO
+    )
+    alternatives = sorted(verdict.votes.items(), key=lambda kv: -kv[1])[1:4]
+    return Diagnosis(
+        service=module,
+        module=module,
+        fault_type=fault,
+        root_cause=f"{fault.replace('_', ' ')} in {module}",
+        error_codes=sorted(verdict.codes, key=lambda c: -verdict.codes[c]),
+        metrics={"anomalous_trace_ratio": round(ratio, 4), **(metrics or {})},
+        severity=severity,
+        confidence=round(confidence, 3),
+        trace_ids=verdict.trace_ids[:5],
+        task_ids=verdict.task_ids[:5],
+        last_good_task_id=last_good_task_id,
+        evidence=[
+            f"{verdict.anomalous}/{verdict.traces} traces anomalous",
+            f"{n} of them point at {module} ({fault})",
+            *(f"alternative: {k.replace('|', ' ')} ({v} traces)" for k, v in alternatives),
+        ],
+    )
+
+
+def complete_traces(spans: pa.Table, ended_before_ns: int) -> pa.Table:
+    """Spans of the traces whose root span ended before ``ended_before_ns``.
+
+    Why: spans are exported when they end, children first and from several processes, so the
+    newest traces are always partial; judged early they would look like dropped spans. A trace
+    counts once its root has ended and every process had time to flush.
+    """
+    if spans.num_rows == 0:
+        return spans
+    is_root = pc.or_kleene(pc.is_null(spans["parent_id"]), pc.equal(spans["parent_id"], ""))
+    done = pc.and_(is_root, pc.less_equal(spans["end_ns"], ended_before_ns))
+    ids = pc.unique(pc.filter(spans["trace_id"], pc.fill_null(done, False)))
+    return spans.filter(pc.is_in(spans["trace_id"], value_set=ids))
