@@ -1,4 +1,4 @@
-"""``python -m testbed MODULE|controller``: run one testbed process (see ``runner.py``)."""
+"""``python -m testbed controller``: the controller process (see ``runner.py``)."""
 
 from __future__ import annotations
 
@@ -6,4 +6,5 @@ import sys
 
 from testbed.runner import main
 
-main(sys.argv[1:])
+if __name__ == "__main__":  # not when multiprocessing re-imports it as ``__mp_main__``
+    main(sys.argv[1:])

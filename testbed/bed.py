@@ -26,7 +26,7 @@ from testbed.client import TestbedClient, TestbedError
 from testbed.config import StaticConfig
 from testbed.controller import bind_loopback, child_env
 from testbed.load import LoadReport, run_load_sync
-from testbed.runner import WATCH_PARENT_ENV
+from testbed.runner import WATCH_PARENT_ENV, alive
 
 STATE_FILE = "testbed.json"
 
@@ -223,11 +223,7 @@ def _alive(pid: int) -> bool:
             return False
     except ChildProcessError:
         pass  # not our child: its own parent reaps it
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
+    return alive(pid)
 
 
 def attach(workdir: Path) -> dict[str, Any]:

@@ -2,8 +2,8 @@
 
 Why two models: ``StaticConfig`` is fixed for the life of a testbed (where telemetry goes, where
 state lives, timeouts) and travels to every process in an environment variable;
-``RuntimeConfig`` is what the control API changes (active faults, model, skip flags) and the
-controller pushes it to every module after each change and to a module it (re)starts.
+``RuntimeConfig`` is what the control API changes (active faults, model, skip flags); the
+controller hands it to a module it (re)starts and pushes it to every module after each change.
 """
 
 from __future__ import annotations
@@ -14,10 +14,9 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from testbed.catalog import FAULTS, MODULES
+from testbed.catalog import FAULTS
 
 STATIC_ENV = "TESTBED_STATIC"
-RUNTIME_ENV = "TESTBED_RUNTIME"
 FD_ENV = "TESTBED_FD"
 
 
@@ -68,14 +67,3 @@ class RuntimeConfig(BaseModel):
 
 def load_static() -> StaticConfig:
     return StaticConfig.model_validate_json(os.environ[STATIC_ENV])
-
-
-def load_runtime() -> RuntimeConfig:
-    raw = os.environ.get(RUNTIME_ENV)
-    return RuntimeConfig.model_validate_json(raw) if raw else RuntimeConfig()
-
-
-def check_module(name: str) -> str:
-    if name not in MODULES:
-        raise ValueError(f"unknown module {name!r}; modules: {', '.join(MODULES)}")
-    return name

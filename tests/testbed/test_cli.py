@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from tamo.main import app
 from testbed import attach
 from testbed.bed import stop_group
+from testbed.runner import alive
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -25,15 +26,6 @@ def tamo(*args: str) -> str:
     result = runner.invoke(app, ["testbed", *args])
     assert result.exit_code == 0, result.output
     return result.output
-
-
-def alive(pid: int) -> bool:
-    """Running (a zombie waiting for a reaper has already exited)."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
-        return False
-    return state != "Z"
 
 
 @pytest.fixture
