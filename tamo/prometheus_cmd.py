@@ -225,7 +225,9 @@ def register(app: typer.Typer) -> None:
     @group.command("query")
     def query(
         expr: str = typer.Argument(..., help="PromQL expression."),
-        time: str | None = typer.Option(None, "--time", help="Instant query time (epoch s, ISO)."),
+        time: str | None = typer.Option(
+            None, "--time", help="Instant query time (epoch seconds or ISO 8601)."
+        ),
         start: str | None = typer.Option(None, "--start", help="Range query start."),
         end: str | None = typer.Option(None, "--end", help="Range query end."),
         step: float = typer.Option(15.0, "--step", help="Range query step in seconds."),
@@ -234,11 +236,15 @@ def register(app: typer.Typer) -> None:
         ),
         as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
     ) -> None:
-        """Run PromQL: an instant query (--time, default now) or a range (--start/--end/--step)."""
+        """Run PromQL: an instant query at --time (default: now, or the end of the local
+        server's backfilled data) or a range query (--start/--end/--step)."""
         settings = get_settings()
+        at = parse_time(time) if time else None
         if url is None:
             local = running_server(settings)
             url = local.url if local is not None else settings.backends.prometheus_url
+            if local is not None and at is None and local.max_ts_ns is not None:
+                at = local.max_ts_ns / 1e9  # backfilled data is old: "now" would find nothing
         if url is None:
             raise TamoError("no Prometheus: run `tamo prometheus start` or set TAMO_PROMETHEUS_URL")
         options = PrometheusClient.options_from_settings(settings.backends)
@@ -248,5 +254,5 @@ def register(app: typer.Typer) -> None:
                     raise typer.BadParameter("a range query needs both --start and --end")
                 result = client.query_range(expr, parse_time(start), parse_time(end), step)
             else:
-                result = client.query(expr, parse_time(time) if time else None)
+                result = client.query(expr, at)
         _render(result, expr, as_json)

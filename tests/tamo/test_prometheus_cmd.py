@@ -98,6 +98,8 @@ def test_start_from_store_status_query_stop(tmp_path: Path, data_dir: Path) -> N
     assert [(r["ts_ns"] // S - T0, r["value"]) for r in rows] == [(0, 30.0), (10, 34.0), (20, 38.0)]
     table = _invoke("query", "sum(queue_depth)", "--time", str(T0))
     assert "sum(queue_depth): 1 samples" in table.output and "30" in table.output
+    latest = json.loads(_invoke("query", "sum(queue_depth)", "--json").stdout)  # data's end
+    assert [(r["ts_ns"] // S - T0, r["value"]) for r in latest] == [(595, 30.0 + 2 * 119)]
 
     stopped = _invoke("stop")
     assert stopped.exit_code == 0 and f"stopped Prometheus at {state.url}" in stopped.output
