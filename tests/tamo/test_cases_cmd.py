@@ -13,16 +13,7 @@ runner = CliRunner()
 
 
 def _invoke(*args: str):
-    # typer runs a lone command without its name; with several groups registered it needs it
-    argv = (
-        list(args)
-        if len(app.registered_commands) + len(app.registered_groups) == 1
-        else [
-            "cases",
-            *args,
-        ]
-    )
-    return runner.invoke(app, argv)
+    return runner.invoke(app, ["cases", *args])
 
 
 def test_nezha_json_lists_52_cases_with_utc_offsets(nezha_root: Path) -> None:

@@ -177,13 +177,13 @@ def read_trace_ids(path: Path) -> pa.Array:
 # with "severity"/"message"; TT lines are Logback text "<clock> <LEVEL> <logger> ...". A row
 # whose Log field is not JSON keeps its raw text as the body (severity unknown).
 _LOG_SQL = r"""
-WITH docker AS MATERIALIZED (
+WITH docker AS (
   SELECT *,
     CASE WHEN json_valid(Log) THEN json_extract_string(Log, ['$.log', '$.stream']) END AS rec
   FROM raw
-), lines AS MATERIALIZED (
+), lines AS (
   SELECT *, rtrim(rec[1], chr(10) || chr(13)) AS line FROM docker
-), app AS MATERIALIZED (
+), app AS (
   SELECT *,
     CASE WHEN starts_with(ltrim(line), '{') AND json_valid(line)
       THEN json_extract_string(line, ['$.severity', '$.message'])
