@@ -1,0 +1,202 @@
+"""The MCP server through a real fastmcp Client: in memory, over stdio and over streamable HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import time
+from typing import Any
+
+import httpx
+import pytest
+from fastmcp import Client
+from fastmcp.client.transports import StdioTransport
+from fastmcp.exceptions import ToolError
+
+from agent.tokens import count_json
+from mcp_server.auth import http_auth
+from mcp_server.server import build_server
+from tests.agent.conftest import RecordingExecutor
+from tests.agent.synthetic import ABNORMAL, INJECTION
+from tests.conftest import REPO, free_port
+from tools.telemetry.errors import ConfigError
+from tools.toolbox.context import ToolContext
+
+TOOLS = {
+    "query_traces",
+    "search_logs",
+    "query_promql",
+    "fuse_modalities",
+    "localize_root_cause",
+    "classify_fault",
+    "analyze_traces",
+    "match_fingerprint",
+    "list_strategies",
+    "plan_repair",
+    "execute_repair",
+    "diagnose_incident",
+}
+WINDOW = {"start": ABNORMAL.start.isoformat(), "end": ABNORMAL.end.isoformat()}
+TOKEN = "s3cret-token-for-tests-0123456789"
+pytestmark = pytest.mark.timeout(120)
+
+
+def arguments(name: str) -> dict[str, Any]:
+    """Valid arguments for every tool (the window of the synthetic incident)."""
+    if name == "query_promql":
+        return {**WINDOW, "query": "container_cpu_usage"}
+    if name == "plan_repair":
+        return {"service": "paymentservice", "fault_type": "cpu_contention"}
+    if name == "list_strategies":
+        return {}
+    return dict(WINDOW)
+
+
+def text(result: Any) -> dict[str, Any]:
+    return json.loads(result.content[0].text)
+
+
+async def test_listing_is_small_annotated_and_complete(case_ctx: ToolContext) -> None:
+    async with Client(build_server(case_ctx)) as c:
+        tools = await c.list_tools()
+    assert {t.name for t in tools} == TOOLS
+    listing = [t.model_dump(mode="json", by_alias=True, exclude_none=True) for t in tools]
+    assert count_json(listing) < 4000
+    by = {t.name: t.annotations for t in tools}
+    assert by["execute_repair"].destructive_hint and not by["execute_repair"].read_only_hint
+    assert all(by[n].read_only_hint for n in TOOLS - {"execute_repair"})
+    assert by["execute_repair"].idempotent_hint
+
+
+async def test_every_tool_answers_compactly(case_ctx: ToolContext) -> None:
+    async with Client(build_server(case_ctx)) as c:
+        for name in sorted(TOOLS - {"execute_repair"}):
+            out = text(await c.call_tool(name, arguments(name)))
+            assert count_json(out) < 800, name
+        plan = text(await c.call_tool("plan_repair", arguments("plan_repair")))
+        dry = text(await c.call_tool("execute_repair", {"plan_id": plan["plan_id"]}))
+        assert dry["status"] == "dry-run-ok"
+        diag = text(await c.call_tool("diagnose_incident", {}))
+        assert diag["root_cause"] == "paymentservice"
+        recent = json.loads((await c.read_resource("tamo://incidents/recent"))[0].text)
+        assert recent and recent[0]["root_cause"] == "paymentservice"
+        library = json.loads((await c.read_resource("tamo://strategies"))[0].text)
+        assert library["strategies"][0]["id"] == "payment_restart"
+        prompt = await c.get_prompt("investigate_alert", {"alert": "checkout errors"})
+        assert "diagnose_incident" in prompt.messages[0].content.text
+
+
+async def test_real_repair_asks_the_user_through_elicitation(
+    case_ctx: ToolContext, recorder: RecordingExecutor
+) -> None:
+    asked: list[str] = []
+
+    async def say(answer: bool):
+        async def handler(message: str, response_type: Any, params: Any, context: Any) -> dict:
+            asked.append(message)
+            return {"approve": answer, "name": "carol"}
+
+        return handler
+
+    server = build_server(case_ctx)
+    async with Client(server, elicitation_handler=await say(False)) as c:
+        plan = text(await c.call_tool("plan_repair", arguments("plan_repair")))
+        with pytest.raises(ToolError, match="not approved"):
+            await c.call_tool("execute_repair", {"plan_id": plan["plan_id"], "dry_run": False})
+    assert recorder.executed() == [] and "rollout_restart paymentservice" in asked[0]
+    async with Client(server, elicitation_handler=await say(True)) as c:
+        out = text(
+            await c.call_tool("execute_repair", {"plan_id": plan["plan_id"], "dry_run": False})
+        )
+    assert out["status"] == "success" and recorder.executed()
+
+
+async def test_without_elicitation_a_real_repair_needs_a_named_approver(
+    case_ctx: ToolContext, recorder: RecordingExecutor
+) -> None:
+    async with Client(build_server(case_ctx)) as c:
+        plan = text(await c.call_tool("plan_repair", arguments("plan_repair")))
+        with pytest.raises(ToolError, match="approved_by"):
+            await c.call_tool("execute_repair", {"plan_id": plan["plan_id"], "dry_run": False})
+        assert recorder.executed() == []
+
+
+async def test_injected_telemetry_stays_fenced_over_mcp(case_ctx: ToolContext) -> None:
+    async with Client(build_server(case_ctx)) as c:
+        raw = (
+            (await c.call_tool("search_logs", {**WINDOW, "min_severity": "ERROR"})).content[0].text
+        )
+    assert INJECTION in raw
+    at = raw.find(INJECTION)
+    while at != -1:  # every occurrence sits inside a «data:…» fence
+        assert raw.rfind("«data:", 0, at) > raw.rfind("»", 0, at)
+        at = raw.find(INJECTION, at + 1)
+
+
+@pytest.mark.slow
+async def test_stdio_subprocess(store_env: dict[str, str]) -> None:
+    transport = StdioTransport(
+        command=sys.executable, args=["-m", "tamo.main", "mcp"], env=store_env, cwd=str(REPO)
+    )
+    async with Client(transport, timeout=60) as c:
+        assert {t.name for t in await c.list_tools()} == TOOLS
+        out = text(await c.call_tool("query_traces", WINDOW))
+        assert out["spans"] == 360 and out["error_rate"] > 0.2
+        ranking = text(await c.call_tool("localize_root_cause", WINDOW))
+        assert ranking["ranking"][0]["entity"] == "paymentservice"
+
+
+@pytest.fixture
+def http_server(store_env: dict[str, str]):
+    port = free_port()
+    cmd = [sys.executable, "-m", "tamo.main", "mcp", "--transport", "http", "--port", str(port)]
+    proc = subprocess.Popen(
+        cmd,
+        env={**store_env, "TAMO_MCP_TOKEN": TOKEN},
+        cwd=str(REPO),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    url = f"http://127.0.0.1:{port}/mcp"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(url, timeout=1)
+            break
+        except httpx.TransportError:
+            if proc.poll() is not None:
+                raise RuntimeError(proc.stderr.read().decode()) from None
+            time.sleep(0.2)
+    yield url, proc
+    proc.terminate()
+    _, err = proc.communicate(timeout=10)
+    assert TOKEN.encode() not in err, "the bearer token was logged"
+
+
+@pytest.mark.slow
+async def test_http_requires_the_token_and_serves_concurrent_calls(http_server) -> None:
+    url, _ = http_server
+    r = httpx.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"})
+    assert r.status_code == 401
+    with pytest.raises(Exception):  # noqa: B017 — the client surfaces the 401 its own way
+        async with Client(url, auth="wrong-token-wrong-token", timeout=20) as c:
+            await c.list_tools()
+    async with Client(url, auth=TOKEN, timeout=60) as c:
+        assert {t.name for t in await c.list_tools()} == TOOLS
+        calls = [c.call_tool("query_traces", {**WINDOW, "top_k": k}) for k in range(1, 9)]
+        results = await asyncio.gather(*calls)
+    assert [len(text(r)["by_service"]) for r in results] == [1, 2, 3, 3, 3, 3, 3, 3]
+
+
+async def test_http_auth_rules() -> None:
+    with pytest.raises(ConfigError, match="without a bearer token"):
+        http_auth("0.0.0.0", None)
+    assert http_auth("127.0.0.1", None) is None and http_auth("::1", None) is None
+    verifier = http_auth("0.0.0.0", TOKEN)
+    assert TOKEN not in repr(verifier)
+    assert (await verifier.verify_token(TOKEN)) is not None
+    assert (await verifier.verify_token(TOKEN[:-1] + "x")) is None
+    with pytest.raises(ConfigError, match="at least 16"):
+        http_auth("127.0.0.1", "short")
