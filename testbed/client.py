@@ -86,12 +86,16 @@ class TestbedClient:
     ) -> dict[str, Any]:
         return self._request("POST", "/snapshots/restore", {"task_id": task_id, "step": step})
 
-    def redispatch(self, task_id: str, seq_no: int, from_step: int = 0) -> dict[str, Any]:
-        """Re-dispatch a task; the answer (also on 409 duplicate / 429 limit) is returned as is."""
+    def redispatch(
+        self, task_id: str, seq_no: int, from_step: int = 0, recovery_strategy: str | None = None
+    ) -> dict[str, Any]:
+        """Re-dispatch a task; the answer (also on 409 duplicate / 429 limit) is returned as is.
+
+        ``recovery_strategy`` is set as a span attribute of the new trace (seed ch. 7)."""
         return self._request(
             "POST",
             f"/tasks/{task_id}/redispatch",
-            {"seq_no": seq_no, "from_step": from_step},
+            {"seq_no": seq_no, "from_step": from_step, "recovery_strategy": recovery_strategy},
             ok=(200, 404, 409, 429, 500, 502, 503, 504),
         )
 

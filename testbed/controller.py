@@ -16,7 +16,7 @@ Control API (JSON; errors are ``{"error": ...}`` with 400/404/409):
   POST /model {"model": "primary"|"fallback"}
   POST /skip {"module", "skip": bool}
   POST /snapshots/restore {"task_id"?, "step"?}
-  POST /tasks/{task_id}/redispatch {"seq_no", "from_step"}
+  POST /tasks/{task_id}/redispatch {"seq_no", "from_step", "recovery_strategy"?}
   GET  /tasks/{task_id}              the task's snapshots
 """
 
@@ -340,12 +340,15 @@ class Supervisor:
         return {"cleared": cleared, "restored": restored}
 
     async def redispatch(
-        self, task_id: str, seq_no: int, from_step: int
+        self, task_id: str, seq_no: int, from_step: int, strategy: str | None = None
     ) -> tuple[int, dict[str, Any]]:
         router = self.children["AgentRouter"].url
+        body = {"task_id": task_id, "seq_no": seq_no, "from_step": from_step}
+        if strategy:
+            body["recovery_strategy"] = strategy
         resp = await self.http.post(
             f"{router}/tasks",
-            json={"task_id": task_id, "seq_no": seq_no, "from_step": from_step},
+            json=body,
             timeout=self.static.call_timeout_s * 2,
         )
         self.audit(
@@ -359,33 +362,125 @@ class Supervisor:
         return resp.status_code, resp.json()
 
 
+Params = dict[str, str]
+Body = dict[str, Any]
+Result = dict[str, Any] | tuple[int, dict[str, Any]]
+
+
+def catalogue(sup: Supervisor) -> dict[str, Any]:
+    return {
+        "faults": [
+            {
+                "name": f.name,
+                "target": f.target,
+                "scope": f.scope,
+                "description": f.description,
+                "symptoms": list(f.symptoms),
+                "error_code": f.error_code,
+                "params": f.params,
+                "clears": [str(a) for a in f.clears],
+                "bypasses": [str(a) for a in f.bypasses],
+            }
+            for f in FAULTS.values()
+        ],
+        "active": sup.fault_status(),
+    }
+
+
+async def _task(sup: Supervisor, p: Params, b: Body) -> Result:
+    resp = await sup.http.get(f"{sup.children['AgentRouter'].url}/tasks/{p['task_id']}")
+    return resp.status_code, resp.json()
+
+
+async def _redispatch(sup: Supervisor, p: Params, b: Body) -> Result:
+    if "seq_no" not in b:
+        raise ControlError("seq_no is required (task_id + seq_no make a dispatch idempotent)")
+    return await sup.redispatch(
+        p["task_id"], int(b["seq_no"]), int(b.get("from_step", 0)), b.get("recovery_strategy")
+    )
+
+
+async def _restore(sup: Supervisor, p: Params, b: Body) -> Result:
+    step = b.get("step")
+    return await sup.restore(b.get("task_id"), None if step is None else int(step))
+
+
+async def _health(sup: Supervisor, p: Params, b: Body) -> Result:
+    return sup.health()
+
+
+async def _status(sup: Supervisor, p: Params, b: Body) -> Result:
+    return sup.status()
+
+
+async def _faults(sup: Supervisor, p: Params, b: Body) -> Result:
+    return catalogue(sup)
+
+
+async def _inject(sup: Supervisor, p: Params, b: Body) -> Result:
+    return await sup.inject(str(b["fault"]), dict(b.get("params") or {}))
+
+
+async def _clear(sup: Supervisor, p: Params, b: Body) -> Result:
+    return await sup.clear(p.get("name"))
+
+
+async def _restart(sup: Supervisor, p: Params, b: Body) -> Result:
+    return await sup.restart(p["module"])
+
+
+async def _model(sup: Supervisor, p: Params, b: Body) -> Result:
+    return await sup.switch_model(str(b["model"]))
+
+
+async def _skip(sup: Supervisor, p: Params, b: Body) -> Result:
+    return await sup.set_skip(str(b["module"]), bool(b.get("skip", True)))
+
+
+# (method, path, handler, serialised): mutating actions run one at a time under the lock.
+ROUTES = (
+    ("GET", "/health", _health, False),
+    ("GET", "/status", _status, False),
+    ("GET", "/faults", _faults, False),
+    ("POST", "/faults", _inject, True),
+    ("DELETE", "/faults", _clear, True),
+    ("DELETE", "/faults/{name}", _clear, True),
+    ("POST", "/modules/{module}/restart", _restart, True),
+    ("POST", "/model", _model, True),
+    ("POST", "/skip", _skip, True),
+    ("POST", "/snapshots/restore", _restore, True),
+    ("POST", "/tasks/{task_id}/redispatch", _redispatch, False),
+    ("GET", "/tasks/{task_id}", _task, False),
+)
+
+
+async def _body(request: Request) -> Body:
+    raw = await request.body()
+    if not raw:
+        return {}
+    try:
+        data = await request.json()
+    except ValueError as exc:
+        raise ControlError(f"request body is not JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ControlError("request body must be a JSON object")
+    return data
+
+
 def build_controller(static: StaticConfig) -> Starlette:
-    sup: Supervisor | None = None
+    """The controller app; the supervisor (and every module) lives as long as its lifespan."""
+    holder: list[Supervisor] = []
 
-    def s() -> Supervisor:
-        assert sup is not None
-        return sup
-
-    async def body(request: Request) -> dict[str, Any]:
-        raw = await request.body()
-        if not raw:
-            return {}
-        try:
-            data = await request.json()
-        except ValueError as exc:
-            raise ControlError(f"request body is not JSON: {exc}") from exc
-        if not isinstance(data, dict):
-            raise ControlError("request body must be a JSON object")
-        return data
-
-    def endpoint(fn: Any, *, locked: bool = True) -> Any:
-        async def wrapped(request: Request) -> JSONResponse:
+    def endpoint(handler: Any, serialised: bool) -> Any:
+        async def run(request: Request) -> JSONResponse:
+            sup = holder[0]
             try:
-                if locked:
-                    async with s().lock:
-                        result = await fn(request)
+                args = (sup, dict(request.path_params), await _body(request))
+                if serialised:
+                    async with sup.lock:
+                        result = await handler(*args)
                 else:
-                    result = await fn(request)
+                    result = await handler(*args)
             except ControlError as exc:
                 return JSONResponse({"error": str(exc)}, status_code=exc.status)
             except (KeyError, TypeError, ValueError) as exc:
@@ -394,103 +489,17 @@ def build_controller(static: StaticConfig) -> Starlette:
                 return JSONResponse(result[1], status_code=result[0])
             return JSONResponse(result)
 
-        return wrapped
-
-    async def get_faults(request: Request) -> Any:
-        return {
-            "faults": [
-                {
-                    "name": f.name,
-                    "target": f.target,
-                    "scope": f.scope,
-                    "description": f.description,
-                    "symptoms": list(f.symptoms),
-                    "error_code": f.error_code,
-                    "params": f.params,
-                    "clears": [str(a) for a in f.clears],
-                    "bypasses": [str(a) for a in f.bypasses],
-                }
-                for f in FAULTS.values()
-            ],
-            "active": s().fault_status(),
-        }
-
-    async def post_fault(request: Request) -> Any:
-        b = await body(request)
-        return await s().inject(str(b["fault"]), dict(b.get("params") or {}))
-
-    async def get_task(request: Request) -> Any:
-        resp = await s().http.get(
-            f"{s().children['AgentRouter'].url}/tasks/{request.path_params['task_id']}"
-        )
-        return resp.status_code, resp.json()
-
-    async def post_redispatch(request: Request) -> Any:
-        b = await body(request)
-        if "seq_no" not in b:
-            raise ControlError("seq_no is required (task_id + seq_no make a dispatch idempotent)")
-        return await s().redispatch(
-            request.path_params["task_id"], int(b["seq_no"]), int(b.get("from_step", 0))
-        )
-
-    async def post_restore(request: Request) -> Any:
-        b = await body(request)
-        step = b.get("step")
-        return await s().restore(b.get("task_id"), None if step is None else int(step))
-
-    routes = [
-        Route("/health", endpoint(lambda r: _value(s().health()), locked=False)),
-        Route("/status", endpoint(lambda r: _value(s().status()), locked=False)),
-        Route("/faults", endpoint(get_faults, locked=False), methods=["GET"]),
-        Route("/faults", endpoint(post_fault), methods=["POST"]),
-        Route("/faults", endpoint(lambda r: s().clear(None)), methods=["DELETE"]),
-        Route(
-            "/faults/{name}",
-            endpoint(lambda r: s().clear(r.path_params["name"])),
-            methods=["DELETE"],
-        ),
-        Route(
-            "/modules/{module}/restart",
-            endpoint(lambda r: s().restart(r.path_params["module"])),
-            methods=["POST"],
-        ),
-        Route(
-            "/model",
-            endpoint(lambda r: _then(body(r), lambda b: s().switch_model(str(b["model"])))),
-            methods=["POST"],
-        ),
-        Route(
-            "/skip",
-            endpoint(
-                lambda r: _then(
-                    body(r), lambda b: s().set_skip(str(b["module"]), bool(b.get("skip", True)))
-                )
-            ),
-            methods=["POST"],
-        ),
-        Route("/snapshots/restore", endpoint(post_restore), methods=["POST"]),
-        Route(
-            "/tasks/{task_id}/redispatch", endpoint(post_redispatch, locked=False), methods=["POST"]
-        ),
-        Route("/tasks/{task_id}", endpoint(get_task, locked=False), methods=["GET"]),
-    ]
+        return run
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        nonlocal sup
         sup = Supervisor(static)
+        holder.append(sup)
         try:
             await sup.start_all()
             yield
         finally:
             await sup.stop_all()
 
+    routes = [Route(path, endpoint(h, ser), methods=[m]) for m, path, h, ser in ROUTES]
     return Starlette(routes=routes, lifespan=lifespan)
-
-
-async def _value(v: Any) -> Any:
-    return v
-
-
-async def _then(first: Any, then: Any) -> Any:
-    return await then(await first)

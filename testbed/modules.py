@@ -94,6 +94,8 @@ async def agent_router(rt: ModuleRuntime, body: dict[str, Any], span: Span) -> d
     span.set_attributes(
         {"task_id": task_id, "seq_no": seq_no, "dispatch_origin": origin, "recovery": seq_no > 0}
     )
+    if body.get("recovery_strategy"):  # the seed's trace flag naming the repair (ch. 7)
+        span.set_attribute("recovery_strategy", str(body["recovery_strategy"]))
     dispatches = rt.store.claim_dispatch(task_id, seq_no, origin)
     if dispatches is None:
         raise ModuleFailure(

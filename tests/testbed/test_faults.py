@@ -156,7 +156,12 @@ def test_context_loss_splits_the_task_into_two_traces(bed: Testbed, collector: C
     assert any(x["error_code"] == "CONTEXT_LOST" for x in logs)
     assert metric_value(bed, "ModelExecutor", "trace_context_lost_total") >= 1
     assert bed.client.restart("ModelExecutor")["cleared"] == ["context-loss"]
-    rebuilt = bed.client.redispatch("ctx-0", seq_no=1, from_step=2)  # rebuild the broken chain
+    # rebuild the broken chain from the last good snapshot, tagged with the repair
+    rebuilt = bed.client.redispatch("ctx-0", seq_no=1, from_step=2, recovery_strategy="rebuild")
     assert rebuilt["status"] == "success"
-    assert len(collector.wait(lambda: collector.trace(rebuilt["trace_id"]), 6)) == 6
+    spans = collector.wait(lambda: collector.trace(rebuilt["trace_id"]), 6)
+    assert len(spans) == 6
+    router = next(s for s in spans if s.module == "AgentRouter")
+    assert router.attributes["recovery_strategy"] == "rebuild"
+    assert router.attributes["parent_trace_id"] == answer["trace_id"]
     assert all(s.attributes["task_id"] == "ctx-0" for s in collector.trace(rebuilt["trace_id"]))
