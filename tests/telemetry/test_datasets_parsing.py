@@ -339,12 +339,12 @@ def test_truncated_or_garbled_trace_files_fail_cleanly(tmp_path_factory, cut, ju
 def test_bad_span_value_names_the_line(tmp_path: Path) -> None:
     text = (
         "TraceID,SpanID,ParentID,PodName,OperationName,StartTimeUnixNano,EndTimeUnixNano,Duration\n"
-        "t,s,root,p,op,1,2,0\n"
+        "t,s,root,p,op,,2,0\n"
         "t,s2,s,p,op,notanumber,2,0\n"
     )
-    with pytest.raises(InputError) as info:
-        read_spans(_write(tmp_path / "x_trace.csv", text, False))
-    assert info.value.path.endswith("x_trace.csv")
+    with pytest.raises(InputError, match=r"StartTimeUnixNano.*notanumber") as info:
+        read_spans(_write(tmp_path / "x_trace.csv", text, True))
+    assert info.value.path.endswith("x_trace.csv.gz") and info.value.line == 3
 
 
 # ---------------------------------------------------------------------------------------------
