@@ -257,6 +257,11 @@ class BackendClient:
                 f"{type(exc).__name__}: {_one_line(str(exc))}",
                 url=url,
             ) from None
+        except httpx.HTTPError as exc:  # e.g. a body that fails to decode
+            raise BackendError(
+                f"{self.kind} request failed: {type(exc).__name__}: {_one_line(str(exc))}",
+                url=url,
+            ) from None
         raise AssertionError("unreachable: tenacity either returns or raises")
 
     async def get_json(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
