@@ -30,7 +30,6 @@ class StaticConfig(BaseModel):
     slow_ms: float = Field(1000.0, gt=0)  # a span at least this long is always kept
     infer_timeout_s: float = Field(1.0, gt=0)  # LLMAdapter -> InferenceRPC deadline per attempt
     call_timeout_s: float = Field(10.0, gt=0)  # every other module-to-module call
-    redis_url: str | None = None  # state snapshots in Redis instead of SQLite when set
     max_dispatches: int = Field(4, ge=1)  # per task: first dispatch + re-dispatches (TTL guard)
     export_interval_s: float = Field(0.2, gt=0)  # span batch flush interval
 

@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from typer.testing import CliRunner
 
@@ -16,6 +17,7 @@ from tamo.main import app
 from testbed import attach
 from testbed.bed import stop_group
 from testbed.runner import alive
+from tests.testbed.support import Collector
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -35,17 +37,30 @@ def workdir(tmp_path: Path) -> Iterator[Path]:
         stop_group(int(attach(tmp_path)["pid"]))
 
 
-def test_cli_up_inject_load_repair_down(workdir: Path) -> None:
+def test_cli_up_inject_load_repair_down(workdir: Path, collector: Collector) -> None:
     wd = str(workdir)
-    assert "testbed up" in tamo("up", "--workdir", wd)
+    # ratio 0: only error or slow traces may reach the collector
+    up = tamo("up", "--workdir", wd, "--otlp", collector.url, "--sample-ratio", "0")
+    assert "testbed up" in up
     status = json.loads(tamo("status", "--workdir", wd, "--json"))
     assert status["ok"] and status["faults"] == []
+    router = attach(workdir)["urls"]["AgentRouter"]
     tamo("inject", "model-timeout", "--workdir", wd, "-p", "delay_s=0.05")
     summary = json.loads(tamo("load", "--workdir", wd, "--rate", "10", "--duration", "1", "--json"))
     assert summary["failure_rate"] == 1.0 and set(summary["error_codes"]) == {"MODEL_TIMEOUT"}
+    failed = httpx.post(router + "/tasks", json={"task_id": "cli-bad"}, timeout=10).json()
+    assert failed["error_code"] == "MODEL_TIMEOUT"
     assert "fallback" in tamo("model", "fallback", "--workdir", wd)
     summary = json.loads(tamo("load", "--workdir", wd, "--rate", "10", "--duration", "1", "--json"))
     assert summary["failure_rate"] == 0.0
+    ok = httpx.post(router + "/tasks", json={"task_id": "cli-ok"}, timeout=10).json()
+    assert ok["status"] == "success"
+    # the error trace arrives along its whole error path; the healthy one is sampled out
+    error_path = {"AgentRouter", "ModelExecutor", "LLMAdapter", "InferenceRPC"}
+    kept = collector.wait(lambda: collector.task_spans("cli-bad"), len(error_path) + 1)
+    assert {s.module for s in kept} == error_path
+    time.sleep(0.6)  # three export intervals
+    assert collector.task_spans("cli-ok") == []
     assert "model-timeout" in tamo("clear", "--workdir", wd)
     bad = runner.invoke(app, ["testbed", "inject", "disk-full", "--workdir", wd])
     assert bad.exit_code == 2 and "unknown fault" in bad.output and "Traceback" not in bad.output
