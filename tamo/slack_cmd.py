@@ -1,0 +1,39 @@
+"""``tamo slack``: the Slack bot over Socket Mode (no public endpoint needed).
+
+Tokens come from the environment: ``SLACK_BOT_TOKEN`` (xoxb-…) and ``SLACK_APP_TOKEN`` (xapp-…,
+Socket Mode). ``TAMO_SLACK_APPROVERS`` (comma-separated Slack user ids) limits who may press
+Approve; unset, anyone in the channel may.
+"""
+
+from __future__ import annotations
+
+import os
+
+import typer
+
+from agent.run import Investigator
+from agent.slack import SlackFront
+from tamo.console import err_console, fail
+from tools.telemetry.settings import get_settings
+from tools.toolbox.context import ToolContext
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def slack() -> None:
+        """Run the Slack bot: mention it or use /tamo; approve repairs with the buttons."""
+        bot, app_token = os.environ.get("SLACK_BOT_TOKEN"), os.environ.get("SLACK_APP_TOKEN")
+        if not bot or not app_token:
+            fail("set SLACK_BOT_TOKEN and SLACK_APP_TOKEN (Socket Mode) to run the Slack bot")
+        from slack_bolt import App
+        from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+        approvers = {
+            u.strip() for u in os.environ.get("TAMO_SLACK_APPROVERS", "").split(",") if u.strip()
+        }
+        bolt = App(token=bot)
+        SlackFront(
+            Investigator(ToolContext.from_settings(get_settings())), approvers=approvers
+        ).register(bolt)
+        err_console.print("TAMO-RCA Slack bot connected (Socket Mode)")
+        SocketModeHandler(bolt, app_token).start()
