@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -11,6 +13,7 @@ from testbed import Testbed, TestbedError
 from testbed.catalog import CALLS, MODELS, MODULES
 from tests.testbed.support import Collector, metric_value, read_logs
 from tools.telemetry.ingest import parse_file
+from tools.telemetry.local_prometheus import LocalPrometheus
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -125,3 +128,22 @@ def test_load_generator_is_bounded_and_spans_file_is_otlp_json(bed: Testbed) -> 
     parsed = parse_file(bed.spans_dir / "AgentRouter.otlp.jsonl", fmt="otlp-json")
     assert parsed.spans.num_rows >= report.sent
     assert set(parsed.spans.column("service").to_pylist()) == {"AgentRouter"}
+
+
+def test_real_prometheus_scrapes_every_module(bed: Testbed, tmp_path: Path) -> None:
+    if shutil.which("prometheus") is None:
+        pytest.skip("prometheus binary not installed")
+    targets = bed.metrics_targets
+    with LocalPrometheus(tmp_path, scrape_targets=targets, scrape_interval_s=0.5) as prom:
+        bed.load(rate=10, duration_s=1)
+        deadline = time.monotonic() + 20
+        seen: set[str] = set()
+        while time.monotonic() < deadline and seen != set(MODULES):
+            time.sleep(0.5)
+            resp = httpx.get(
+                prom.url + "/api/v1/query",
+                params={"query": "sum by (module) (agent_task_total)"},
+                timeout=5,
+            ).json()
+            seen = {r["metric"]["module"] for r in resp["data"]["result"]}
+    assert seen == set(MODULES)
