@@ -70,12 +70,14 @@ def register(app: typer.Typer) -> None:
             None,
             "--parts",
             "-p",
-            help="Nezha days (2022-08-22) or Sock Shop runs (1); repeat for several. Default: all.",
+            help="Nezha days (2022-08-22) or Sock Shop runs (1); repeat or comma-separate. "
+            "Default: all.",
         ),
         as_json: bool = typer.Option(False, "--json", help="Print a JSON list instead of tables."),
     ) -> None:
         """List a dataset's labelled fault cases: root-cause service, fault type, injection time."""
-        cases = get_adapter(dataset).cases(root, parts or None)
+        wanted = [p.strip() for item in parts or [] for p in item.split(",") if p.strip()]
+        cases = get_adapter(dataset).cases(root, wanted or None)
         if as_json:
             typer.echo(json.dumps([case_record(c) for c in cases], indent=2))
         else:

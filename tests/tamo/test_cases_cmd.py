@@ -34,10 +34,11 @@ def test_nezha_json_lists_52_cases_with_utc_offsets(nezha_root: Path) -> None:
 
 
 def test_sockshop_json_has_null_injection(sockshop_root: Path) -> None:
-    result = _invoke("--dataset", "sockshop-rcd", "--root", str(sockshop_root), "-p", "2", "--json")
+    root = str(sockshop_root)
+    result = _invoke("--dataset", "sockshop-rcd", "--root", root, "-p", "2,3", "--json")
     assert result.exit_code == 0, result.output
     rows = json.loads(result.stdout)
-    assert len(rows) == 10
+    assert len(rows) == 20
     assert {r["injected_at"] for r in rows} == {None}
 
 
