@@ -137,23 +137,34 @@ class OpenMetricsSummary(BaseModel):
 SeriesKey = tuple[str, str | None, str | None, str | None]  # name, service, pod, labels JSON
 
 
-def _series_keys(table: pa.Table) -> tuple[pa.Array, list[SeriesKey]]:
+def _series_keys(table: pa.Table) -> tuple[np.ndarray, list[SeriesKey]]:
     """Per row, the index of its series; and per series (name, service, pod, labels JSON).
 
-    Vectorised: one joined key string per row, dictionary-encoded, so Python only loops over
-    distinct series (tens to thousands), never over samples (millions).
+    Vectorised: each column is dictionary-encoded and the rows' code tuples made unique with
+    numpy, so Python only loops over distinct series (tens to thousands), never over samples.
     """
-    sep = "\x1f"
-    parts = [
-        pc.fill_null(table[c], "") if c != "name" else table[c]
-        for c in ("name", "service", "pod", "labels")
-    ]
-    encoded = pc.dictionary_encode(pc.binary_join_element_wise(*parts, sep)).combine_chunks()
+    codes, values = [], []
+    for column in ("name", "service", "pod", "labels"):
+        encoded = pc.dictionary_encode(table[column]).combine_chunks()
+        codes.append(pc.fill_null(encoded.indices, -1).to_numpy(zero_copy_only=False))
+        values.append(encoded.dictionary.to_pylist())
+    sizes = [len(v) + 1 for v in values]  # +1: code -1 (null) shifted to 0
+    if math.prod(sizes) < 2**62:  # one mixed-radix integer per row: a 1-D unique is fast
+        packed = np.zeros(table.num_rows, dtype=np.int64)
+        for code, size in zip(codes, sizes, strict=True):
+            packed = packed * size + (code + 1)
+        packed_unique, inverse = np.unique(packed, return_inverse=True)
+        unique = np.empty((len(packed_unique), len(codes)), dtype=np.int64)
+        for c in range(len(codes) - 1, -1, -1):
+            unique[:, c] = packed_unique % sizes[c] - 1
+            packed_unique = packed_unique // sizes[c]
+    else:
+        unique, inverse = np.unique(np.stack(codes, axis=1), axis=0, return_inverse=True)
     series = [
-        tuple(None if (k and not v) else v for k, v in enumerate(key.split(sep)))
-        for key in encoded.dictionary.to_pylist()
+        tuple(values[c][code] if code >= 0 else None for c, code in enumerate(row))
+        for row in unique.tolist()
     ]
-    return encoded.indices, series  # type: ignore[return-value]
+    return inverse.reshape(-1), series  # type: ignore[return-value]
 
 
 def write_openmetrics(table: pa.Table, out: IO[bytes]) -> OpenMetricsSummary:
@@ -184,7 +195,7 @@ def write_openmetrics(table: pa.Table, out: IO[bytes]) -> OpenMetricsSummary:
     rank[order] = np.arange(len(series))
     work = pa.table(
         {
-            "series": pa.array(rank[row_series.to_numpy(zero_copy_only=False)]),
+            "series": pa.array(rank[row_series]),
             "ts_ns": table["ts_ns"],
             "row": pa.array(np.arange(table.num_rows)),
         }
