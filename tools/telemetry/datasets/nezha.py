@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from collections.abc import Callable, Collection, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -71,6 +72,7 @@ from tools.telemetry.model import (
 ENTRY_SERVICE = {"OB": "frontend", "TT": "ts-gateway-service"}
 _MINUTE = timedelta(minutes=1)
 _SLOTS_PER_CASE = 3
+_DAY_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
 class _Fault(BaseModel):
@@ -87,8 +89,9 @@ def _minute(t: datetime) -> datetime:
     return t.replace(second=0, microsecond=0)
 
 
-def _slots_window(first: datetime, last: datetime, lead: int) -> TimeWindow:
-    return TimeWindow(start=first - lead * _MINUTE, end=last + _MINUTE)
+def _case_window(first: datetime) -> TimeWindow:
+    """``[M - 1 min, M + 3 min)`` for the slots ``M .. M+2`` (see the module docstring)."""
+    return TimeWindow(start=first - _MINUTE, end=first + _SLOTS_PER_CASE * _MINUTE)
 
 
 class NezhaAdapter:
@@ -103,8 +106,13 @@ class NezhaAdapter:
         return require_dir(root / "rca_data", "Nezha rca_data folder")
 
     def parts(self, root: Path) -> list[str]:
+        """Days (``YYYY-MM-DD`` folders of ``rca_data`` that hold a fault list)."""
         rca = self._rca(root)
-        return sorted(d.name for d in rca.iterdir() if (d / f"{d.name}-fault_list.json").is_file())
+        return sorted(
+            d.name
+            for d in rca.iterdir()
+            if _DAY_RE.match(d.name) and (d / f"{d.name}-fault_list.json").is_file()
+        )
 
     def _days(self, root: Path, parts: list[str] | None) -> list[str]:
         present = self.parts(root)
@@ -162,14 +170,13 @@ class NezhaAdapter:
                     path=str(fault_list),
                 ) from None
             first = _minute(at)
-            last = first + (_SLOTS_PER_CASE - 1) * _MINUTE
             slots = [_slot(first + i * _MINUTE) for i in range(_SLOTS_PER_CASE)]
             modalities = [Modality.METRICS] if has_metrics else []
             if any(find_csv(day_dir / "trace" / f"{s}_trace.csv") for s in slots):
                 modalities.append(Modality.TRACES)
             if any(find_csv(day_dir / "log" / f"{s}_log.csv") for s in slots):
                 modalities.append(Modality.LOGS)
-            staged.append((at, fault, _slots_window(first, last, lead=1), modalities))
+            staged.append((at, fault, _case_window(first), modalities))
         staged.sort(key=lambda s: s[0])
         baseline = self._baseline_window(root, day, [w for _, _, w, _ in staged])
         return [
