@@ -198,17 +198,17 @@ class NezhaAdapter:
     @staticmethod
     def _baseline_slots(root: Path, day: str) -> list[datetime]:
         """Fault-free minute slots of ``construct_data/<day>`` (named by its trace-id lists)."""
+        try:
+            date = datetime.fromisoformat(day)
+        except ValueError:
+            raise DatasetError("not a valid date", source=str(root / "rca_data" / day)) from None
         slots = []
         for path in list_csv(root / "construct_data" / day / "traceid", "_traceid"):
             try:
                 clock = datetime.strptime(csv_stem(path).removesuffix("_traceid"), "%H_%M")
             except ValueError:
                 continue
-            slots.append(
-                datetime.fromisoformat(day).replace(
-                    hour=clock.hour, minute=clock.minute, tzinfo=UTC
-                )
-            )
+            slots.append(date.replace(hour=clock.hour, minute=clock.minute, tzinfo=UTC))
         return sorted(slots)
 
     def _baseline_window(
