@@ -123,7 +123,8 @@ def test_verified_repair_is_fully_audited(tmp_path: Path) -> None:
     with WebhookServer() as hook:
         plan, runner, metrics = make(tmp_path, hook, metric=1.1)
         out = runner.run(plan)
-        assert out.status == "success" and out.recovered and out.executed == [1, 2]
+        assert out.status == "success", (out.reason, out.verification)
+        assert out.recovered and out.executed == [1, 2]
         assert [c["mode"] for c in hook.calls] == [
             "precheck",
             "dry_run",

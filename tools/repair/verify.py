@@ -146,7 +146,8 @@ class Verifier:
         since: datetime,
         on_poll: Callable[[list[CheckOutcome]], None] | None = None,
     ) -> Verification:
-        """Poll until every check passed ``consecutive`` times in a row, or ``timeout_s``."""
+        """Poll until every check passed ``consecutive`` times in a row, or ``timeout_s``
+        (a passing streak under way at the deadline may finish)."""
         t0 = self.clock()
         if spec.settle_s:
             self.sleep(spec.settle_s)
@@ -160,6 +161,8 @@ class Verifier:
             elapsed = self.clock() - t0
             if streak >= spec.consecutive:
                 return Verification(passed=True, polls=polls, seconds=elapsed, checks=last)
-            if elapsed + spec.interval_s > spec.timeout_s:
+            # a passing streak under way may finish (at most ``consecutive`` more polls): a slow
+            # poll must not turn a recovery into a failure
+            if elapsed + spec.interval_s > spec.timeout_s and streak == 0:
                 return Verification(passed=False, polls=polls, seconds=elapsed, checks=last)
             self.sleep(spec.interval_s)
