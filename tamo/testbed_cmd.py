@@ -40,7 +40,7 @@ def _print_json(data: Any) -> None:
 def _status_table(status: dict[str, Any]) -> Table:
     table = Table(title=f"testbed - model {status['model_version']}, skip {status['skip'] or '-'}")
     for col in ("module", "url", "pid", "up", "restarts", "faults"):
-        table.add_column(col)
+        table.add_column(col, overflow="fold")
     for module in MODULES:
         m = status["modules"][module]
         faults = ", ".join(
@@ -111,7 +111,7 @@ def register(app: typer.Typer) -> None:
         """The fault catalogue: target, symptoms and the repair actions that clear or bypass it."""
         table = Table(title="testbed faults")
         for col in ("fault", "target", "scope", "error_code", "cleared by", "bypassed by"):
-            table.add_column(col)
+            table.add_column(col, overflow="fold")
         for f in FAULTS.values():
             table.add_row(
                 f.name, f.target, f.scope, f.error_code,
@@ -168,6 +168,42 @@ def register(app: typer.Typer) -> None:
         client, _ = run(lambda: _client(workdir))
         r = run(lambda: client.switch_model(name))
         console.print(f"model: {r['previous']} -> {r['model']} ({r['model_version']})")
+
+    @group.command("skip")
+    def skip(
+        module: str = typer.Argument(..., help="Vectorizer | CallbackSender | WebhookDeliver"),
+        off: bool = typer.Option(False, "--off", help="Clear the skip flag instead."),
+        workdir: Path | None = typer.Option(None, "--workdir", help=WORKDIR_HELP),
+    ) -> None:
+        """Set (or clear) a skip flag on a non-critical module."""
+        client, _ = run(lambda: _client(workdir))
+        flags = run(lambda: client.set_skip(module, not off))["skip"]
+        console.print(f"skip flags: {', '.join(flags) or '-'}")
+
+    @group.command("restore")
+    def restore(
+        task: str | None = typer.Option(None, "--task", help="Task whose snapshot to restore."),
+        step: int | None = typer.Option(None, "--step", min=0, max=3, help="Default: latest."),
+        workdir: Path | None = typer.Option(None, "--workdir", help=WORKDIR_HELP),
+    ) -> None:
+        """Restore the last good state (and optionally a task's snapshot)."""
+        client, _ = run(lambda: _client(workdir))
+        out = run(lambda: client.restore_snapshot(task, step))
+        restored = out["restored"]
+        where = f"{task} step {restored['step']}" if restored else "state head"
+        console.print(f"restored {where}; cleared {', '.join(out['cleared']) or 'nothing'}")
+
+    @group.command("redispatch")
+    def redispatch(
+        task: str = typer.Argument(..., help="Task id."),
+        seq_no: int = typer.Option(..., "--seq", min=1, help="Dispatch number (idempotency)."),
+        from_step: int = typer.Option(0, "--from-step", min=0, max=3, help="Resume at this step."),
+        workdir: Path | None = typer.Option(None, "--workdir", help=WORKDIR_HELP),
+    ) -> None:
+        """Re-dispatch a task from a step, de-duplicated by task id + sequence number."""
+        client, _ = run(lambda: _client(workdir))
+        out = run(lambda: client.redispatch(task, seq_no, from_step))
+        console.print(f"{task}#{seq_no}: {out['status']} {out.get('error_code', '')}".rstrip())
 
     @group.command("load")
     def load(

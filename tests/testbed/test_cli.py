@@ -62,6 +62,10 @@ def test_cli_up_inject_load_repair_down(workdir: Path, collector: Collector) -> 
     time.sleep(0.6)  # three export intervals
     assert collector.task_spans("cli-ok") == []
     assert "model-timeout" in tamo("clear", "--workdir", wd)
+    assert "WebhookDeliver" in tamo("skip", "WebhookDeliver", "--workdir", wd)
+    assert "cli-ok#1: success" in tamo("redispatch", "cli-ok", "--seq", "1", "--from-step", "3",
+                                       "--workdir", wd)  # fmt: skip
+    assert "cli-ok step 3" in tamo("restore", "--task", "cli-ok", "--workdir", wd)  # latest
     bad = runner.invoke(app, ["testbed", "inject", "disk-full", "--workdir", wd])
     assert bad.exit_code == 2 and "unknown fault" in bad.output and "Traceback" not in bad.output
 
