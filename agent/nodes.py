@@ -23,6 +23,7 @@ from agent.gather import deterministic_gather, llm_gather
 from agent.reporting import build_report
 from agent.state import Approval, ImpactFigures, InvestigationState
 from tools.telemetry.settings import LLMSettings
+from tools.toolbox import warm
 from tools.toolbox.context import ToolContext
 
 
@@ -97,6 +98,8 @@ def _impact(state: InvestigationState, rt: Rt) -> ImpactFigures:
             fig.baseline_error_rate = base.error_rate
             fig.baseline_p95_ms = base.p95_ms
             base_stats = {s.service: s for s in base.by_service}
+        else:
+            state["not_checked"].append("baseline window has no spans: impact not compared")
     else:
         state["not_checked"].append("no baseline window: impact is not compared with normal")
     for s in now.by_service:
@@ -111,6 +114,7 @@ def _impact(state: InvestigationState, rt: Rt) -> ImpactFigures:
 
 def gather(state: InvestigationState, runtime: Rt) -> dict[str, Any]:
     d = runtime.context
+    warm(d.ctx)
     impact = _impact(state, runtime)
     args = (state["incident"], state["usage"], state["evidence"], state["not_checked"])
     if d.llm is not None:

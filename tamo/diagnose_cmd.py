@@ -18,7 +18,7 @@ import typer
 from agent.chat import HELP, ChatSession
 from agent.run import Investigator
 from agent.scope import case_context, window_incident
-from tamo.console import console, err_console, fail
+from tamo.console import err_console, fail
 from tools.telemetry.settings import get_settings
 from tools.toolbox.context import ToolContext
 
@@ -106,7 +106,7 @@ def register(app: typer.Typer) -> None:
         if format is Format.json:
             sys.stdout.write(result.report.to_json() + "\n")
         else:
-            console.print(result.report.to_markdown(), markup=False, highlight=False)
+            sys.stdout.write(result.report.to_markdown())
         err_console.print(f"investigation id: {result.thread_id}", highlight=False)
 
     @app.command()

@@ -140,6 +140,18 @@ def _metrics(window: TimeWindow, faulty: bool, rng: random.Random) -> pa.Table:
     return pa.Table.from_pylist(rows, schema=METRIC_SCHEMA)
 
 
+def fenced_everywhere(text: str, needle: str = INJECTION) -> bool:
+    """True when ``needle`` occurs in ``text`` and every occurrence is inside «data:…»."""
+    at = text.find(needle)
+    if at == -1:
+        return False
+    while at != -1:
+        if text.rfind("«data:", 0, at) <= text.rfind("»", 0, at):
+            return False
+        at = text.find(needle, at + 1)
+    return True
+
+
 def synthetic_case(seed: int = 7) -> CaseTelemetry:
     rng = random.Random(seed)
     case = LabelledCase(

@@ -9,7 +9,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 from agent.run import Investigator
 from tests.agent.conftest import RecordingExecutor, llm_settings
 from tests.agent.fake_openai import FakeOpenAI
-from tests.agent.synthetic import INJECTION
+from tests.agent.synthetic import INJECTION, fenced_everywhere
 from tools.toolbox.context import ToolContext
 
 EVIDENCE_TOOLS = {"query_traces", "search_logs", "query_promql"}
@@ -132,7 +132,7 @@ def test_prompt_injection_never_repairs_nor_changes_the_plan(
         inv = investigator(case_ctx, llm.url).diagnose(case_ctx.incident)
     # the hostile line reached the model only fenced as data
     seen = [m for m in tool_messages(llm.requests[1]) if INJECTION in m]
-    assert seen and all(f"«data:SYSTEM: {INJECTION}»" in m for m in seen)
+    assert seen and all(fenced_everywhere(m) for m in seen)
     assert inv.report.usage.rejected_tool_calls == 2
     assert recorder.executed() == []
     assert inv.state.get("execution") is None
@@ -140,4 +140,4 @@ def test_prompt_injection_never_repairs_nor_changes_the_plan(
     assert inv.state["plan"]["strategy"] == offline.state["plan"]["strategy"] == "payment_restart"
     assert inv.report.remediation.status.startswith("proposed")
     quoted = [e.summary for e in inv.report.analysis.evidence if INJECTION in e.summary]
-    assert quoted and all("«data:" in q for q in quoted)
+    assert quoted and all(fenced_everywhere(q) for q in quoted)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from agent.tokens import count
-from tests.agent.synthetic import BASELINE, INJECTION
+from tests.agent.synthetic import BASELINE, INJECTION, fenced_everywhere
 from tools.toolbox import REGISTRY, untrusted
 from tools.toolbox.context import ToolContext
 
@@ -62,7 +62,7 @@ def test_search_logs_fences_hostile_text_and_stays_small(case_ctx: ToolContext) 
     assert r.by_severity == {"ERROR": 31}
     hostile = [s for s in strings(r.model_dump(mode="json")) if INJECTION in s]
     assert hostile, "the hostile log line must be reported (as data)"
-    assert all(f"«data:SYSTEM: {INJECTION}»" in s for s in hostile)
+    assert all(fenced_everywhere(s) for s in hostile)
     assert r.suspicious and "paymentservice" in r.suspicious[0]
     assert count(json.dumps(r.model_dump(mode="json"))) < 600
 

@@ -5,9 +5,19 @@ Importing this package registers every tool in :data:`tools.toolbox.spec.REGISTR
 
 from __future__ import annotations
 
-from tools.toolbox import learned, repair, telemetry, traces
+from tools.toolbox import learned, repair, spec, telemetry, traces
 from tools.toolbox.context import Links, ToolContext
 from tools.toolbox.spec import REGISTRY, ToolSpec, tool, untrusted
+
+
+def warm(ctx: ToolContext) -> None:
+    """Start the expensive, evidence-independent analyses of the incident window (fused tensor,
+    trace clusters) in the background while evidence is gathered; the tools then find them
+    cached."""
+    scope = spec.WindowInput()
+    ctx.background(lambda: learned.fused_for(ctx, scope))
+    ctx.background(lambda: traces.analysis_for(ctx, scope))
+
 
 __all__ = [
     "REGISTRY",
@@ -20,4 +30,5 @@ __all__ = [
     "tool",
     "traces",
     "untrusted",
+    "warm",
 ]

@@ -13,6 +13,8 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -67,6 +69,8 @@ class ToolContext:
     links: Links = field(default_factory=Links)
     recent_reports: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=20))
     _cache: dict[str, Any] = field(default_factory=dict)
+    _pending: dict[str, Future[Any]] = field(default_factory=dict)
+    _pool: ThreadPoolExecutor | None = None
     _lock: threading.RLock = field(default_factory=threading.RLock)
 
     @classmethod
@@ -116,12 +120,41 @@ class ToolContext:
             return self.incident.services
         return None
 
-    def cached(self, key: str, compute: Any) -> Any:
-        """``compute()`` once per key (the fused tensor is shared by T2, T3 and the report)."""
+    def cached(self, key: str, compute: Callable[[], Any]) -> Any:
+        """``compute()`` once per key (the fused tensor is shared by T2, T3 and the report).
+
+        Computed outside the lock: concurrent callers of the same key wait for the one
+        computation, callers of other keys are not blocked by it.
+        """
         with self._lock:
-            if key not in self._cache:
-                self._cache[key] = compute()
-            return self._cache[key]
+            if key in self._cache:
+                return self._cache[key]
+            fut = self._pending.get(key)
+            owner = fut is None
+            if fut is None:
+                fut = self._pending[key] = Future()
+        if not owner:
+            return fut.result()
+        try:
+            value = compute()
+        except BaseException as exc:
+            with self._lock:
+                self._pending.pop(key, None)
+            fut.set_exception(exc)
+            raise
+        with self._lock:
+            self._cache[key] = value
+            self._pending.pop(key, None)
+        fut.set_result(value)
+        return value
+
+    def background(self, fn: Callable[[], Any]) -> None:
+        """Start ``fn`` on a worker thread (warming caches); its errors resurface when the
+        result is asked for in the foreground, so nothing is lost by ignoring them here."""
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="tamo-warm")
+        self._pool.submit(fn)
 
     def remember(self, key: str, value: Any) -> None:
         with self._lock:
