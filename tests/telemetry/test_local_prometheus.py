@@ -234,7 +234,7 @@ _label_values = st.text(st.characters(blacklist_categories=("Cs",)), max_size=12
 _rows = st.lists(
     st.tuples(
         _names,
-        st.sampled_from([None, "svc-a", 'we"ird']),
+        st.sampled_from([None, "svc-a", 'we"ird', "x\x1fy", ""]),
         st.dictionaries(st.sampled_from(["k", "le", "zone"]), _label_values, max_size=2),
         st.integers(min_value=T0 * 1000, max_value=(T0 + 86_400) * 1000),
         st.floats(allow_nan=True, allow_infinity=True),
@@ -263,7 +263,8 @@ def test_openmetrics_round_trips_through_a_reference_parser(rows) -> None:
     expected: dict[tuple, float] = {}
     for n, svc, lab, ms, v in rows:
         name = {"x-y": "x_y", "9lives": "_9lives"}.get(n, n)
-        labels = dict(lab) | ({"service": svc} if svc and "service" not in lab else {})
+        labels = {k: v for k, v in lab.items() if v}  # an empty label value is no label
+        labels |= {"service": svc} if svc and "service" not in labels else {}
         expected[(name, tuple(sorted(labels.items())), ms)] = v
     assert parsed.keys() == expected.keys()
     for key, v in expected.items():

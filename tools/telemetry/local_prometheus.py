@@ -73,10 +73,11 @@ def escape_label_value(value: str) -> str:
 
 
 def _label_text(labels_json: str | None, service: str | None, pod: str | None) -> str:
+    """``{k="v",...}`` sorted; an empty value is left out (Prometheus treats it as absent)."""
     labels: dict[str, str] = {}
     if labels_json:
         for k, v in json.loads(labels_json).items():
-            if k != "__name__" and v is not None:
+            if k != "__name__" and v is not None and str(v) != "":
                 labels[_sanitize(str(k), _LABEL_INVALID)] = str(v)
     if service and "service" not in labels:
         labels["service"] = service
@@ -188,11 +189,14 @@ def write_openmetrics(table: pa.Table, out: IO[bytes]) -> OpenMetricsSummary:
     families = _families(sorted(set(clean.values())), not_counters)
     prefixes = [clean[name] + _label_text(labels, svc, pod) for name, svc, pod, labels in series]
 
-    # Rank series by (family, text) so an integer sort orders the whole file.
-    family_of = [families[clean[key[0]]] for key in series]
-    order = sorted(range(len(series)), key=lambda i: (family_of[i][0], prefixes[i]))
-    rank = np.empty(len(series), dtype=np.int64)
-    rank[order] = np.arange(len(series))
+    # A series is its text (keys that differ only by an empty service are one series); rank
+    # the texts by (family, text) so that an integer sort orders the whole file.
+    keyed = [
+        (families[clean[key[0]]][0], prefix) for key, prefix in zip(series, prefixes, strict=True)
+    ]
+    texts = sorted(set(keyed))
+    rank_of = {k: r for r, k in enumerate(texts)}
+    rank = np.array([rank_of[k] for k in keyed], dtype=np.int64)
     work = pa.table(
         {
             "series": pa.array(rank[row_series]),
@@ -213,7 +217,7 @@ def write_openmetrics(table: pa.Table, out: IO[bytes]) -> OpenMetricsSummary:
     series_col, ts_col = series_col[keep], ts_col[keep]
     values = table["value"].take(pa.array(rows))
 
-    ranked = pa.array([prefixes[i] for i in order], pa.large_string())
+    ranked = pa.array([text for _, text in texts], pa.large_string())
     lines = pc.binary_join_element_wise(
         pc.take(ranked, pa.array(series_col)),
         _value_text(values).cast(pa.large_string()),
@@ -228,7 +232,8 @@ def write_openmetrics(table: pa.Table, out: IO[bytes]) -> OpenMetricsSummary:
     lines = lines.combine_chunks() if isinstance(lines, pa.ChunkedArray) else lines
     offsets = np.frombuffer(lines.buffers()[1], dtype=np.int64)[: len(lines) + 1]
     data = memoryview(lines.buffers()[2])
-    family_of_rank = [family_of[i] for i in order]
+    kind_of = dict(families.values())
+    family_of_rank = [(family, kind_of[family]) for family, _ in texts]
     bounds = np.flatnonzero(np.diff(series_col)) + 1 if len(series_col) else np.array([])
     starts = [0, *bounds.tolist()]
     ends = [*bounds.tolist(), len(series_col)]
@@ -242,7 +247,7 @@ def write_openmetrics(table: pa.Table, out: IO[bytes]) -> OpenMetricsSummary:
     out.write(b"# EOF\n")
     return OpenMetricsSummary(
         samples=len(rows),
-        series=len(series),
+        series=len(texts),
         metrics=sorted(families),
         min_ts_ns=int(ts_col.min()),
         max_ts_ns=int(ts_col.max()),
