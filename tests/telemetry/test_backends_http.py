@@ -27,6 +27,7 @@ from tools.telemetry.backends import sources_from_settings
 from tools.telemetry.backends.jaeger import JaegerClient
 from tools.telemetry.backends.loki import LokiClient
 from tools.telemetry.backends.prometheus import PrometheusClient
+from tools.telemetry.backends.tempo import TempoClient
 from tools.telemetry.errors import BackendError
 from tools.telemetry.settings import BackendSettings, Settings
 
@@ -264,6 +265,14 @@ def test_sources_from_settings_uses_backends_and_falls_back_to_the_store(tmp_pat
     )
     traces, logs, metrics = sources_from_settings(with_jaeger, store)
     assert isinstance(traces, JaegerClient) and logs is store and metrics is store
+    with_tempo = Settings(
+        data_dir=tmp_path,
+        backends=BackendSettings(tempo_url="http://127.0.0.1:3200", backend_token="t0k"),
+    )
+    traces, _, _ = sources_from_settings(with_tempo, store)
+    assert isinstance(traces, TempoClient) and repr(traces) == (
+        "TempoClient('http://127.0.0.1:3200', auth=bearer)"
+    )
     offline = sources_from_settings(Settings(data_dir=tmp_path))
     assert all(isinstance(s, TelemetryStore) for s in offline)
     assert offline[0].path == tmp_path / "telemetry.duckdb"

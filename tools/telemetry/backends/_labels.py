@@ -7,9 +7,9 @@ entities by ``service`` and ``pod``, so every backend derives them the same way,
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 
+from tools.telemetry.ingest.common import labels_json
 from tools.telemetry.model import service_from_pod
 
 POD_LABELS = ("pod", "pod_name", "k8s_pod_name", "kubernetes_pod_name")
@@ -26,10 +26,8 @@ _NOT_A_SERVICE = {"", "POD"}
 
 
 def canonical_labels(labels: Mapping[str, str]) -> str:
-    """The ``labels`` column: compact JSON with sorted keys (as the ingest parsers write it),
-    ``__name__`` left out."""
-    kept = {k: v for k, v in sorted(labels.items()) if k != "__name__"}
-    return json.dumps(kept, ensure_ascii=False, separators=(",", ":"))
+    """The ``labels`` column, exactly as the file parsers write it, ``__name__`` left out."""
+    return labels_json({k: v for k, v in labels.items() if k != "__name__"})
 
 
 def pod_of(labels: Mapping[str, str]) -> str | None:
