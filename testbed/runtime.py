@@ -20,7 +20,7 @@ import httpx
 from opentelemetry import propagate, trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
@@ -57,6 +57,7 @@ class ModuleRuntime:
     metrics: Metrics = field(init=False)
     logger: logging.Logger = field(init=False)
     provider: TracerProvider = field(init=False)
+    tracer: Tracer = field(init=False)
     client: httpx.AsyncClient = field(init=False)
     store: StateStore = field(init=False)
     memory: dict[str, Any] = field(default_factory=dict)
@@ -174,7 +175,9 @@ def work_route(rt: ModuleRuntime, handler: Handler) -> Callable[[Request], Await
             finally:
                 m.label(m.task_latency).observe(time.perf_counter() - started)
             m.label(m.task_total, status=outcome).inc()
-            result.setdefault("task_id", task_id)
+            # a handler may have assigned the task id (AgentRouter names unnamed tasks)
+            attrs = getattr(span, "attributes", None) or {}
+            result.setdefault("task_id", str(attrs.get("task_id", task_id)))
             result["trace_id"] = _hex_trace_id(span)
             result["status"] = outcome
         return JSONResponse(result, status_code=status_code)
