@@ -167,8 +167,10 @@ def register(app: typer.Typer) -> None:
             None, "--scrape", help="Also scrape host:port, a URL or job=URL every second; repeat."
         ),
     ) -> None:
-        """Backfill metrics (replacing the previous TSDB), then start Prometheus in the
-        background. Without --dataset/--from-store the existing TSDB is served again."""
+        """Backfill metrics, then start Prometheus in the background.
+
+        A backfill replaces the TSDB; with no --dataset/--from-store the last one is served.
+        """
         settings = get_settings()
         current = running_server(settings)
         if current is not None:
@@ -236,8 +238,10 @@ def register(app: typer.Typer) -> None:
         ),
         as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
     ) -> None:
-        """Run PromQL: an instant query at --time (default: now, or the end of the local
-        server's backfilled data) or a range query (--start/--end/--step)."""
+        """Run PromQL: an instant query (--time) or a range query (--start/--end/--step).
+
+        --time defaults to now, or to the end of the local server's backfilled data.
+        """
         settings = get_settings()
         at = parse_time(time) if time else None
         if url is None:
