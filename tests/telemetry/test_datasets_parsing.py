@@ -30,6 +30,7 @@ from tools.telemetry.datasets.nezha_files import (
     read_pod_metrics,
     read_spans,
 )
+from tools.telemetry.datasets.nezha_logs import decode_logs, decode_logs_arrow, decode_logs_duckdb
 from tools.telemetry.datasets.sockshop import read_sockshop_metrics, sockshop_metric
 from tools.telemetry.datasets.timeparse import parse_wallclock_ns, wallclock_ns
 from tools.telemetry.errors import DatasetError, InputError
@@ -378,3 +379,75 @@ def test_sockshop_rows(tmp_path_factory, rows, gz) -> None:
     )
     assert got == expected
     assert pc.all(pc.is_null(table["pod"])).as_py()
+
+
+@st.composite
+def log_fields(draw) -> str:
+    """A ``Log`` cell: usually a Docker record, sometimes odd or broken."""
+    msg = draw(safe_text)
+    level = draw(LEVELS | st.sampled_from(["warning", "Info", ""]))
+    kind = draw(st.sampled_from(["ob", "tt", "no-stream", "app-json-no-severity", "raw"]))
+    if kind == "raw":
+        return draw(safe_text)
+    if kind in ("ob", "app-json-no-severity"):
+        app = (
+            {"message": msg}
+            if kind == "app-json-no-severity"
+            else {"severity": level, "message": msg}
+        )
+        line = json.dumps(app, ensure_ascii=draw(st.booleans()))
+    else:
+        line = f"16:42:22.382 {level} c.s.ContactsServiceImpl#31 {msg}"
+    record = {"log": line + "\n", "time": "2023-01-29T08:42:22Z"}
+    if kind != "no-stream":
+        record["stream"] = draw(st.sampled_from(["stdout", "stderr"]))
+    return json.dumps(record, ensure_ascii=draw(st.booleans()))
+
+
+@FAST
+@given(cells=st.lists(log_fields(), min_size=1, max_size=12), node=st.sampled_from(["", "n1"]))
+def test_arrow_and_duckdb_log_decoders_agree(cells: list[str], node: str) -> None:
+    n = len(cells)
+    raw = pa.table(
+        {
+            "ts_ns": pa.array(range(n), pa.int64()),
+            "service": pa.array(["svc"] * n),
+            "PodName": pa.array(["svc-abcdefgh-abcde"] * n),
+            "Container": pa.array(["server"] * n),
+            "Node": pa.array([node] * n),
+            "TraceID": pa.array(["t"] * n),
+            "SpanID": pa.array([""] * n),
+            "Log": pa.array(cells),
+        }
+    )
+    slow = decode_logs_duckdb(raw)
+    fast = decode_logs_arrow(raw)
+    if fast is not None:
+        for name in slow.column_names:
+            assert fast[name].to_pylist() == slow[name].to_pylist(), name
+    assert decode_logs(raw).to_pylist() == slow.to_pylist()
+
+
+def test_clean_records_take_the_arrow_path_and_garbled_ones_do_not() -> None:
+    ob = json.dumps({"log": json.dumps({"severity": "warning", "message": "m"}) + "\n"})
+    tt = json.dumps({"log": "16:42:22.382 ERROR  c.s.X#1 boom\n", "stream": "stdout"})
+    raw = pa.table(
+        {
+            "ts_ns": pa.array([1, 2], pa.int64()),
+            "service": ["a", "b"],
+            "PodName": ["a-abcdefgh-abcde", "b-abcdefgh-abcde"],
+            "Container": ["server", "server"],
+            "Node": ["n", "n"],
+            "TraceID": ["t", ""],
+            "SpanID": ["s", ""],
+            "Log": [ob, tt],
+        }
+    )
+    fast = decode_logs_arrow(raw)
+    assert fast is not None
+    assert fast.to_pylist() == decode_logs_duckdb(raw).to_pylist()
+    assert fast["severity"].to_pylist() == ["WARNING", "ERROR"]
+    assert fast["body"].to_pylist() == ["m", "16:42:22.382 ERROR  c.s.X#1 boom"]
+    garbled = raw.set_column(7, "Log", pa.array([ob, tt[:-3]]))
+    assert decode_logs_arrow(garbled) is None
+    assert decode_logs(garbled)["body"].to_pylist() == ["m", tt[:-3]]

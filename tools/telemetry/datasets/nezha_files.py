@@ -26,13 +26,13 @@ import pyarrow.compute as pc
 from tools.telemetry.datasets.columnar import (
     check_metric_name,
     const,
-    duck_query,
     labels_json,
     map_distinct,
     plain_strings,
     wide_to_long,
 )
 from tools.telemetry.datasets.files import read_csv, read_header
+from tools.telemetry.datasets.nezha_logs import decode_logs
 from tools.telemetry.datasets.timeparse import wallclock_ns
 from tools.telemetry.errors import InputError
 from tools.telemetry.model import LOG_SCHEMA, METRIC_SCHEMA, SPAN_SCHEMA, service_from_pod
@@ -173,44 +173,6 @@ def read_trace_ids(path: Path) -> pa.Array:
 # logs
 # ---------------------------------------------------------------------------------------------
 
-# The Docker record is {"log": <line>, "stream": ..., "time": ...}. OB application lines are JSON
-# with "severity"/"message"; TT lines are Logback text "<clock> <LEVEL> <logger> ...". A row
-# whose Log field is not JSON keeps its raw text as the body (severity unknown).
-_LOG_SQL = r"""
-WITH docker AS (
-  SELECT *,
-    CASE WHEN json_valid(Log) THEN json_extract_string(Log, ['$.log', '$.stream']) END AS rec
-  FROM raw
-), lines AS (
-  SELECT *, rtrim(rec[1], chr(10) || chr(13)) AS line FROM docker
-), app AS (
-  SELECT *,
-    CASE WHEN starts_with(ltrim(line), '{') AND json_valid(line)
-      THEN json_extract_string(line, ['$.severity', '$.message'])
-    END AS fields
-  FROM lines
-)
-SELECT
-  ts_ns,
-  service,
-  NULLIF(PodName, '') AS pod,
-  CASE
-    WHEN fields IS NOT NULL THEN upper(fields[1])
-    ELSE NULLIF(regexp_extract(line,
-      '^\S+\s+(TRACE|DEBUG|INFO|NOTICE|WARN|WARNING|ERROR|SEVERE|FATAL|CRITICAL)\b', 1), '')
-  END AS severity,
-  CASE
-    WHEN line IS NULL THEN Log
-    WHEN fields IS NOT NULL THEN coalesce(fields[2], line)
-    ELSE line
-  END AS body,
-  NULLIF(TraceID, '') AS trace_id,
-  NULLIF(SpanID, '') AS span_id,
-  json_object('container', NULLIF(Container, ''), 'node', NULLIF(Node, ''),
-              'stream', rec[2])::VARCHAR AS attributes
-FROM app
-"""
-
 
 def read_logs(path: Path) -> pa.Table:
     """``HH_MM_log.csv[.gz]`` -> ``LOG_SCHEMA``. Time is ``TimeUnixNano``, or ``Timestamp``
@@ -228,7 +190,7 @@ def read_logs(path: Path) -> pa.Table:
         "service", map_distinct(raw["PodName"], lambda p: service_from_pod(p) if p else None)
     )
     try:
-        out = duck_query(_LOG_SQL, raw=table)
+        out = decode_logs(table)
     except duckdb.Error as exc:
         raise InputError(f"cannot decode log records: {exc}", path=str(path)) from None
     return out.cast(LOG_SCHEMA)
