@@ -11,9 +11,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+import typer
 from typer.testing import CliRunner
 
-from tamo.main import app
+from tamo import testbed_cmd
 from testbed import attach
 from testbed.bed import stop_group
 from testbed.runner import alive
@@ -22,6 +23,8 @@ from tests.testbed.support import Collector
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 runner = CliRunner()
+app = typer.Typer()  # only this command group: the others' imports are not under test here
+testbed_cmd.register(app)
 
 
 def tamo(*args: str) -> str:
