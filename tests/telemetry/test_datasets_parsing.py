@@ -451,3 +451,13 @@ def test_clean_records_take_the_arrow_path_and_garbled_ones_do_not() -> None:
     garbled = raw.set_column(7, "Log", pa.array([ob, tt[:-3]]))
     assert decode_logs_arrow(garbled) is None
     assert decode_logs(garbled)["body"].to_pylist() == ["m", tt[:-3]]
+
+
+def test_bad_fallback_timestamp_names_its_file_line(tmp_path: Path) -> None:
+    good = ["2023-01-29T09:33:14.716Z", "1674984794716000000", "n", "a-abcdefgh-abcde", "c"]
+    bad = ["yesterday", "-6795364578871345152", "n", "a-abcdefgh-abcde", "c"]
+    rows = [[*good, "", "", "{}"], [*good, "", "", "{}"], [*bad, "", "", "{}"]]
+    path = _write(tmp_path / "y_log.csv", _csv(LOG_HEADER, rows), False)
+    with pytest.raises(InputError, match="yesterday") as info:
+        read_logs(path)
+    assert info.value.line == 4

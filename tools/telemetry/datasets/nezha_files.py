@@ -2,8 +2,9 @@
 
 Why separate from the adapter: these functions know the columns of one file and nothing about
 cases, so the bulk ingest (``iter_telemetry``), ``load_case`` and the property tests all go
-through the same code. Everything is vectorised (pyarrow compute, DuckDB over arrow for the JSON
-inside log rows); per-row Python runs only to name the first bad row of a broken file.
+through the same code. Everything is vectorised (pyarrow compute; log records in
+:mod:`~tools.telemetry.datasets.nezha_logs`); per-row Python runs only to name the first bad
+row of a broken file.
 
 Metric names (``nezha_metric_name``): a column ``Name(unit)`` becomes
 ``<prefix><snake_case(Name)>_<unit>`` with the value converted to the Prometheus base unit:
@@ -183,8 +184,12 @@ def read_logs(path: Path) -> pa.Table:
     ts = raw["TimeUnixNano"].combine_chunks()
     bad = pc.fill_null(pc.less_equal(ts, 0), True)
     if pc.any(bad).as_py():
-        stamps = raw["Timestamp"].combine_chunks()
-        fixed = wallclock_ns(pc.filter(stamps, bad), source=str(path), first_line=2)
+        stamps = pc.filter(raw["Timestamp"].combine_chunks(), bad)
+        try:
+            fixed = wallclock_ns(stamps, source=str(path), first_line=0)
+        except InputError as exc:  # name the file line of the bad row, not its subset index
+            row = pc.indices_nonzero(bad)[exc.line or 0].as_py()
+            raise InputError(f"Timestamp: {exc.message}", path=str(path), line=row + 2) from None
         ts = pc.replace_with_mask(ts, bad, fixed)
     table = raw.append_column("ts_ns", ts).append_column(
         "service", map_distinct(raw["PodName"], lambda p: service_from_pod(p) if p else None)
