@@ -87,11 +87,9 @@ class ChatSession:
     def _start(self, question: str) -> None:
         incident = self.incident.model_copy(update={"question": question})
         self.current = self.inv.diagnose(incident, request_repair=self.request_repair)
-        self._show()
+        self._show(self.current)
 
-    def _show(self) -> None:
-        cur = self.current
-        assert cur is not None
+    def _show(self, cur: Investigation) -> None:
         if cur.report is not None:
             self.write(cur.report.to_markdown())
         if cur.pending_approval:
@@ -109,11 +107,13 @@ class ChatSession:
         approved = parts[0] == "/approve"
         by = parts[1] if len(parts) > 1 else "chat-user"
         self.current = self.inv.decide(self.current.thread_id, approved, by)
-        self._show()
+        self._show(self.current)
 
     def _follow_up(self, question: str) -> None:
         report = self.report
-        assert report is not None
+        if report is None:
+            self.write("the investigation has no report yet\n")
+            return
         llm = self.inv.deps.llm
         if llm is None:
             q = question.lower()

@@ -11,6 +11,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 from pydantic import BaseModel, Field
 
 from agent.run import Investigator
+from tools.telemetry.errors import TamoError
 from tools.telemetry.model import Incident
 from tools.toolbox.context import ToolContext
 from tools.toolbox.spec import ScopeInput, tool, untrusted
@@ -64,7 +65,8 @@ def diagnose_incident(inp: DiagnoseInput, ctx: ToolContext) -> DiagnoseResult:
     )
     inv = _investigator(ctx).diagnose(incident)
     r = inv.report
-    assert r is not None  # no approval requested: the graph always ends with a report
+    if r is None:  # cannot happen without an approval request; never hand back half a result
+        raise TamoError(f"investigation {inv.thread_id} ended without a report")
     plan = inv.state.get("plan") or {}
     rem = r.remediation
     return DiagnoseResult(

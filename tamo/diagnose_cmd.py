@@ -19,6 +19,7 @@ from agent.chat import HELP, ChatSession
 from agent.run import Investigator
 from agent.scope import case_context, window_incident
 from tamo.console import err_console, fail
+from tools.telemetry.model import Incident
 from tools.telemetry.settings import get_settings
 from tools.toolbox.context import ToolContext
 
@@ -45,6 +46,21 @@ def _context(dataset: str | None, root: Path | None, case: str | None) -> ToolCo
             fail("--dataset and --case go together")
         return case_context(dataset, root or settings.datasets_root / dataset, case, settings)
     return ToolContext.from_settings(settings)
+
+
+def _incident(
+    ctx: ToolContext,
+    start: datetime | None,
+    end: datetime | None,
+    last: str,
+    services: list[str] | None,
+    question: str | None,
+    trace_id: str | None,
+) -> Incident:
+    """A dataset case brings its own window; otherwise the window comes from the options."""
+    if ctx.case is not None and ctx.incident is not None:
+        return ctx.incident
+    return window_incident(start, end, last, services or [], question, trace_id)
 
 
 def _investigator(ctx: ToolContext, no_llm: bool, **kw: object) -> Investigator:
@@ -80,12 +96,7 @@ def register(app: typer.Typer) -> None:
         if resume:
             result = inv.resume(resume)
         else:
-            incident = (
-                ctx.incident
-                if ctx.case is not None
-                else window_incident(start, end, last, service or [], question, trace_id)
-            )
-            assert incident is not None
+            incident = _incident(ctx, start, end, last, service, question, trace_id)
             if question and ctx.case is not None:
                 incident = incident.model_copy(update={"question": question})
             result = inv.diagnose(incident, request_repair=repair, dry_run=not execute)
@@ -122,12 +133,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Interactive investigation: tool calls shown live, answers streamed, /approve repairs."""
         ctx = _context(dataset, root, case)
-        incident = (
-            ctx.incident
-            if ctx.case is not None
-            else window_incident(start, end, last, service or [], None, None)
-        )
-        assert incident is not None
+        incident = _incident(ctx, start, end, last, service, None, None)
 
         def write(text: str) -> None:
             sys.stdout.write(text)
