@@ -26,7 +26,7 @@ from tools.traces.fingerprint import METRIC_FLAGS, Fingerprint, structure_string
 from tools.traces.knowledge_base import KnowledgeBase
 from tools.traces.log_templates import TemplateMiner
 from tools.traces.reconstruct import InputCounters, reconstruct
-from tools.traces.results import TraceAnalysis, TraceCluster, TraceResult
+from tools.traces.results import TraceAnalysis, TraceCluster, TraceRows
 from tools.traces.root_cause import explain
 from tools.traces.signatures import (
     group_stats,
@@ -58,6 +58,7 @@ class _Anomaly:
     terminal_lost: bool
     module_lost: bool  # a module present in (almost) every normal trace is absent
     keywords: Counter[str] = field(default_factory=Counter)
+    root_span_id: str = ""
     shared: dict[str, str] = field(default_factory=dict)
 
 
@@ -123,10 +124,25 @@ def _shared_attributes(texts: list[str | None], keys: list[str]) -> dict[str, st
     return out
 
 
+ROOT_WEIGHT = 5  # the root span's own error words outweigh those propagated to its ancestors
+
+
+def _weighted_keywords(
+    attrs: pa.ChunkedArray, codes: pa.ChunkedArray, bad: list[int], root: int
+) -> Counter[str]:
+    words = keywords_from_attributes(
+        [attrs[i].as_py() for i in bad], [codes[i].as_py() for i in bad]
+    )
+    own = keywords_from_attributes([attrs[root].as_py()], [codes[root].as_py()])
+    for w, n in own.items():
+        words[w] += (ROOT_WEIGHT - 1) * n
+    return words
+
+
 def _collect(
     batch: ScoredBatch,
     model: NormalModel,
-    rows: list[TraceResult],
+    rows: TraceRows,
     out: list[_Anomaly],
     config: TraceConfig,
 ) -> None:
@@ -135,21 +151,9 @@ def _collect(
     n_spans = np.diff(f.offsets)
     first_start = f.start_ns[f.offsets[:-1]] if f.n_spans else np.zeros(0, np.int64)
     anomalous = np.nonzero(batch.anomalous)[0]
-    base_row = len(rows)
-    for t in range(f.n_traces):
-        rows.append(
-            TraceResult.model_construct(
-                trace_id=f.trace_ids[t],
-                anomalous=bool(batch.anomalous[t]),
-                anomaly_score=round(float(batch.score[t]), 4),
-                cluster_id=None,
-                root_span=None,
-                reason=None,
-                fingerprint_id=None,
-                start_ns=int(first_start[t]),
-                n_spans=int(n_spans[t]),
-            )
-        )
+    base_row = rows.extend(
+        f.trace_ids, batch.anomalous, batch.score, first_start, n_spans.astype(np.int64)
+    )
     if not len(anomalous):
         return
     deviation = model.wl_deviation(batch.wl[anomalous])
@@ -196,9 +200,8 @@ def _collect(
                 missing=bool((s.missing[lo:hi] > 0).any()),
                 terminal_lost=terminal >= 0 and not term.any(),
                 module_lost=bool(np.setdiff1d(always, gm).size),
-                keywords=keywords_from_attributes(
-                    [attrs[i].as_py() for i in bad], [codes[i].as_py() for i in bad]
-                ),
+                keywords=_weighted_keywords(attrs, codes, bad, root),
+                root_span_id=f.table["span_id"][root].as_py(),
                 shared=_shared_attributes(
                     [attrs[i].as_py() for i in range(lo, hi)], config.shared_key_attributes
                 ),
@@ -242,7 +245,10 @@ def _fingerprint(
     words: Counter[str] = Counter()
     for a in group:
         words.update(a.keywords)
-    words.update(log_keywords(logs, [a.trace_id for a in group[:200]], miner))
+    sample = group[:200]
+    words.update(
+        log_keywords(logs, [a.trace_id for a in sample], {a.root_span_id for a in sample}, miner)
+    )
     vector = np.mean([a.deviation for a in group], axis=0)
     return Fingerprint(
         structure_fingerprint=structure,
@@ -278,7 +284,7 @@ def analyze_traces(
     del fit_forest
 
     counters = InputCounters()
-    rows: list[TraceResult] = []
+    rows = TraceRows()
     anomalies: list[_Anomaly] = []
     n_batches = 0
     for table in iter_batches(spans, config):
@@ -290,7 +296,7 @@ def analyze_traces(
         counters.spans_in = 0
 
     analysis = TraceAnalysis(
-        traces=rows,
+        trace_table=rows.table(),
         counters=counters,
         baseline_source="baseline" if fit_source is baseline else "input",
         batches=n_batches,
@@ -316,14 +322,7 @@ def analyze_traces(
         fid = fp.fingerprint_id
         known = kb.match(fp) if kb is not None else None
         for a in group:
-            analysis.traces[a.row] = analysis.traces[a.row].model_copy(
-                update={
-                    "cluster_id": cid,
-                    "root_span": a.root_span,
-                    "reason": a.reason,
-                    "fingerprint_id": fid,
-                }
-            )
+            rows.label(a.row, cid, a.root_span, a.reason, fid)
         if kb is not None and config.record_in_kb:
             kb.record(
                 fp,
@@ -347,6 +346,7 @@ def analyze_traces(
             incident = linker.observe(fid, a.start_ns, a.trace_id, fp.root_span, fp.reason)
             if incident is not None:
                 analysis.incidents.append(_with_known(incident, known))
+    analysis.trace_table = rows.table()
     analysis.shared_root_causes = correlate(
         {a.trace_id: (a.root_span, a.shared) for a in anomalies},
         config.min_community_traces,

@@ -93,7 +93,8 @@ def _train(x: np.ndarray, config: TraceConfig) -> TraceAutoencoder:
     if n == 0:
         return model.eval()
     steps_per_epoch = max(
-        1, min((n + config.ae_batch - 1) // config.ae_batch, 2000 // config.ae_epochs)
+        1,
+        min((n + config.ae_batch - 1) // config.ae_batch, config.ae_max_steps // config.ae_epochs),
     )
     for _ in range(config.ae_epochs):
         perm = torch.randperm(n, generator=gen)

@@ -47,7 +47,7 @@ class TraceConfig(BaseModel):
     # batching: memory is bounded by one window / batch, not the file
     window_s: float = Field(300.0, gt=0)
     max_spans_per_batch: int = Field(250_000, gt=0)
-    max_fit_traces: int = Field(20_000, gt=0)  # traces used to learn normal behaviour
+    max_fit_traces: int = Field(10_000, gt=0)  # traces used to learn normal behaviour
     # span-level detectors (robust z-scores against each module's normal behaviour)
     hang_z: float = Field(8.0, gt=0)  # self-time z-score that marks a hung span
     hang_min_ratio: float = Field(3.0, gt=1)  # ... and at least this x the module's p99
@@ -56,12 +56,13 @@ class TraceConfig(BaseModel):
     repeat_quantile: float = Field(0.99, gt=0, le=1)  # sibling repeats beyond this are retries
     # trace embedding
     wl_iterations: int = Field(2, ge=1, le=4)
-    wl_dims: int = Field(256, ge=16)
-    module_dims: int = Field(64, ge=8)
+    wl_dims: int = Field(128, ge=16)
+    module_dims: int = Field(32, ge=8)
     # autoencoder
     ae_hidden: int = Field(32, ge=4)
     ae_code: int = Field(8, ge=2)
     ae_epochs: int = Field(40, ge=1)
+    ae_max_steps: int = Field(400, ge=1)  # optimiser steps in all: training cost is bounded
     ae_batch: int = Field(256, ge=8)
     ae_lr: float = Field(3e-3, gt=0)
     # decision threshold: factor x the quantile of the normal traces' reconstruction errors

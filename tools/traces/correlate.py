@@ -39,18 +39,25 @@ def correlate(
         for key, value in attrs.items():
             g.add_edge(f"trace:{tid}", f"{key}={value}")
     out: list[SharedRootCause] = []
+    seen: set[str] = set()
     for community in nx.community.louvain_communities(g, seed=seed):
-        members = sorted(n[6:] for n in community if n.startswith("trace:"))
+        members = [n for n in community if n.startswith("trace:")]
         if len(members) < min_traces:
             continue
         touched: Counter[str] = Counter()
-        for tid in members:
-            touched.update(n for n in g.neighbors(f"trace:{tid}"))
+        for t in members:
+            touched.update(g.neighbors(t))
         node, hits = max(touched.items(), key=lambda kv: (kv[1], kv[0].startswith("root="), kv[0]))
+        if node in seen or hits < min_traces:
+            continue
+        seen.add(node)
+        # Louvain may split a hub's traces over communities: the affected set is every
+        # anomalous trace touching the shared node; coverage is measured on the community
+        members = sorted(t[6:] for t in g.neighbors(node))
         out.append(
             SharedRootCause(
                 shared_node=node,
-                coverage=round(hits / len(members), 3),
+                coverage=round(hits / sum(1 for n in community if n.startswith("trace:")), 3),
                 trace_ids=members[:sample],
                 n_traces=len(members),
                 root_spans=dict(Counter(traces[t][0] for t in members).most_common(3)),

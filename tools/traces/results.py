@@ -8,9 +8,12 @@ tool result must never flood the agent's context.
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Any
 
-from pydantic import BaseModel, Field
+import numpy as np
+import pyarrow as pa
+from pydantic import BaseModel, ConfigDict, Field
 
 from tools.traces.alerts import TraceIncident
 from tools.traces.correlate import SharedRootCause
@@ -31,6 +34,86 @@ class TraceResult(BaseModel):
     n_spans: int = 0
 
 
+TRACE_COLUMNS = pa.schema(
+    [
+        ("trace_id", pa.string()),
+        ("anomalous", pa.bool_()),
+        ("anomaly_score", pa.float64()),
+        ("cluster_id", pa.string()),
+        ("root_span", pa.string()),
+        ("reason", pa.string()),
+        ("fingerprint_id", pa.string()),
+        ("start_ns", pa.int64()),
+        ("n_spans", pa.int64()),
+    ]
+)
+
+
+class TraceRows:
+    """Per-trace results accumulated batch by batch as columns (a pydantic object per trace
+    would cost more than the whole analysis of its spans)."""
+
+    def __init__(self) -> None:
+        self._ids: list[str] = []
+        self._cols: dict[str, list[np.ndarray]] = {
+            "anomalous": [],
+            "score": [],
+            "start": [],
+            "n": [],
+        }
+        self._labels: dict[int, tuple[str, str, str, str]] = {}
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def extend(
+        self,
+        ids: list[str],
+        anomalous: np.ndarray,
+        score: np.ndarray,
+        start: np.ndarray,
+        n: np.ndarray,
+    ) -> int:
+        base = len(self._ids)
+        self._ids.extend(ids)
+        for key, arr in zip(
+            ("anomalous", "score", "start", "n"), (anomalous, score, start, n), strict=True
+        ):
+            self._cols[key].append(arr)
+        return base
+
+    def label(
+        self, row: int, cluster_id: str, root_span: str, reason: str, fingerprint_id: str
+    ) -> None:
+        self._labels[row] = (cluster_id, root_span, reason, fingerprint_id)
+
+    def table(self) -> pa.Table:
+        n = len(self._ids)
+
+        def cat(key: str, dtype: type) -> np.ndarray:
+            return (
+                np.concatenate(self._cols[key]).astype(dtype)
+                if self._cols[key]
+                else np.zeros(0, dtype)
+            )
+
+        labelled: list[list[str | None]] = [[None] * n for _ in range(4)]
+        for row, values in self._labels.items():
+            for col, value in zip(labelled, values, strict=True):
+                col[row] = value
+        return pa.Table.from_arrays(
+            [
+                pa.array(self._ids, pa.string()),
+                pa.array(cat("anomalous", bool)),
+                pa.array(np.round(cat("score", float), 4)),
+                *(pa.array(col, pa.string()) for col in labelled),
+                pa.array(cat("start", np.int64)),
+                pa.array(cat("n", np.int64)),
+            ],
+            schema=TRACE_COLUMNS,
+        )
+
+
 class TraceCluster(BaseModel):
     cluster_id: str
     size: int
@@ -43,13 +126,20 @@ class TraceCluster(BaseModel):
 
 
 class TraceAnalysis(BaseModel):
-    traces: list[TraceResult] = Field(default_factory=list)
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    trace_table: pa.Table = Field(default_factory=TRACE_COLUMNS.empty_table, exclude=True)
     clusters: list[TraceCluster] = Field(default_factory=list)
     incidents: list[TraceIncident] = Field(default_factory=list)
     shared_root_causes: list[SharedRootCause] = Field(default_factory=list)
     counters: InputCounters = Field(default_factory=InputCounters)
     baseline_source: str = "input"  # "baseline" | "input"
     batches: int = 0
+
+    @cached_property
+    def traces(self) -> list[TraceResult]:
+        """Per-trace rows as pydantic objects (built on first access from ``trace_table``)."""
+        return [TraceResult.model_construct(**r) for r in self.trace_table.to_pylist()]
 
     @property
     def anomalous(self) -> list[TraceResult]:
@@ -67,7 +157,7 @@ class TraceAnalysis(BaseModel):
             "fingerprint_id",
         )
         return {
-            "traces": [{k: getattr(t, k) for k in keys} for t in self.traces],
+            "traces": self.trace_table.select(list(keys)).to_pylist(),
             "clusters": [
                 {
                     "cluster_id": c.cluster_id,
@@ -86,9 +176,11 @@ class TraceAnalysis(BaseModel):
         }
 
     def summary(self, max_clusters: int = 5) -> str:
-        n_anom = sum(1 for t in self.traces if t.anomalous)
+        n_anom = (
+            int(np.asarray(self.trace_table["anomalous"]).sum()) if self.trace_table.num_rows else 0
+        )
         lines = [
-            f"{len(self.traces)} traces ({self.counters.spans_used} spans) analysed, "
+            f"{self.trace_table.num_rows} traces ({self.counters.spans_used} spans) analysed, "
             f"{n_anom} anomalous, {len(self.clusters)} clusters; "
             f"normal behaviour learned from the {self.baseline_source}."
         ]

@@ -103,17 +103,22 @@ def keywords_from_attributes(
     return out
 
 
-def log_keywords(logs: pa.Table | None, trace_ids: list[str], miner: TemplateMiner) -> Counter[str]:
-    """Templates of the WARN/ERROR log lines of ``trace_ids``, mined with ``miner``."""
+def log_keywords(
+    logs: pa.Table | None, trace_ids: list[str], root_span_ids: set[str], miner: TemplateMiner
+) -> Counter[str]:
+    """Templates of the WARN/ERROR log lines of ``trace_ids``, mined with ``miner``; lines of
+    the root spans themselves weigh more than lines their failure caused upstream."""
     out: Counter[str] = Counter()
     if logs is None or logs.num_rows == 0 or not trace_ids:
         return out
     sel = pc.is_in(logs["trace_id"], pa.array(trace_ids))
     sev = pc.fill_null(pc.utf8_upper(logs["severity"]), "")
     bad = pc.is_in(sev, pa.array(["WARN", "WARNING", "ERROR", "FATAL", "CRITICAL"]))
-    for body in logs.filter(pc.and_(sel, bad))["body"].to_pylist():
-        if body:
-            out[miner.add(body).template] += 1
+    rows = logs.filter(pc.and_(sel, bad)).select(["body", "span_id"]).to_pylist()
+    for row in rows:
+        if row["body"]:
+            weight = 5 if row["span_id"] in root_span_ids else 1
+            out[miner.add(row["body"]).template] += weight
     return out
 
 

@@ -44,11 +44,11 @@ def wl_histogram(
     labels: list[np.ndarray], trace_of: np.ndarray, n_traces: int, dims: int
 ) -> np.ndarray:
     """Feature-hashed WL histogram per trace, float32 [n_traces, dims]."""
-    out = np.zeros(n_traces * dims, dtype=np.float64)
-    for lab in labels:
-        bucket = (lab % np.uint64(dims)).astype(np.int64)
-        out += np.bincount(trace_of * dims + bucket, minlength=n_traces * dims)
-    return out.reshape(n_traces, dims).astype(np.float32)
+    keys = np.concatenate(
+        [trace_of * dims + (lab % np.uint64(dims)).astype(np.int64) for lab in labels]
+    )
+    out = np.bincount(keys, minlength=n_traces * dims).astype(np.float32)
+    return out.reshape(n_traces, dims)
 
 
 def trace_hashes(labels: list[np.ndarray], trace_of: np.ndarray, offsets: np.ndarray) -> list[str]:
