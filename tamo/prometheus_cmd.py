@@ -84,9 +84,9 @@ def _metric_tables(
             raise typer.BadParameter("--dataset needs --root (the dataset folder)")
         from tools.telemetry.datasets import get_adapter
 
-        for kind, source_id, table in get_adapter(dataset).iter_telemetry(root, parts or None):
-            if kind == "metrics":
-                yield source_id, table
+        adapter = get_adapter(dataset)
+        for _, source_id, table in adapter.iter_telemetry(root, parts or None, kinds=["metrics"]):
+            yield source_id, table
     if store_path is not None:
         from tools.telemetry.store import TelemetryStore
 
