@@ -163,6 +163,7 @@ def work_route(rt: ModuleRuntime, handler: Handler) -> Callable[[Request], Await
             except ModuleFailure as failure:
                 span.set_status(Status(StatusCode.ERROR, failure.message))
                 span.set_attribute("error_code", failure.error_code)
+                span.set_attribute("error.type", failure.error_code)  # OTel semconv name
                 m.label(m.errors, error_code=failure.error_code).inc()
                 rt.log(
                     logging.ERROR,
@@ -174,6 +175,7 @@ def work_route(rt: ModuleRuntime, handler: Handler) -> Callable[[Request], Await
                 status_code, outcome = failure.status, "failed"
             finally:
                 m.label(m.task_latency).observe(time.perf_counter() - started)
+            span.set_attribute("http.response.status_code", status_code)
             m.label(m.task_total, status=outcome).inc()
             # a handler may have assigned the task id (AgentRouter names unnamed tasks)
             attrs = getattr(span, "attributes", None) or {}
