@@ -57,6 +57,7 @@ class _Anomaly:
     missing: bool
     terminal_lost: bool
     module_lost: bool  # a module present in (almost) every normal trace is absent
+    forked: bool  # a child module ran twice concurrently where it never does normally
     keywords: Counter[str] = field(default_factory=Counter)
     root_span_id: str = ""
     shared: dict[str, str] = field(default_factory=dict)
@@ -200,6 +201,7 @@ def _collect(
                 missing=bool((s.missing[lo:hi] > 0).any()),
                 terminal_lost=terminal >= 0 and not term.any(),
                 module_lost=bool(np.setdiff1d(always, gm).size),
+                forked=bool(s.fork_at[lo:hi].any()),
                 keywords=_weighted_keywords(attrs, codes, bad, root),
                 root_span_id=f.table["span_id"][root].as_py(),
                 shared=_shared_attributes(
@@ -229,6 +231,7 @@ def _fingerprint(
         np.array([a.missing for a in group], dtype=float),
         np.array([a.terminal_lost for a in group], dtype=float),
         np.array([a.module_lost for a in group], dtype=float),
+        np.array([a.forked for a in group], dtype=float),
     )
     base = model.base
     stats["base_p95_ms"] = base.trace_p95_ms

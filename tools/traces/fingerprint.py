@@ -28,6 +28,7 @@ METRIC_FLAGS = (
     "span_volume_spike",
     "span_volume_drop",
     "throughput_drop",
+    "duplicate_dispatch",
 )
 
 

@@ -52,6 +52,7 @@ def span_symptoms(stats: dict[str, float], config: TraceConfig) -> dict[str, boo
         "span_volume_spike": stats["spans_ratio"] > 1.3,
         "span_volume_drop": stats["spans_ratio"] < 0.7,
         "throughput_drop": stats["module_lost_share"] >= 0.5,
+        "duplicate_dispatch": stats["fork_share"] >= 0.5,
     }
 
 
@@ -115,10 +116,15 @@ def log_keywords(
     sev = pc.fill_null(pc.utf8_upper(logs["severity"]), "")
     bad = pc.is_in(sev, pa.array(["WARN", "WARNING", "ERROR", "FATAL", "CRITICAL"]))
     rows = logs.filter(pc.and_(sel, bad)).select(["body", "span_id"]).to_pylist()
+    by_id: Counter[int] = Counter()
     for row in rows:
         if row["body"]:
             weight = 5 if row["span_id"] in root_span_ids else 1
-            out[miner.add(row["body"]).template] += weight
+            by_id[miner.add(row["body"]).template_id] += weight
+    # templates generalise while lines stream in: name each by its final form
+    final = {t.template_id: t.template for t in miner.templates()}
+    for tid, n in by_id.items():
+        out[final[tid]] += n
     return out
 
 
@@ -135,6 +141,7 @@ def group_stats(
     missing: np.ndarray,
     terminal_lost: np.ndarray,
     module_lost: np.ndarray,
+    forked: np.ndarray,
 ) -> dict[str, float]:
     """Shares and quantiles over one group's traces (arrays are per trace)."""
     total_spans = max(float(n_spans.sum()), 1.0)
@@ -147,4 +154,5 @@ def group_stats(
         "terminal_lost_share": float(terminal_lost.mean()) if len(terminal_lost) else 0.0,
         "mean_spans": float(n_spans.mean()) if len(n_spans) else 0.0,
         "module_lost_share": float(module_lost.mean()) if len(module_lost) else 0.0,
+        "fork_share": float(forked.mean()) if len(forked) else 0.0,
     }
