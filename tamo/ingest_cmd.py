@@ -8,6 +8,7 @@ re-running the same command is idempotent (a file replaces its previous rows).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -140,6 +141,29 @@ def ingest_dataset(store: TelemetryStore, dataset: str, root: Path, parts: list[
     return sum(totals.values())
 
 
+def serve_otlp(listen: str, store_path: Path | None) -> None:
+    """Receive OTLP/HTTP into the store until interrupted, then flush and report."""
+    from tools.telemetry.otlp_receiver import OtlpReceiver
+
+    host, _, port = listen.rpartition(":")
+    if not port.isdigit():
+        raise TamoError(f"expected [HOST:]PORT, got {listen!r}", source="--listen")
+    with open_store(store_path) as store:
+        try:
+            receiver = OtlpReceiver(store, host or "127.0.0.1", int(port))
+        except OSError as exc:
+            raise TamoError(f"cannot listen: {exc.strerror or exc}", source=listen) from None
+        console.print(
+            f"receiving OTLP/HTTP on {receiver.url}/v1/{{traces,logs,metrics}} into {store.path}"
+            " (Ctrl-C stops)",
+            highlight=False,
+        )
+        with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises the Ctrl-C it handled
+            receiver.serve_forever()
+        console.print(f"received {receiver.written}", highlight=False)
+        _totals(store)
+
+
 def register(app: typer.Typer) -> None:
     @app.command("ingest")
     def ingest_command(
@@ -158,13 +182,21 @@ def register(app: typer.Typer) -> None:
         parts: list[str] | None = typer.Option(
             None, "--parts", "-p", help="Nezha days or Sock Shop runs; repeat. Default: all."
         ),
+        listen: str | None = typer.Option(
+            None,
+            "--listen",
+            help="Run an OTLP/HTTP receiver on [HOST:]PORT (default host 127.0.0.1) until Ctrl-C.",
+        ),
     ) -> None:
         """Load telemetry into the embedded store (atomic per file; re-ingest replaces)."""
         with one_line_errors():
-            if bool(paths) == (dataset is not None):
+            if (bool(paths), dataset is not None, listen is not None).count(True) != 1:
                 raise TamoError(
-                    "give either PATH... or --dataset with --root", source="tamo ingest"
+                    "give one of PATH..., --dataset with --root, or --listen", source="tamo ingest"
                 )
+            if listen is not None:
+                serve_otlp(listen, store_path)
+                return
             if fmt is not None and fmt not in FORMATS:
                 raise TamoError(
                     f"unknown format {fmt!r} (one of {', '.join(FORMATS)})", source="--format"

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
+import httpx
 import pytest
 from typer.testing import CliRunner
 
 from tamo.main import app
+from tests.conftest import REPO, free_port
 from tools.telemetry.store import TelemetryStore
 
 runner = CliRunner()
@@ -82,7 +88,9 @@ def test_a_bad_file_is_one_red_line_exit_2_and_the_store_unchanged(tmp_path: Pat
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        ([], "give either PATH... or --dataset"),
+        ([], "give one of PATH..., --dataset with --root, or --listen"),
+        (["x.json", "--listen", "4318"], "give one of PATH..."),
+        (["--listen", "localhost:http"], "--listen: expected [HOST:]PORT"),
         (["nowhere.json"], "nowhere.json: no such file or folder"),
         (["x.json", "--format", "csv"], "unknown format 'csv'"),
         (["--dataset", "nezha"], "--dataset needs --root"),
@@ -106,3 +114,32 @@ def test_dataset_ingest(sockshop_root: Path, tmp_path: Path) -> None:
     assert first["metrics"] > 10_000 and first["spans"] == 0
     assert ingest(*args, "--store", str(store)).exit_code == 0
     assert counts(store) == first  # every file replaced, not duplicated
+
+
+def test_listen_receives_otlp_until_interrupted(tmp_path: Path) -> None:
+    port, store = free_port(), tmp_path / "s.duckdb"
+    cmd = [sys.executable, "-m", "tamo.main", "ingest", "--listen", f"127.0.0.1:{port}"]
+    proc = subprocess.Popen(
+        [*cmd, "--store", str(store)],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}/v1/traces"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                r = httpx.post(url, json=otlp_spans(3), timeout=5)
+                break
+            except httpx.TransportError:
+                assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
+                time.sleep(0.2)
+        assert r.status_code == 200
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert "receiving OTLP/HTTP on http://127.0.0.1:" in out
+    assert counts(store)["spans"] == 3

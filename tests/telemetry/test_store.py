@@ -304,3 +304,24 @@ def test_concurrent_inserts_from_threads() -> None:
         t.join()
     assert not errors
     assert s.counts()["spans"] == 4 * 2 * 80
+
+
+def test_the_same_source_twice_in_one_batch_keeps_the_last() -> None:
+    s = TelemetryStore(None)
+    s.insert_many([("spans", sample_spans(), "a"), ("spans", sample_spans().slice(0, 3), "a")])
+    assert s.counts()["spans"] == 3 and s.sources().num_rows == 1
+
+
+def test_batches_are_written_time_clustered() -> None:
+    minutes = [
+        spans_table([span(m, m, None, "web", 60 * m + 59 - i, 1.0) for i in range(3)])
+        for m in range(20)
+    ]
+    parts = [(t.column("start_ns")[2].as_py(), t) for t in reversed(minutes)]
+    narrow = store_module._time_clustered(parts, "start_ns")
+    starts = narrow.column("start_ns").to_pylist()
+    assert starts[:3] == sorted(starts[:3], reverse=True)  # narrow parts: only reordered
+    assert [s // (60 * S) for s in starts] == sorted(s // (60 * S) for s in starts)
+    day = spans_table([span(i, i, None, "web", (i * 7919) % 3600, 1.0) for i in range(50)])
+    wide = store_module._time_clustered([(0, day), (1, sample_spans())], "start_ns")
+    assert wide.column("start_ns").to_pylist() == sorted(wide.column("start_ns").to_pylist())

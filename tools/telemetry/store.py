@@ -40,7 +40,14 @@ from tools.telemetry.store_queries import (
     spans_sql,
     trace_sql,
 )
-from tools.telemetry.store_schema import KINDS, SCHEMA_VERSION, conform, ddl, kind_of
+from tools.telemetry.store_schema import (
+    KINDS,
+    SCHEMA_VERSION,
+    SOURCES_SCHEMA,
+    conform,
+    ddl,
+    kind_of,
+)
 
 # Sources written in one transaction by ``insert_many``: about one DuckDB row group or more, so
 # the engine writes whole compressed row groups instead of many small appends.
@@ -165,36 +172,52 @@ class TelemetryStore:
         totals: dict[str, int],
         progress: Callable[[int], None] | None,
     ) -> None:
-        now = time.time_ns()
+        latest = {(kind, sid): table for kind, table, sid in batch}  # a later item replaces
         with self._lock, self._transaction():
-            keys, known = self._source_keys({sid for _, _, sid in batch})
-            per_kind: dict[str, list[pa.Table]] = {}
-            for kind, table, source_id in batch:
+            keys, known = self._source_keys({sid for _, sid in latest})
+            catalog: list[dict[str, object]] = []
+            per_kind: dict[str, list[tuple[int, pa.Table]]] = {}
+            for (kind, source_id), table in latest.items():
                 src = keys[source_id]
-                if source_id in known:  # a re-ingest: its previous rows go
-                    self._con.execute(f"DELETE FROM {kind} WHERE src = ?", [src])
-                    self._con.execute("DELETE FROM sources WHERE src = ? AND kind = ?", [src, kind])
                 tcol = table.column(KINDS[kind].time_column)
                 lo = pc.min(tcol).as_py() if table.num_rows else None
                 hi = pc.max(tcol).as_py() if table.num_rows else None
-                self._con.execute(
-                    "INSERT INTO sources VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    [src, source_id, kind, table.num_rows, lo, hi, now],
+                catalog.append(
+                    {
+                        "src": src,
+                        "source_id": source_id,
+                        "kind": kind,
+                        "rows": table.num_rows,
+                        "min_ns": lo,
+                        "max_ns": hi,
+                        "ingested_ns": time.time_ns(),
+                    }
                 )
                 if table.num_rows:
                     srcs = pa.array(np.full(table.num_rows, src, dtype=np.int32))
-                    per_kind.setdefault(kind, []).append(table.append_column("src", srcs))
-            for kind, tables in per_kind.items():
-                # sorted by time so each row group covers a narrow window (zone-map pruning)
-                data = pa.concat_tables(tables).sort_by(KINDS[kind].time_column)
-                self._con.register("_tamo_batch", data)
-                try:
-                    self._con.execute(f"INSERT INTO {kind} SELECT * FROM _tamo_batch")
-                finally:
-                    self._con.unregister("_tamo_batch")
+                    per_kind.setdefault(kind, []).append((lo, table.append_column("src", srcs)))
+            for kind in {k for k, _ in latest}:
+                stale = [keys[sid] for k, sid in latest if k == kind and sid in known]
+                if stale:  # a re-ingest: the source's previous rows go
+                    marks = ", ".join("?" for _ in stale)
+                    self._con.execute(f"DELETE FROM {kind} WHERE src IN ({marks})", stale)
+                    self._con.execute(
+                        f"DELETE FROM sources WHERE kind = ? AND src IN ({marks})", [kind, *stale]
+                    )
+            self._append("sources", pa.Table.from_pylist(catalog, schema=SOURCES_SCHEMA))
+            for kind, parts in per_kind.items():
+                data = _time_clustered(parts, KINDS[kind].time_column)
+                self._append(kind, data)
                 totals[kind] += data.num_rows
         if progress is not None:
-            progress(sum(t.num_rows for _, t, _ in batch))
+            progress(sum(t.num_rows for t in latest.values()))
+
+    def _append(self, table_name: str, data: pa.Table) -> None:
+        self._con.register("_tamo_batch", data)
+        try:
+            self._con.execute(f"INSERT INTO {table_name} SELECT * FROM _tamo_batch")
+        finally:
+            self._con.unregister("_tamo_batch")
 
     def _source_keys(self, source_ids: set[str]) -> tuple[dict[str, int], set[str]]:
         """Integer keys of ``source_ids`` (new ones allocated) and which of them are known."""
@@ -206,7 +229,9 @@ class TelemetryStore:
             ).fetchall()
         )
         keys = dict(known)
-        (next_key,) = self._con.execute("SELECT coalesce(max(src), 0) + 1 FROM sources").fetchone()
+        ((next_key,),) = self._con.execute(
+            "SELECT coalesce(max(src), 0) + 1 FROM sources"
+        ).fetchall()
         for sid in ids:
             if sid not in keys:
                 keys[sid] = next_key
@@ -340,6 +365,23 @@ class TelemetryStore:
                 return self._con.execute(sql, params).fetchall()
             except duckdb.Error as exc:
                 raise TamoError(f"query failed: {_first_line(exc)}", source=self._name) from None
+
+
+def _time_clustered(parts: list[tuple[int, pa.Table]], time_column: str) -> pa.Table:
+    """The parts as one table whose row groups each cover a narrow time range.
+
+    Parts are ordered by their first timestamp; when every part spans only a small share of the
+    batch's time range (minute files, receiver batches) that is enough for zone maps, otherwise
+    (whole-day files) the rows are sorted.
+    """
+    parts = sorted(parts, key=lambda p: p[0])
+    data = pa.concat_tables([t for _, t in parts])
+    col = data.column(time_column)
+    lo, hi = pc.min(col).as_py(), pc.max(col).as_py()
+    widths = [pc.max(t.column(time_column)).as_py() - first for first, t in parts]
+    if len(parts) > 1 and max(widths) <= (hi - lo) / 16:
+        return data
+    return data.sort_by(time_column)
 
 
 def _first_line(exc: BaseException) -> str:
