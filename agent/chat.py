@@ -44,11 +44,13 @@ class ChatSession:
         write: Callable[[str], None],
         *,
         request_repair: bool = True,
+        dry_run: bool = True,
     ) -> None:
         self.inv = investigator
         self.incident = incident
         self.write = write
         self.request_repair = request_repair
+        self.dry_run = dry_run
         self.current: Investigation | None = None
         investigator.deps.on_event = self._event
 
@@ -86,7 +88,9 @@ class ChatSession:
 
     def _start(self, question: str) -> None:
         incident = self.incident.model_copy(update={"question": question})
-        self.current = self.inv.diagnose(incident, request_repair=self.request_repair)
+        self.current = self.inv.diagnose(
+            incident, request_repair=self.request_repair, dry_run=self.dry_run
+        )
         self._show(self.current)
 
     def _show(self, cur: Investigation) -> None:

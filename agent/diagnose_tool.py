@@ -7,9 +7,9 @@ exposes it like every other tool, from this one definition.
 
 from __future__ import annotations
 
-from langgraph.checkpoint.memory import InMemorySaver
 from pydantic import BaseModel, Field
 
+from agent.graph import memory_checkpointer
 from agent.run import Investigator
 from tools.telemetry.errors import TamoError
 from tools.telemetry.model import Incident
@@ -42,7 +42,7 @@ class DiagnoseResult(BaseModel):
 
 def _investigator(ctx: ToolContext) -> Investigator:
     # In memory: an MCP/tool caller wants the report now; resumable runs use `tamo diagnose`.
-    return ctx.cached("investigator", lambda: Investigator(ctx, checkpointer=InMemorySaver()))
+    return ctx.cached("investigator", lambda: Investigator(ctx, checkpointer=memory_checkpointer()))
 
 
 @tool(read_only=True, idempotent=True)

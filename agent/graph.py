@@ -15,6 +15,7 @@ import sqlite3
 from pathlib import Path
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.graph import END, START, StateGraph
@@ -30,6 +31,11 @@ def serializer() -> JsonPlusSerializer:
     """Checkpoint serializer that revives exactly the state's own types."""
     allowed = [*STATE_TYPES, Analysis, Impact, Priority, Remediation, Hypothesis]
     return JsonPlusSerializer(allowed_msgpack_modules=allowed)
+
+
+def memory_checkpointer() -> InMemorySaver:
+    """For investigations that need not survive the process (MCP calls, tests, benchmarks)."""
+    return InMemorySaver(serde=serializer())
 
 
 def sqlite_checkpointer(path: Path) -> SqliteSaver:

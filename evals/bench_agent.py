@@ -54,8 +54,7 @@ def _row(metric: str, values: list[float], unit: str, **extra: Any) -> dict[str,
 
 
 def _offline(datasets: Path, cases: list[LabelledCase]) -> list[dict[str, Any]]:
-    from langgraph.checkpoint.memory import InMemorySaver
-
+    from agent.graph import memory_checkpointer
     from agent.run import Investigator
     from tools.telemetry.datasets import get_adapter
     from tools.telemetry.settings import Settings
@@ -71,7 +70,7 @@ def _offline(datasets: Path, cases: list[LabelledCase]) -> list[dict[str, Any]]:
         ct = adapter.load_case(root, case)
         t1, c1 = time.perf_counter(), time.process_time()
         ctx = ToolContext.from_case(ct, settings)
-        Investigator(ctx, llm=False, checkpointer=InMemorySaver()).diagnose(ctx.incident)
+        Investigator(ctx, llm=False, checkpointer=memory_checkpointer()).diagnose(ctx.incident)
         t2, c2 = time.perf_counter(), time.process_time()
         if warm:  # the first run pays for lazy imports and torch initialisation
             warm = False
@@ -87,9 +86,9 @@ def _offline(datasets: Path, cases: list[LabelledCase]) -> list[dict[str, Any]]:
 
 
 def _with_llm(datasets: Path, cases: list[LabelledCase]) -> list[dict[str, Any]]:
-    from langgraph.checkpoint.memory import InMemorySaver
     from pydantic import SecretStr
 
+    from agent.graph import memory_checkpointer
     from agent.run import Investigator
     from tests.agent.fake_openai import FakeOpenAI
     from tools.telemetry.datasets import get_adapter
@@ -116,7 +115,7 @@ def _with_llm(datasets: Path, cases: list[LabelledCase]) -> list[dict[str, Any]]
                 data_dir=Path(tempfile.mkdtemp(prefix="tamo-bench-")),
                 llm=LLMSettings(api_key=SecretStr("sk-bench"), base_url=server.url, model="fake"),
             )
-            r = Investigator(ctx, settings=settings, checkpointer=InMemorySaver()).diagnose(
+            r = Investigator(ctx, settings=settings, checkpointer=memory_checkpointer()).diagnose(
                 ctx.incident
             )
         tokens.append(float(r.report.usage.prompt_tokens))

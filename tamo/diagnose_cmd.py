@@ -129,6 +129,9 @@ def register(app: typer.Typer) -> None:
         dataset: Dataset = None,
         root: Root = None,
         case: Case = None,
+        execute: Annotated[
+            bool, typer.Option(help="/approve really acts (default dry run)")
+        ] = False,
         no_llm: NoLLM = False,
     ) -> None:
         """Interactive investigation: tool calls shown live, answers streamed, /approve repairs."""
@@ -139,7 +142,7 @@ def register(app: typer.Typer) -> None:
             sys.stdout.write(text)
             sys.stdout.flush()
 
-        session = ChatSession(_investigator(ctx, no_llm), incident, write)
+        session = ChatSession(_investigator(ctx, no_llm), incident, write, dry_run=not execute)
         write(f"TAMO-RCA chat — {HELP}\n")
         for line in sys.stdin:
             if not session.handle(line):

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from langgraph.checkpoint.memory import InMemorySaver
-
+from agent.graph import memory_checkpointer
 from agent.run import Investigator
 from tests.agent.conftest import RecordingExecutor, llm_settings
 from tests.agent.fake_openai import FakeOpenAI
@@ -17,7 +16,7 @@ EVIDENCE_TOOLS = {"query_traces", "search_logs", "query_promql"}
 
 def investigator(ctx: ToolContext, url: str, **llm: Any) -> Investigator:
     settings = ctx.settings.model_copy(update={"llm": llm_settings(url, **llm)})
-    return Investigator(ctx, settings=settings, checkpointer=InMemorySaver())
+    return Investigator(ctx, settings=settings, checkpointer=memory_checkpointer())
 
 
 def call(name: str, **arguments: Any) -> dict[str, Any]:
@@ -113,7 +112,7 @@ def test_a_dead_endpoint_degrades_to_the_deterministic_report(case_ctx: ToolCont
 def test_prompt_injection_never_repairs_nor_changes_the_plan(
     case_ctx: ToolContext, recorder: RecordingExecutor, settings
 ) -> None:
-    offline = Investigator(case_ctx, llm=False, checkpointer=InMemorySaver()).diagnose(
+    offline = Investigator(case_ctx, llm=False, checkpointer=memory_checkpointer()).diagnose(
         case_ctx.incident
     )
     obey = {

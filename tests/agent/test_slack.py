@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from langgraph.checkpoint.memory import InMemorySaver
-
+from agent.graph import memory_checkpointer
 from agent.run import Investigator
 from agent.slack import SlackFront, parse_request
 from tests.agent.conftest import RecordingExecutor
@@ -26,7 +25,7 @@ class Recorder:
 
 
 def front(ctx: ToolContext, **kw: Any) -> SlackFront:
-    inv = Investigator(ctx, llm=False, checkpointer=InMemorySaver())
+    inv = Investigator(ctx, llm=False, checkpointer=memory_checkpointer())
     incident = ctx.incident
     assert incident is not None
 
