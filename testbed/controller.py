@@ -261,7 +261,8 @@ class Supervisor:
         started = time.monotonic()
         old_pid = child.proc.pid if child.proc else None
         if child.proc is not None:
-            await stop_process(child.proc, grace_s=1.5)
+            await stop_process(child.proc, grace_s=1.0)
+        stopped = time.monotonic() - started
         cleared = [
             n
             for n in self.config.faults
@@ -276,18 +277,20 @@ class Supervisor:
         took = time.monotonic() - started
         self.audit(
             f"restarted {module}",
-            module=module,
+            target=module,
             action="restart",
             old_pid=old_pid,
             pid=child.proc.pid if child.proc else None,
             cleared=cleared,
             took_s=took,
+            stop_s=stopped,
         )
         return {
             "module": module,
             "old_pid": old_pid,
             "pid": child.proc.pid if child.proc else None,
             "restart_s": round(took, 3),
+            "stop_s": round(stopped, 3),
             "cleared": cleared,
         }
 
@@ -308,7 +311,7 @@ class Supervisor:
         flags = [m for m in self.config.skip if m != module]
         self.config.skip = [*flags, module] if skip else flags
         await self.push_config()
-        self.audit(f"skip {module} = {skip}", action="skip", module=module, skip=skip)
+        self.audit(f"skip {module} = {skip}", action="skip", target=module, skip=skip)
         return {"skip": list(self.config.skip)}
 
     async def restore(self, task_id: str | None, step: int | None) -> dict[str, Any]:

@@ -66,7 +66,9 @@ def with_watchdog(app: Starlette, pid: int) -> Starlette:
     return app
 
 
-def serve(app: Starlette, fd: int, watch_pid: int | None) -> None:
+def serve(app: Starlette, fd: int, watch_pid: int | None, grace_s: float) -> None:
+    """Serve ``app`` on the inherited socket; on SIGTERM, requests still running after
+    ``grace_s`` are cancelled (a hung request would otherwise hold a restart for its whole hang)."""
     if watch_pid is not None:
         app = with_watchdog(app, watch_pid)
     config = uvicorn.Config(
@@ -75,7 +77,7 @@ def serve(app: Starlette, fd: int, watch_pid: int | None) -> None:
         log_level="warning",
         access_log=False,
         lifespan="on",
-        timeout_graceful_shutdown=1,
+        timeout_graceful_shutdown=grace_s,  # type: ignore[arg-type]  # a float works
     )
     uvicorn.Server(config).run()
 
@@ -100,7 +102,7 @@ def run_module(
 
     static = StaticConfig.model_validate_json(static_json)
     runtime = RuntimeConfig.model_validate_json(runtime_json)
-    serve(build_app(module, static, runtime), sock.fileno(), controller_pid)
+    serve(build_app(module, static, runtime), sock.fileno(), controller_pid, grace_s=0.3)
 
 
 def main(argv: list[str]) -> None:
@@ -109,7 +111,7 @@ def main(argv: list[str]) -> None:
     from testbed.controller import build_controller
 
     watch = os.getppid() if os.environ.get(WATCH_PARENT_ENV) == "1" else None
-    serve(build_controller(load_static()), int(os.environ[FD_ENV]), watch)
+    serve(build_controller(load_static()), int(os.environ[FD_ENV]), watch, grace_s=5.0)
 
 
 if __name__ == "__main__":
