@@ -62,9 +62,9 @@ class ClosedLoop:
         runner: RepairExecutor,
         *,
         symptom_queries: dict[str, str] | None = None,
-        window_s: float = 4.0,
-        settle_s: float = 0.6,
-        poll_s: float = 0.5,
+        window_s: float = 8.0,
+        settle_s: float = 0.4,
+        poll_s: float = 0.25,
         on_event: Callable[[LoopEvent], None] | None = None,
     ) -> None:
         self.traces = traces
@@ -95,6 +95,8 @@ class ClosedLoop:
                 "no complete traces to learn normal behaviour from", source="closed loop baseline"
             )
         self.detector = LiveTraceDetector(base)
+        if self.runner.verifier is not None:  # "no worse than normal" checks compare with it
+            self.runner.verifier.baseline = _window(seconds)
         n = len(pc.unique(base["trace_id"]))
         self.emit("baseline", f"learned normal behaviour from {n} fault-free traces", traces=n)
         return n

@@ -55,14 +55,18 @@ TIMEOUT_CODES = {"MODEL_TIMEOUT", "CALL_TIMEOUT", "DEADLINE_EXCEEDED", "HTTP_504
 
 
 def error_codes(spans: pa.Table) -> list[str | None]:
-    """The error code of each span: the column, else the ``error_code`` attribute."""
+    """The application error code of each span: its ``error_code`` attribute (the platform's
+    own vocabulary), else the ``error_code`` column (an HTTP/gRPC status) of an error span."""
     out: list[str | None] = []
-    for code, attrs in zip(
-        spans["error_code"].to_pylist(), spans["attributes"].to_pylist(), strict=True
-    ):
-        if code is None and attrs and '"error_code"' in attrs:
-            code = json.loads(attrs).get("error_code")
-        out.append(code)
+    cols = zip(
+        spans["error_code"].to_pylist(),
+        spans["attributes"].to_pylist(),
+        spans["status"].to_pylist(),
+        strict=True,
+    )
+    for code, attrs, status in cols:
+        own = json.loads(attrs).get("error_code") if attrs and '"error_code"' in attrs else None
+        out.append(str(own) if own else (code if status == "error" else None))
     return out
 
 
@@ -123,7 +127,7 @@ class LiveTraceDetector:
         baseline: pa.Table,
         config: TraceConfig | None = None,
         *,
-        min_anomalous: int = 5,
+        min_anomalous: int = 3,
         min_ratio: float = 0.3,
     ) -> None:
         self.config = config or TraceConfig(record_in_kb=False)
@@ -202,19 +206,18 @@ class LiveTraceDetector:
             if f.orphan[i]:
                 return shape.parent_of.get(services[i], services[i]), "span_drop"
         root_svc = services[root]
-        # 3. hangs, seen directly or through callers timing out on an absent/hung callee
+        # 3. hangs: a caller timing out on a callee whose spans are absent (still hung, so not
+        #    exported) blames the callee; a hung span without a code of its own is the hang
         own = codes[root]
+        if own in TIMEOUT_CODES:
+            present = {services[i] for i in idx if f.parent[i] == root}
+            absent = shape.children_of.get(root_svc, set()) - present
+            if absent:
+                return sorted(absent)[0], "inference_hang" if own == "MODEL_TIMEOUT" else "hang"
         if reason == Reason.HANG and (own is None or own in TIMEOUT_CODES):
             callers = {codes[i] for i in idx if codes[i] in TIMEOUT_CODES}
             return root_svc, "inference_hang" if "MODEL_TIMEOUT" in callers else "hang"
-        code = codes[root]
-        if code in TIMEOUT_CODES:
-            present = {services[i] for i in idx if f.parent[i] == root}
-            expected = shape.children_of.get(root_svc, set())
-            absent = expected - present
-            if absent:
-                callee = sorted(absent)[0]
-                return callee, "inference_hang" if code == "MODEL_TIMEOUT" else "hang"
+        code = own
         # 4. the origin span's error code
         if code in ERROR_CODE_FAULTS:
             fault, blame = ERROR_CODE_FAULTS[code]

@@ -36,11 +36,11 @@ def effect_queries(window_s: float, root: str = ROOT_MODULE) -> dict[str, str]:
     return {
         "p95_latency_s": "histogram_quantile(0.95, sum by (le) "
         f"(increase(agent_task_latency_seconds_bucket{{{sel}}}[{w}])))",
-        "failure_rate": f'sum(increase(agent_task_total{{{sel},status="failed"}}[{w}])) / '
-        f"sum(increase(agent_task_total{{{sel}}}[{w}]))",
-        "callback_success_rate": f"sum(increase(callback_success_total[{w}])) / "
-        f"(sum(increase(callback_success_total[{w}])) + "
-        f"sum(increase(callback_failure_total[{w}])))",
+        "failure_rate": f'(sum(increase(agent_task_total{{{sel},status="failed"}}[{w}])) '
+        f"or vector(0)) / sum(increase(agent_task_total{{{sel}}}[{w}]))",
+        "callback_success_rate": f"(sum(increase(callback_success_total[{w}])) or vector(0)) / "
+        f"((sum(increase(callback_success_total[{w}])) or vector(0)) + "
+        f"(sum(increase(callback_failure_total[{w}])) or vector(0)))",
     }
 
 

@@ -189,6 +189,9 @@ class VerifyCheck(_Strict):
     service: str = "{module}"
     op: Op
     value: float
+    # with a fault-free baseline known, "no worse than factor x normal": the threshold becomes
+    # max(value, factor x baseline) for < / <= and min(value, factor x baseline) for > / >=
+    baseline_factor: float | None = Field(default=None, gt=0)
 
     @model_validator(mode="after")
     def _one_source(self) -> VerifyCheck:

@@ -86,6 +86,10 @@ def trace_statistic(spans: pa.Table, stat: str) -> float | None:
     return float(q[0].as_py()) / 1e6
 
 
+class _NoSource(Exception):
+    pass
+
+
 class Verifier:
     """Evaluates a :class:`VerifySpec` against live telemetry."""
 
@@ -94,51 +98,65 @@ class Verifier:
         metrics: MetricSource | None = None,
         traces: TraceSource | None = None,
         *,
+        baseline: TimeWindow | None = None,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.metrics = metrics
         self.traces = traces
+        self.baseline = baseline  # a fault-free window for checks with a baseline_factor
         self.clock = clock
         self.sleep = sleep
 
-    def _one(self, check: VerifyCheck, window: TimeWindow, step_s: float) -> CheckOutcome:
+    def _measure(self, check: VerifyCheck, window: TimeWindow, step_s: float) -> float | None:
+        if check.promql is not None:
+            if self.metrics is None:
+                raise _NoSource("no metric source")
+            return latest_worst(self.metrics.series(check.promql, window, step_s), check.op)
+        if self.traces is None:
+            raise _NoSource("no trace source")
+        spans = self.traces.spans(window, services=[check.service])
+        return trace_statistic(spans, str(check.trace))
+
+    def threshold(self, check: VerifyCheck) -> float:
+        """The check's threshold, relaxed to ``baseline_factor`` x normal where that is known."""
+        if check.baseline_factor is None or self.baseline is None:
+            return check.value
+        try:
+            normal = self._measure(check, self.baseline, max(self.baseline.seconds / 20, 0.5))
+        except (TamoError, _NoSource):
+            return check.value
+        if normal is None:
+            return check.value
+        scaled = check.baseline_factor * normal
+        return max(check.value, scaled) if check.op in ("<", "<=") else min(check.value, scaled)
+
+    def _one(
+        self, check: VerifyCheck, window: TimeWindow, step_s: float, limit: float
+    ) -> CheckOutcome:
         value, note = None, ""
         try:
-            if check.promql is not None:
-                if self.metrics is None:
-                    note = "no metric source"
-                else:
-                    value = latest_worst(
-                        self.metrics.series(check.promql, window, step_s), check.op
-                    )
-            elif self.traces is None:
-                note = "no trace source"
-            else:
-                spans = self.traces.spans(window, services=[check.service])
-                value = trace_statistic(spans, str(check.trace))
-        except TamoError as exc:
+            value = self._measure(check, window, step_s)
+        except (_NoSource, TamoError) as exc:
             note = str(exc)
         if value is None and not note:
             note = "no data after the repair"
-        passed = value is not None and bool(_OPS[check.op](value, check.value))
+        passed = value is not None and bool(_OPS[check.op](value, limit))
         return CheckOutcome(
-            name=check.name,
-            value=value,
-            op=check.op,
-            threshold=check.value,
-            passed=passed,
-            note=note,
+            name=check.name, value=value, op=check.op, threshold=limit, passed=passed, note=note
         )
 
-    def check_once(self, spec: VerifySpec, since: datetime) -> list[CheckOutcome]:
+    def check_once(
+        self, spec: VerifySpec, since: datetime, limits: dict[str, float] | None = None
+    ) -> list[CheckOutcome]:
         now = datetime.fromtimestamp(self.clock(), tz=UTC)
         start = max(since, now - timedelta(seconds=spec.window_s))
         if now <= start:
             now = start + timedelta(milliseconds=1)
         window = TimeWindow(start=start, end=now)
         step = max(spec.interval_s, 0.5)
-        return [self._one(c, window, step) for c in spec.checks]
+        limits = limits or {c.name: self.threshold(c) for c in spec.checks}
+        return [self._one(c, window, step, limits[c.name]) for c in spec.checks]
 
     def verify(
         self,
@@ -152,8 +170,9 @@ class Verifier:
         if spec.settle_s:
             self.sleep(spec.settle_s)
         polls, streak, last = 0, 0, []
+        limits = {c.name: self.threshold(c) for c in spec.checks}
         while True:
-            last = self.check_once(spec, since)
+            last = self.check_once(spec, since, limits)
             polls += 1
             if on_poll:
                 on_poll(last)

@@ -1,0 +1,159 @@
+"""Triage on synthetic call chains: each broken shape must name its module and fault type."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pyarrow as pa
+
+from tools.repair.detect import (
+    BaselineShape,
+    LiveTraceDetector,
+    complete_traces,
+    diagnose,
+    error_codes,
+)
+from tools.telemetry.model import SPAN_SCHEMA
+
+CHAIN = [  # (service, parent index)
+    ("AgentRouter", None),
+    ("TaskPreprocessor", 0),
+    ("ModelExecutor", 0),
+    ("LLMAdapter", 2),
+    ("InferenceRPC", 3),
+    ("CallbackSender", 0),
+    ("WebhookDeliver", 5),
+]
+DUR_MS = [120, 20, 60, 50, 40, 20, 10]
+
+
+def trace(
+    n: int,
+    t0: int,
+    *,
+    drop: str | None = None,
+    new_root: str | None = None,
+    error: dict[str, str] | None = None,
+    rng: random.Random,
+) -> list[dict]:
+    rows = []
+    ids = [f"{n:08x}{i:08x}" for i in range(len(CHAIN))]
+    tid = f"{n:032x}"
+    moved: set[int] = set()  # new_root and its descendants start a new trace
+    for i, (svc, parent) in enumerate(CHAIN):
+        if svc == new_root or (parent is not None and parent in moved):
+            moved.add(i)
+        if svc == drop:
+            continue
+        dur = int(DUR_MS[i] * 1e6 * rng.uniform(0.9, 1.1))
+        start = t0 + i * 1_000_000
+        code = (error or {}).get(svc)
+        pid = None if parent is None else ids[parent]
+        rows.append(
+            {
+                "trace_id": f"{n + 10**6:032x}" if i in moved else tid,
+                "span_id": ids[i],
+                "parent_id": None if svc == new_root else pid,
+                "service": svc,
+                "pod": None,
+                "operation": svc,
+                "kind": "server",
+                "start_ns": start,
+                "end_ns": start + dur,
+                "duration_ns": dur,
+                "status": "error" if code else "ok",
+                "error_code": "500" if code else "200",
+                "attributes": json.dumps(
+                    {"task_id": f"task-{n}", **({"error_code": code} if code else {})}
+                ),
+            }
+        )
+    return rows
+
+
+def table(rows: list[dict]) -> pa.Table:
+    return pa.Table.from_pylist(rows, schema=SPAN_SCHEMA)
+
+
+_FITTED: list[LiveTraceDetector] = []
+
+
+def detector() -> tuple[LiveTraceDetector, random.Random]:
+    """One detector fitted on 120 healthy traces (fitting trains an autoencoder: done once)."""
+    if not _FITTED:
+        rng = random.Random(0)
+        base = table([r for n in range(120) for r in trace(n, n * 10**8, rng=rng)])
+        _FITTED.append(LiveTraceDetector(base))
+    return _FITTED[0], random.Random(7)
+
+
+def window(rng: random.Random, healthy: int, broken: int, **fault: object) -> pa.Table:
+    rows = [r for n in range(1000, 1000 + healthy) for r in trace(n, n * 10**8, rng=rng)]
+    rows += [r for n in range(2000, 2000 + broken) for r in trace(n, n * 10**8, rng=rng, **fault)]
+    return table(rows)
+
+
+def verdict_of(**fault: object):
+    det, rng = detector()
+    v = det.judge(window(rng, 10, 10, **fault))
+    assert det.alarming(v), v
+    d = diagnose(v)
+    assert d is not None
+    return d
+
+
+def test_healthy_window_is_quiet() -> None:
+    det, rng = detector()
+    v = det.judge(window(rng, 30, 0))
+    assert not det.alarming(v) and v.traces == 30
+
+
+def test_orphans_blame_their_usual_parent() -> None:
+    d = verdict_of(drop="LLMAdapter")
+    assert (d.component, d.fault_type) == ("LLMAdapter", "span_drop")
+
+
+def test_a_module_starting_traces_lost_its_context() -> None:
+    d = verdict_of(new_root="ModelExecutor")
+    assert (d.component, d.fault_type) == ("ModelExecutor", "context_loss")
+
+
+def test_error_codes_name_the_fault_and_who_is_to_blame() -> None:
+    d = verdict_of(error={"AgentRouter": "STATE_WRITE_ERROR"})
+    assert (d.component, d.fault_type) == ("AgentRouter", "state_write_error")
+    d = verdict_of(
+        error={"WebhookDeliver": "DUPLICATE_DELIVERY", "AgentRouter": "CALLBACK_RETRY_EXHAUSTED"}
+    )
+    assert (d.component, d.fault_type) == ("CallbackSender", "retry_storm")  # the sender
+    assert d.error_codes[0] in ("DUPLICATE_DELIVERY", "CALLBACK_RETRY_EXHAUSTED")
+    assert d.task_ids and d.trace_ids and "traces anomalous" in d.evidence[0]
+
+
+def test_a_timeout_with_an_absent_callee_is_the_callee_hanging() -> None:
+    d = verdict_of(
+        drop="InferenceRPC",
+        error={
+            "LLMAdapter": "MODEL_TIMEOUT",
+            "ModelExecutor": "MODEL_TIMEOUT",
+            "AgentRouter": "MODEL_TIMEOUT",
+        },
+    )
+    assert (d.component, d.fault_type) == ("InferenceRPC", "inference_hang")
+
+
+def test_partial_traces_wait_for_their_root() -> None:
+    rng = random.Random(1)
+    rows = trace(1, 0, rng=rng) + trace(2, 10**9, rng=rng)
+    t = table([r for r in rows if not (r["trace_id"].endswith("2") and r["parent_id"] is None)])
+    assert set(complete_traces(t, 10**12)["trace_id"].to_pylist()) == {f"{1:032x}"}
+    assert complete_traces(t, 0).num_rows == 0  # the root has not ended yet
+
+
+def test_error_code_prefers_the_platform_attribute() -> None:
+    rng = random.Random(2)
+    t = table(trace(1, 0, rng=rng, error={"LLMAdapter": "MODEL_TIMEOUT"}))
+    codes = dict(zip(t["service"].to_pylist(), error_codes(t), strict=True))
+    assert codes["LLMAdapter"] == "MODEL_TIMEOUT" and codes["AgentRouter"] is None
+    shape = BaselineShape.of(t)
+    assert shape.roots == {"AgentRouter"} and shape.parent_of["InferenceRPC"] == "LLMAdapter"
