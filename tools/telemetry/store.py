@@ -357,7 +357,9 @@ class TelemetryStore:
                 table = self._con.sql(sql, params=params).to_arrow_table()
             except duckdb.Error as exc:
                 raise TamoError(f"query failed: {_first_line(exc)}", source=self._name) from None
-        return table.cast(schema) if schema is not None else table
+        if schema is None or table.schema.equals(schema):
+            return table
+        return table.cast(schema)
 
     def _rows(self, sql: str, params: list[object]) -> list[tuple[Any, ...]]:
         with self._lock:
