@@ -18,6 +18,8 @@ checks). A minority of traces gets one injected anomaly with its ground-truth ro
   Root: the module whose downstream is missing.
 - ``fork``: the router dispatches the same task to ModelExecutor twice, concurrently.
   Root: the router.
+- ``slow``: a span takes 8-12x its usual time, not long enough to be a hang and with no error:
+  only the latency profile changes (the autoencoder's case). Root: the slow span.
 
 Evaluation protocol: thresholds were tuned on seeds 0-4 only; reported figures use seeds
 100-109 (``evals/traces_eval.py``).
@@ -35,7 +37,7 @@ import pyarrow as pa
 
 from tools.telemetry.model import LOG_SCHEMA, SPAN_SCHEMA
 
-KINDS = ("hang", "retry_storm", "error", "missing", "fork")
+KINDS = ("hang", "retry_storm", "error", "missing", "fork", "slow")
 TUNE_SEEDS = tuple(range(5))
 REPORT_SEEDS = tuple(range(100, 110))
 
@@ -167,7 +169,8 @@ def _repeats(b: _Builder, parent_key: str, child: str, fault: dict[str, Any]) ->
         return int(b.rng.integers(4, 9))
     if child == "vec":
         return int(
-            b.rng.random() < 0.7 or fault.get("error") == "vec" or fault.get("hang") == "vec"
+            b.rng.random() < 0.7
+            or "vec" in (fault.get("error"), fault.get("hang"), fault.get("slow"))
         )
     if child == "llm":
         return int(b.rng.integers(1, 4))  # agent loop: 1-3 model turns
@@ -186,7 +189,8 @@ def _run(
         end = None if b.rng.random() < 0.3 else start + int(b.rng.uniform(15_000, 60_000) * MS)
         b.span(key, parent, start, end, sid=sid, attrs=attrs.get(key))
         return start + TIMEOUT_MS * MS, "timeout"
-    t += int(b.self_ms(key) * MS / 2)
+    slow = float(b.rng.uniform(8.0, 12.0)) if fault.get("slow") == key else 1.0
+    t += int(b.self_ms(key) * slow * MS / 2)
     failed: str | None = None
     if fault.get("missing") == key:
         b.log(key, "WARN", t, sid, "empty execution plan, downstream call skipped")
@@ -232,7 +236,7 @@ def _run(
                     break
             if failed:
                 break
-    end = t + int(b.self_ms(key) * MS / 2)
+    end = t + int(b.self_ms(key) * slow * MS / 2)
     own_error = fault.get("error") == key
     b.span(
         key,
@@ -257,6 +261,9 @@ def _fault(rng: np.random.Generator, kind: str) -> tuple[dict[str, Any], str]:
     if kind == "error":
         key = str(rng.choice(["vec", "pre", "llm", "rpc", "hook"]))
         return {"error": key}, root_name(key)
+    if kind == "slow":
+        key = str(rng.choice(["rpc", "vec", "hook", "pre"]))
+        return {"slow": key}, root_name(key)
     if kind == "missing":
         key = str(rng.choice(["exec", "llm", "cb"]))
         return {"missing": key}, root_name(key)

@@ -48,6 +48,7 @@ def rule_evidence(forest: TraceForest, s: SpanSignals, base: ModuleBaseline) -> 
             s.hung.astype(float),
             np.where(s.error & ~s.recovered, 1.0 - base_err, 0.0),
             s.fork_at.astype(float),
+            s.slow.astype(float),
             (s.missing > 0).astype(float),
             (s.repeat_excess > 0).astype(float),
         ]

@@ -69,4 +69,6 @@ def explain(batch: ScoredBatch, t: int) -> tuple[int, Reason]:
     if len(miss):
         return int(miss[np.lexsort((f.start_ns[miss], -depth[miss - lo]))[0]]), Reason.MISSING
 
-    return int(idx[np.argmax(s.self_z[lo:hi])]), Reason.LATENCY
+    slow = idx[s.slow[lo:hi]]
+    pool = slow if len(slow) else idx
+    return int(pool[np.argmax(s.self_z[pool])]), Reason.LATENCY

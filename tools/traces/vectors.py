@@ -50,6 +50,7 @@ class SpanSignals:
     missing: np.ndarray  # int: expected child modules absent
     repeat_excess: np.ndarray  # float: siblings of the same module beyond the normal limit
     status_class: np.ndarray  # 0 ok, 1 error, 2 hung
+    slow: np.ndarray  # bool: self time far beyond the module's own tail, short of a hang
     fork_at: np.ndarray  # bool: this span ran the same child module concurrently, abnormally
     recovered: np.ndarray  # bool: an error absorbed by a successful sibling retry
 
@@ -121,6 +122,10 @@ def span_signals(forest: TraceForest, base: ModuleBaseline, config: TraceConfig)
     recovered[has_parent] = forest.is_error[has_parent] & (
         ok_in_group[np.searchsorted(codes, own)] > 0
     )
+    tail = np.where(known, base.tail_self_z[g] if n else np.inf, np.inf)
+    slow = ~hung & (self_z > np.maximum(config.slow_quantile_factor * tail, config.slow_min_z))
+    # time spent backing off between retries that finally succeeded is not a slow span
+    slow[np.unique(forest.parent[recovered])] = False
     status = np.where(hung, 2, np.where(forest.is_error, 1, 0))
     return SpanSignals(
         gmod=gmod,
@@ -131,6 +136,7 @@ def span_signals(forest: TraceForest, base: ModuleBaseline, config: TraceConfig)
         missing=missing,
         repeat_excess=span_excess,
         status_class=status,
+        slow=slow,
         fork_at=fork_at,
         recovered=recovered,
     )
@@ -185,6 +191,21 @@ def module_counts(
     return counts.astype(np.float64)
 
 
+def module_latency(
+    forest: TraceForest, base: ModuleBaseline, s: SpanSignals, dims: int
+) -> np.ndarray:
+    """Per trace and module bucket, the largest self-time z-score (0 where the module is absent).
+
+    Why per module: a 5x slower vectoriser is far outside *its* normal range while a retry
+    backoff in the callback sender routinely is not; pooled over the trace the two look alike.
+    """
+    bucket = (base.base_labels(forest) % np.uint64(dims)).astype(np.int64)
+    out = np.full(forest.n_traces * dims, -np.inf)
+    np.maximum.at(out, forest.trace_of * dims + bucket, s.self_z)
+    out[~np.isfinite(out)] = 0.0
+    return out.reshape(forest.n_traces, dims)
+
+
 def trace_embedding(
     forest: TraceForest, base: ModuleBaseline, s: SpanSignals, config: TraceConfig
 ) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
@@ -198,6 +219,7 @@ def trace_embedding(
         [
             pooled_features(forest, s),
             module_counts(forest, base, s, config.module_dims),
+            module_latency(forest, base, s, config.module_dims),
             wl,
         ]
     ).astype(np.float32)
