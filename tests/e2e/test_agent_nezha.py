@@ -58,11 +58,3 @@ def test_offline_diagnosis_of_a_nezha_case(nezha_root: Path, tmp_path: Path) -> 
     assert r["remediation"]["status"]
     assert r["alternatives"] and r["modalities_used"] and r["not_checked"]
     assert r["usage"]["tool_calls"] >= 8
-
-
-def test_unknown_case_is_one_red_line(nezha_root: Path, tmp_path: Path) -> None:
-    proc = run_tamo(
-        ["diagnose", "--dataset", "nezha", "--root", str(nezha_root), "--case", "nope"], tmp_path
-    )
-    assert proc.returncode == 2
-    assert "no case 'nope'" in proc.stderr and "Traceback" not in proc.stderr

@@ -72,3 +72,18 @@ def test_chat_shows_tool_calls_and_answers_follow_ups(cli: CliRunner) -> None:
     assert "→ query_traces(" in out.stdout and "→ localize_root_cause(" in out.stdout
     assert "# Incident" in out.stdout
     assert "P0:" in out.stdout or "P1:" in out.stdout or "P2:" in out.stdout
+
+
+def test_unknown_case_is_one_red_line(
+    nezha_root, cli: CliRunner, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tamo.main import run
+
+    argv = ["tamo", "diagnose", "--dataset", "nezha", "--root", str(nezha_root), "--case", "nope"]
+    monkeypatch.setattr("sys.argv", argv)
+    monkeypatch.setenv("COLUMNS", "200")
+    with pytest.raises(SystemExit) as exit_:
+        run()
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2
+    assert "no case 'nope'" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
