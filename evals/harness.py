@@ -1,0 +1,224 @@
+"""The evaluation harness: every method on the labelled cases of a dataset, scored honestly.
+
+Why it is built this way:
+* Each case is diagnosed from its raw files (adapter load + align + fuse + localize + classify)
+  and that wall time is the case's ``seconds``; loading and training models is excluded.
+* T1 and T2 never see labels. When no models directory is given they are trained here, label-free,
+  on the cases' own telemetry, which is what a deployment does on its own history.
+* T3 is the only supervised part. It is scored by stratified k-fold cross-validation within each
+  system (a case is never classified by a model that saw its label), or, with
+  ``classifier="models"``, by the classifier in the models directory (transfer: train on one
+  system, test on another).
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sklearn.model_selection import StratifiedKFold
+
+from evals.baselines import baro_rank, trace_pagerank_rank
+from evals.metrics import fault_type_scores, ranking_scores
+from tools.learned.aligned import AlignedTelemetry, align_case
+from tools.learned.classifier import UNKNOWN, classify, example, train_classifier
+from tools.learned.fusion import FusedTelemetry, fuse
+from tools.learned.localize import LocalizerConfig, localize
+from tools.learned.models import LearnedModels, load_models
+from tools.learned.results import RootCauseRanking
+from tools.learned.train import TrainingCase, train_models
+from tools.telemetry.datasets import get_adapter
+from tools.telemetry.errors import DatasetError, TamoError
+from tools.telemetry.model import CaseTelemetry, LabelledCase, Modality
+
+LEARNED_METHODS = (
+    "tamo",
+    "no-diffusion",
+    "no-freq-attention",
+    "no-traces",
+    "no-logs",
+    "no-metrics",
+)
+BASELINES: dict[str, Callable[[CaseTelemetry], list[str]]] = {
+    "baro": baro_rank,
+    "trace-pagerank": trace_pagerank_rank,
+}
+METHODS = LEARNED_METHODS + tuple(BASELINES)
+_DROP = {"no-traces": Modality.TRACES, "no-logs": Modality.LOGS, "no-metrics": Modality.METRICS}
+
+Progress = Callable[[str, int, int], None]  # (stage, done, total)
+
+
+@dataclass
+class Diagnosed:
+    case: LabelledCase
+    seconds: float
+    ranking: list[str]
+    fused: FusedTelemetry | None = None
+    result: RootCauseRanking | None = None
+    fault_type_pred: str | None = None
+
+
+def dataset_signature(
+    dataset: str, parts: list[str] | None, cases: list[LabelledCase]
+) -> dict[str, Any]:
+    return {"name": dataset, "parts": sorted(parts) if parts else "all", "cases": len(cases)}
+
+
+def load_aligned(
+    dataset: str, root: Path, parts: list[str] | None, progress: Progress | None = None
+) -> list[tuple[LabelledCase, CaseTelemetry, AlignedTelemetry, float]]:
+    """Load and align every case, timing both (the first half of a diagnosis)."""
+    adapter = get_adapter(dataset)
+    cases = adapter.cases(root, parts)
+    if not cases:
+        raise DatasetError(f"no labelled cases for parts {parts or 'all'}", source=str(root))
+    out = []
+    for i, case in enumerate(cases):
+        t0 = time.perf_counter()
+        ct = adapter.load_case(root, case)
+        aligned = align_case(ct)
+        out.append((case, ct, aligned, time.perf_counter() - t0))
+        if progress is not None:
+            progress("load + align", i + 1, len(cases))
+    return out
+
+
+def _learned_diagnosis(
+    method: str, aligned: AlignedTelemetry, models: LearnedModels
+) -> tuple[FusedTelemetry, RootCauseRanking]:
+    if method in _DROP:
+        aligned = aligned.without(_DROP[method])
+    fused = fuse(aligned, None if method == "no-diffusion" else models.diffusion)
+    if method == "no-freq-attention":
+        result = localize(fused, None, LocalizerConfig(use_attention=False))
+    else:
+        result = localize(fused, models.localizer)
+    return fused, result
+
+
+def _cross_validate(diagnosed: list[Diagnosed], folds: int, seed: int) -> None:
+    """Fill ``fault_type_pred`` by stratified k-fold CV within each system."""
+    by_system: dict[str, list[Diagnosed]] = {}
+    for d in diagnosed:
+        by_system.setdefault(d.case.system, []).append(d)
+    for items in by_system.values():
+        labels = [d.case.fault_type for d in items]
+        k = min(folds, len(items))
+        if k < 2 or len(set(labels)) < 2:
+            for d in items:
+                d.fault_type_pred = UNKNOWN
+            continue
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            splits = list(StratifiedKFold(k, shuffle=True, random_state=seed).split(labels, labels))
+        for train_idx, test_idx in splits:
+            train = [items[i] for i in train_idx]
+            examples = [
+                ex
+                for d in train
+                if d.fused is not None and d.result is not None
+                for ex in [example(d.fused, d.result, d.case.service, d.case.fault_type)]
+                if ex is not None
+            ]
+            model = train_classifier(examples, seed=seed)
+            for i in test_idx:
+                d = items[i]
+                t0 = time.perf_counter()
+                assert d.fused is not None and d.result is not None
+                d.fault_type_pred = classify(d.fused, d.result, model).fault_type
+                d.seconds += time.perf_counter() - t0
+
+
+def evaluate(
+    dataset: str,
+    root: Path,
+    parts: list[str] | None,
+    method: str,
+    models_dir: Path | None = None,
+    classifier: str = "cv",
+    folds: int = 5,
+    seed: int = 0,
+    progress: Progress | None = None,
+    loaded: list[tuple[LabelledCase, CaseTelemetry, AlignedTelemetry, float]] | None = None,
+    models: LearnedModels | None = None,
+) -> dict[str, Any]:
+    """Run ``method`` on the cases of ``parts`` and return the harness JSON (see module doc)."""
+    if method not in METHODS:
+        raise TamoError(f"unknown method {method!r} (known: {', '.join(METHODS)})")
+    if classifier not in ("cv", "models"):
+        raise TamoError(f"unknown classifier mode {classifier!r} (cv or models)")
+    diagnosed: list[Diagnosed] = []
+    if method in BASELINES:
+        adapter = get_adapter(dataset)
+        cases = [c for c, _, _, _ in loaded] if loaded is not None else adapter.cases(root, parts)
+        if not cases:
+            raise DatasetError(f"no labelled cases for parts {parts or 'all'}", source=str(root))
+        for i, case in enumerate(cases):
+            t0 = time.perf_counter()
+            ranking = BASELINES[method](adapter.load_case(root, case))
+            diagnosed.append(Diagnosed(case, time.perf_counter() - t0, ranking))
+            if progress is not None:
+                progress(method, i + 1, len(cases))
+    else:
+        data = loaded if loaded is not None else load_aligned(dataset, root, parts, progress)
+        cases = [c for c, _, _, _ in data]
+        if models is None:
+            models = load_models(models_dir, dataset) if models_dir is not None else None
+        if models is None or models.diffusion is None:
+            train_cases = [TrainingCase(a, c) for c, _, a, _ in data]
+            models = train_models(
+                train_cases, dataset_signature(dataset, parts, cases), seed, with_classifier=False
+            )
+        if classifier == "models" and models.classifier is None:
+            raise TamoError("classifier='models' needs a trained T3 in the models directory")
+        for i, (case, _, aligned, load_s) in enumerate(data):
+            t0 = time.perf_counter()
+            fused, result = _learned_diagnosis(method, aligned, models)
+            d = Diagnosed(case, load_s + time.perf_counter() - t0, result.services, fused, result)
+            if classifier == "models":
+                t1 = time.perf_counter()
+                d.fault_type_pred = classify(fused, result, models.classifier).fault_type
+                d.seconds += time.perf_counter() - t1
+            diagnosed.append(d)
+            if progress is not None:
+                progress(method, i + 1, len(data))
+        if classifier == "cv":
+            _cross_validate(diagnosed, folds, seed)
+    return report(dataset, method, diagnosed)
+
+
+def report(dataset: str, method: str, diagnosed: list[Diagnosed]) -> dict[str, Any]:
+    systems: dict[str, Any] = {}
+    for system in sorted({d.case.system for d in diagnosed}):
+        items = [d for d in diagnosed if d.case.system == system]
+        secs = sorted(d.seconds for d in items)
+        systems[system] = {
+            "cases": len(items),
+            **ranking_scores([d.case.service for d in items], [d.ranking for d in items]),
+            "fault_type": fault_type_scores(
+                [d.case.fault_type for d in items], [d.fault_type_pred for d in items]
+            ),
+            "seconds_per_case": round(secs[len(secs) // 2], 4),
+        }
+    return {
+        "dataset": dataset,
+        "method": method,
+        "systems": systems,
+        "cases": [
+            {
+                "case_id": d.case.case_id,
+                "system": d.case.system,
+                "truth": d.case.service,
+                "ranking": d.ranking[:5],
+                "fault_type_truth": d.case.fault_type,
+                "fault_type_pred": d.fault_type_pred,
+                "seconds": round(d.seconds, 4),
+            }
+            for d in diagnosed
+        ],
+    }

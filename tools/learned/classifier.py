@@ -1,0 +1,194 @@
+"""T3: fault-type classification over the causal graph and the call topology.
+
+Why per-family features: an entity is described only by *which family of channels* deviates and
+how (peak, sign, how early: cpu, memory, network, io, latency, load, errors, logs), never by
+service names or raw metric names, so a classifier trained on one system reads another. Multi-head
+attention lets every entity look at the others (a root cause's callers slow down too), then a graph
+convolution over causal + call edges mixes neighbours. Each entity gets one sigmoid per known fault
+type, trained with the weighted binary cross-entropy
+``L = -1/E sum[lambda_w y log y_hat + (1 - y) log(1 - y_hat)]`` (lambda_w up-weights the rare
+positive: one root cause among E entities). The prediction is read at T2's top entity; below a
+confidence floor the answer is "unknown", because production meets fault types no label covers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from tools.learned.channels import CHANNELS, FAMILIES, FAMILY_OF
+from tools.learned.fusion import FusedTelemetry
+from tools.learned.results import FaultTypePrediction, RootCauseRanking
+from tools.learned.threads import one_thread
+
+FAMILY_IDX = {f: [i for i, c in enumerate(CHANNELS) if FAMILY_OF[c] == f] for f in FAMILIES}
+N_FEATURES = 3 * len(FAMILIES) + 2
+UNKNOWN = "unknown"
+
+
+@dataclass
+class ClassifierConfig:
+    labels: list[str] = field(default_factory=list)
+    hidden: int = 32
+    heads: int = 2
+    pos_weight: float = 4.0  # lambda_w
+    min_confidence: float = 0.4
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def entity_features(fused: FusedTelemetry, rank_score: np.ndarray) -> np.ndarray:
+    """[E, N_FEATURES]: per family peak |anomaly|, signed peak, onset; own rank score; is-top."""
+    a = fused.anomaly * fused.aligned.present[:, :, None]
+    E, _, length = a.shape
+    feats = np.zeros((E, N_FEATURES), dtype=np.float32)
+    for k, fam in enumerate(FAMILIES):
+        sub = a[:, FAMILY_IDX[fam], :]
+        absmax = np.abs(sub).max(axis=(1, 2)) if sub.size else np.zeros(E)
+        flat = sub.reshape(E, -1)
+        signed = flat[np.arange(E), np.abs(flat).argmax(axis=1)] if flat.shape[1] else np.zeros(E)
+        hot = (np.abs(sub) > 1.5).any(axis=1)
+        onset = np.where(hot.any(axis=1), hot.argmax(axis=1) / max(1, length), 1.0)
+        feats[:, 3 * k] = absmax
+        feats[:, 3 * k + 1] = signed
+        feats[:, 3 * k + 2] = onset
+    top = rank_score.max() if rank_score.size and rank_score.max() > 0 else 1.0
+    feats[:, -2] = rank_score / top
+    feats[:, -1] = (rank_score == rank_score.max()).astype(np.float32) if rank_score.size else 0
+    return feats
+
+
+def adjacency(fused: FusedTelemetry, ranking: RootCauseRanking) -> np.ndarray:
+    """Symmetric-normalised adjacency of causal edges + call topology + self loops."""
+    ents = fused.entities
+    index = {e: i for i, e in enumerate(ents)}
+    A = np.eye(len(ents), dtype=np.float32)
+    for a, b in fused.aligned.call_graph.edges:
+        if a in index and b in index:
+            A[index[a], index[b]] = A[index[b], index[a]] = 1.0
+    for edge in ranking.causal_edges:
+        if edge.cause in index and edge.effect in index:
+            i, j = index[edge.cause], index[edge.effect]
+            A[i, j] = A[j, i] = max(A[i, j], edge.weight)
+    d = 1.0 / np.sqrt(A.sum(axis=1))
+    return (A * d[:, None] * d[None, :]).astype(np.float32)
+
+
+class FaultTypeClassifier(nn.Module):
+    """Multi-head attention over entities, then one graph convolution, then per-type sigmoids."""
+
+    def __init__(self, config: ClassifierConfig) -> None:
+        super().__init__()
+        self.config = config
+        h = config.hidden
+        self.embed = nn.Linear(N_FEATURES, h)
+        self.attn = nn.MultiheadAttention(h, config.heads, batch_first=True)
+        self.gcn = nn.Linear(h, h)
+        self.head = nn.Linear(2 * h, max(1, len(config.labels)))
+        self.act = nn.GELU()
+
+    def forward(self, x: torch.Tensor, adj: torch.Tensor) -> torch.Tensor:
+        """x [E, F], adj [E, E] -> logits [E, K]."""
+        h = self.act(self.embed(x)).unsqueeze(0)
+        att, _ = self.attn(h, h, h)
+        h = (h + att).squeeze(0)
+        g = self.act(self.gcn(adj @ h))
+        return self.head(torch.cat([h, g], dim=-1))
+
+
+def weighted_bce(probs: torch.Tensor, target: torch.Tensor, pos_weight: float) -> torch.Tensor:
+    """-1/E sum[lambda_w y log y_hat + (1 - y) log(1 - y_hat)] (averaged over types too)."""
+    p = probs.clamp(1e-6, 1 - 1e-6)
+    return -(pos_weight * target * torch.log(p) + (1 - target) * torch.log(1 - p)).mean()
+
+
+@dataclass
+class ClassifierExample:
+    features: np.ndarray
+    adjacency: np.ndarray
+    root: int  # index of the root-cause entity
+    label: str
+
+
+def example(
+    fused: FusedTelemetry, ranking: RootCauseRanking, root: str, label: str
+) -> ClassifierExample | None:
+    """A training example; ``None`` when the root-cause service is absent from the telemetry."""
+    if root not in fused.entities:
+        return None
+    score = _rank_vector(fused, ranking)
+    return ClassifierExample(
+        entity_features(fused, score), adjacency(fused, ranking), fused.entities.index(root), label
+    )
+
+
+def _rank_vector(fused: FusedTelemetry, ranking: RootCauseRanking) -> np.ndarray:
+    pos = {r.entity: r.score for r in ranking.ranking}
+    return np.array([pos.get(e, 0.0) for e in fused.entities], dtype=np.float32)
+
+
+@one_thread()
+def train_classifier(
+    examples: list[ClassifierExample],
+    config: ClassifierConfig | None = None,
+    epochs: int = 60,
+    seed: int = 0,
+) -> FaultTypeClassifier:
+    labels = sorted({ex.label for ex in examples})
+    base = config or ClassifierConfig()
+    cfg = ClassifierConfig(
+        labels=labels,
+        hidden=base.hidden,
+        heads=base.heads,
+        pos_weight=base.pos_weight,
+        min_confidence=base.min_confidence,
+    )
+    torch.manual_seed(seed)
+    model = FaultTypeClassifier(cfg)
+    if not examples:
+        return model.eval()
+    opt = torch.optim.Adam(model.parameters(), lr=5e-3, weight_decay=1e-4)
+    gen = torch.Generator().manual_seed(seed)
+    tensors = []
+    for ex in examples:
+        y = torch.zeros(len(ex.features), len(labels))
+        y[ex.root, labels.index(ex.label)] = 1.0
+        tensors.append((torch.from_numpy(ex.features), torch.from_numpy(ex.adjacency), y))
+    model.train()
+    for _ in range(epochs):
+        for i in torch.randperm(len(tensors), generator=gen).tolist():
+            x, adj, y = tensors[i]
+            loss = weighted_bce(torch.sigmoid(model(x, adj)), y, cfg.pos_weight)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    return model.eval()
+
+
+@one_thread()
+def classify(
+    fused: FusedTelemetry, ranking: RootCauseRanking, model: FaultTypeClassifier | None
+) -> FaultTypePrediction:
+    """Fault type at T2's top entity; "unknown" when untrained or below the confidence floor."""
+    if model is None or not model.config.labels or not ranking.ranking:
+        return FaultTypePrediction(fault_type=UNKNOWN, probability=0.0, low_confidence=True)
+    top = fused.entities.index(ranking.ranking[0].entity)
+    x = torch.from_numpy(entity_features(fused, _rank_vector(fused, ranking)))
+    adj = torch.from_numpy(adjacency(fused, ranking))
+    with torch.no_grad():
+        probs = torch.sigmoid(model(x, adj))[top].numpy()
+    share = probs / probs.sum() if probs.sum() > 0 else probs
+    labels = model.config.labels
+    best = int(np.argmax(probs))
+    alternatives = {labels[k]: round(float(share[k]), 4) for k in np.argsort(-share)[:3]}
+    confident = float(probs[best]) >= model.config.min_confidence
+    return FaultTypePrediction(
+        fault_type=labels[best] if confident else UNKNOWN,
+        probability=round(float(share[best]), 4),
+        alternatives=alternatives,
+        low_confidence=not confident,
+    )

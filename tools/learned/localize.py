@@ -1,0 +1,234 @@
+"""T2: frequency-domain self-attention across entities -> causal graph -> root-cause ranking.
+
+Why this shape, and why no labels: each entity's fused anomaly series is turned into its spectrum
+(FFT magnitudes per channel); self-attention ``softmax(Q_F K_F^T / sqrt(d)) V_F`` over entities
+says whose spectrum explains whose. The attention is trained self-supervised (predict a masked
+entity's spectrum from the others), never on root-cause labels, so it carries no per-system or
+per-fault-type prior. The causal graph is attention (entity j explains i => edge j -> i) blended
+with the call topology (a callee's fault propagates to its callers). The ranking is a random walk
+with restart that starts from anomalous entities and walks from effects to their causes,
+weighting each step by how anomalous the cause is: the entity whose anomaly explains the others'
+collects the most mass.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import networkx as nx
+import numpy as np
+import torch
+from torch import nn
+
+from tools.learned.channels import CHANNEL_INDEX, CHANNELS
+from tools.learned.fusion import FusedTelemetry
+from tools.learned.results import CausalEdge, ChannelEvidence, RankedEntity, RootCauseRanking
+from tools.learned.threads import one_thread
+
+FREQ_LEN = 16
+FREQ_BINS = FREQ_LEN // 2 + 1
+
+# Channels that show where a fault *is* (weight 1) versus where its effects travel to: a slow
+# callee makes every caller's end-to-end latency and call rate move too, but not their CPU, self
+# time or error logs. A fixed, documented design choice, not fitted to any label.
+PROPAGATING = {"metric_latency", "metric_load", "trace_p50", "trace_p95", "trace_p99"}
+PROPAGATING |= {"trace_calls", "trace_edge_latency", "log_lines"}
+PROPAGATING_WEIGHT = 0.6
+CHANNEL_WEIGHTS = np.array([PROPAGATING_WEIGHT if c in PROPAGATING else 1.0 for c in CHANNELS])
+
+
+@dataclass(frozen=True)
+class LocalizerConfig:
+    d_model: int = 16
+    attention_mix: float = 0.5  # share of attention vs call topology in the causal graph
+    restart: float = 0.3  # random-walk restart probability
+    walk_weight: float = 0.3  # share of the walk score vs the entity's own anomaly
+    use_attention: bool = True
+
+    def to_dict(self) -> dict[str, float | int | bool]:
+        return asdict(self)
+
+
+def spectra(anomaly: np.ndarray) -> np.ndarray:
+    """[E, m * FREQ_BINS] log-magnitude spectra of each entity's channels (resampled to 16)."""
+    E, m, length = anomaly.shape
+    src = np.linspace(0.0, 1.0, max(length, 2))
+    dst = np.linspace(0.0, 1.0, FREQ_LEN)
+    series = anomaly if length > 1 else np.repeat(anomaly, 2, axis=2)
+    flat = series.reshape(E * m, -1)
+    res = np.stack([np.interp(dst, src, row) for row in flat]) if len(flat) else flat
+    mag = np.abs(np.fft.rfft(res, axis=1))
+    return np.log1p(mag).reshape(E, m * FREQ_BINS).astype(np.float32)
+
+
+class FrequencyAttention(nn.Module):
+    """Self-attention over entities on their spectra; the weights are the causal evidence."""
+
+    def __init__(self, config: LocalizerConfig | None = None) -> None:
+        super().__init__()
+        self.config = config or LocalizerConfig()
+        d_in, d = len(CHANNELS) * FREQ_BINS, self.config.d_model
+        self.q = nn.Linear(d_in, d)
+        self.k = nn.Linear(d_in, d)
+        self.v = nn.Linear(d_in, d)
+        self.o = nn.Linear(d, d_in)
+
+    def attention(self, f: torch.Tensor) -> torch.Tensor:
+        """[E, E] softmax(Q_F K_F^T / sqrt(d)), an entity never attends to itself."""
+        q, k = self.q(f), self.k(f)
+        logits = q @ k.T / np.sqrt(self.config.d_model)
+        eye = torch.eye(len(f), dtype=torch.bool)
+        if len(f) > 1:
+            logits = logits.masked_fill(eye, float("-inf"))
+        return torch.softmax(logits, dim=-1)
+
+    def forward(self, f: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        att = self.attention(f)
+        return self.o(att @ self.v(f)), att
+
+
+@one_thread()
+def train_localizer(
+    windows: list[np.ndarray],
+    config: LocalizerConfig | None = None,
+    epochs: int = 20,
+    seed: int = 0,
+    progress: object | None = None,
+) -> tuple[FrequencyAttention, list[float]]:
+    """Self-supervised: reconstruct each entity's spectrum from the other entities' spectra."""
+    torch.manual_seed(seed)
+    model = FrequencyAttention(config)
+    data = [torch.from_numpy(spectra(w)) for w in windows if w.shape[0] > 1]
+    losses: list[float] = []
+    if not data:
+        return model.eval(), losses
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    gen = torch.Generator().manual_seed(seed)
+    for _ in range(epochs):
+        total = 0.0
+        for i in torch.randperm(len(data), generator=gen).tolist():
+            f = data[i]
+            pred, _ = model(f)
+            loss = torch.mean((pred - f) ** 2)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            total += float(loss.detach())
+        losses.append(total / len(data))
+        if progress is not None:
+            progress()  # type: ignore[operator]
+    return model.eval(), losses
+
+
+def entity_scores(fused: FusedTelemetry) -> tuple[np.ndarray, np.ndarray]:
+    """[E] own anomaly (max weighted channel peak) and the [E, m] weighted peaks behind it."""
+    peaks = fused.channel_peaks() * CHANNEL_WEIGHTS[None, :]
+    return peaks.max(axis=1), peaks
+
+
+def causal_matrix(
+    fused: FusedTelemetry, model: FrequencyAttention | None, config: LocalizerConfig
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """[E, E] C[j, i] = strength of "j causes i", and the raw attention (None without it)."""
+    ents = fused.entities
+    E = len(ents)
+    topo = np.zeros((E, E))
+    index = {e: i for i, e in enumerate(ents)}
+    for a, b in fused.aligned.call_graph.edges:
+        if a in index and b in index:
+            topo[index[b], index[a]] = 1.0  # callee b's fault reaches caller a
+    att = None
+    if config.use_attention and E > 1:
+        attn_model = model or FrequencyAttention(config)
+        with torch.no_grad():
+            att = attn_model.attention(torch.from_numpy(spectra(fused.anomaly))).numpy()
+    if att is None:
+        return topo, None
+    causal = att.T  # att[i, j]: i draws on j  =>  j explains i  =>  C[j, i]
+    if topo.any():
+        return config.attention_mix * causal + (1 - config.attention_mix) * topo, att
+    return causal, att
+
+
+def _walk(causal: np.ndarray, own: np.ndarray, restart: float) -> np.ndarray:
+    """Random walk with restart from anomalous entities towards their most anomalous causes."""
+    E = len(own)
+    pref = own / own.sum() if own.sum() > 0 else np.full(E, 1.0 / E)
+    trans = causal * own[:, None]  # from effect i to cause j ~ C[j, i] * own[j]
+    trans = trans.T + 1e-12
+    trans = trans / trans.sum(axis=1, keepdims=True)
+    p = pref.copy()
+    for _ in range(100):
+        nxt = restart * pref + (1 - restart) * p @ trans
+        if np.abs(nxt - p).sum() < 1e-9:
+            return nxt
+        p = nxt
+    return p
+
+
+@one_thread()
+def localize(
+    fused: FusedTelemetry,
+    model: FrequencyAttention | None = None,
+    config: LocalizerConfig | None = None,
+    top_k: int = 5,
+) -> RootCauseRanking:
+    cfg = config or (model.config if model is not None else LocalizerConfig())
+    own, peaks = entity_scores(fused)
+    causal, _ = causal_matrix(fused, model, cfg)
+    walk = _walk(causal, own, cfg.restart) if own.sum() > 0 else np.zeros_like(own)
+    own_n = own / own.max() if own.max() > 0 else own
+    walk_n = walk / walk.max() if walk.max() > 0 else walk
+    score = (1 - cfg.walk_weight) * own_n + cfg.walk_weight * walk_n
+    order = np.argsort(-score, kind="stable")
+    ents = fused.entities
+    top = float(score[order[0]]) if len(order) and score[order[0]] > 0 else 1.0
+    ranking = []
+    for e in order[:top_k]:
+        chans = np.argsort(-peaks[e])[:3]
+        ranking.append(
+            RankedEntity(
+                entity=ents[e],
+                score=round(float(score[e]) / top, 4),
+                evidence=[
+                    ChannelEvidence(
+                        channel=CHANNELS[c],
+                        score=round(float(peaks[e, c]), 3),
+                        detail=_detail(fused, e, c),
+                    )
+                    for c in chans
+                    if peaks[e, c] > 0
+                ],
+            )
+        )
+    edges = []
+    for j, i in zip(*np.nonzero(causal > 0), strict=True):
+        if j != i and causal[j, i] >= 0.2:
+            edges.append(
+                CausalEdge(cause=ents[j], effect=ents[i], weight=round(float(causal[j, i]), 3))
+            )
+    edges.sort(key=lambda e: -e.weight)
+    keep = {r.entity for r in ranking}
+    edges = [e for e in edges if e.cause in keep or e.effect in keep][:10]
+    method = "tamo" if cfg.use_attention else "tamo (call topology, no attention)"
+    return RootCauseRanking(
+        ranking=ranking, causal_edges=edges, modalities=fused.aligned.modalities, method=method
+    )
+
+
+def _detail(fused: FusedTelemetry, e: int, c: int) -> str:
+    z = fused.aligned.X[e, c]
+    t = int(np.argmax(np.abs(z)))
+    return f"z={z[t]:+.1f} at +{t * fused.aligned.step_s:.0f}s"
+
+
+def causal_graph(fused: FusedTelemetry, ranking: RootCauseRanking) -> nx.DiGraph:
+    """The causal edges of a ranking as a graph (for T3 and for reports)."""
+    g = nx.DiGraph()
+    g.add_nodes_from(fused.entities)
+    for edge in ranking.causal_edges:
+        g.add_edge(edge.cause, edge.effect, weight=edge.weight)
+    return g
+
+
+__all__ = ["CHANNEL_INDEX", "FrequencyAttention", "LocalizerConfig", "localize", "train_localizer"]

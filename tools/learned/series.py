@@ -1,0 +1,227 @@
+"""Raw telemetry tables -> long per-series frames on a fixed time grid.
+
+Why long frames first: metrics, spans and logs arrive at different rates (60 s pod metrics, spans
+every few ms, bursts of log lines). Each becomes rows ``(key, entity, channel, bin, value)`` on the
+same grid of ``step_ns`` bins, so normalisation and aggregation into X[E, m, l] is one code path
+whatever the modality. A bin in which a modality has no data at all (a missing trace file) is
+*uncovered* and stays NaN instead of reading as a drop to zero.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from tools.learned.channels import metric_channel, metric_sign
+from tools.telemetry.model import service_from_pod
+
+SERIES_COLUMNS = ["key", "entity", "channel", "bin", "value", "sign"]
+_ERROR_SEVERITIES = {"ERROR", "FATAL", "CRITICAL", "SEVERE", "ALERT", "EMERGENCY"}
+_ERROR_BODY = re.compile(r"\b(?:ERROR|FATAL|SEVERE)\b|Exception|Traceback|\bpanic\b")
+_MASKS = (
+    re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"),
+    re.compile(r"\b[0-9a-fA-F]{16,}\b"),
+    re.compile(r"\b\d+(\.\d+)*\b"),
+)
+_OK_CODES = {"", "0", "ok", "OK", "200", "201", "204", "STATUS_CODE_OK", "UNSET"}
+
+
+_DTYPES = {"key": object, "entity": object, "channel": object, "bin": "int64"}
+_DTYPES |= {"value": "float64", "sign": "float64"}
+
+
+def empty_series() -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series(dtype=_DTYPES[c]) for c in SERIES_COLUMNS})
+
+
+def _entity(service: pd.Series, pod: pd.Series) -> pd.Series:
+    svc = service.astype(object)
+    missing = svc.isna() | (svc == "")
+    if missing.any():
+        svc = svc.where(
+            ~missing, pod.map(lambda p: service_from_pod(p) if isinstance(p, str) else None)
+        )
+    return svc
+
+
+def _bins(ts_ns: pd.Series, start_ns: int, step_ns: int) -> pd.Series:
+    return ((ts_ns.astype("int64") - start_ns) // step_ns).astype("int64")
+
+
+def metric_series(metrics: pa.Table, start_ns: int, step_ns: int, n_bins: int) -> pd.DataFrame:
+    """One row per (raw series, bin): the mean sample, forward-filled between scrapes."""
+    if metrics.num_rows == 0:
+        return empty_series()
+    df = metrics.select(["name", "service", "pod", "labels", "ts_ns", "value"]).to_pandas()
+    df["entity"] = _entity(df["service"], df["pod"])
+    df["channel"] = df["name"].map(metric_channel)
+    df = df.dropna(subset=["entity", "channel", "value"])
+    df = df[np.isfinite(df["value"].astype(float))]
+    if df.empty:
+        return empty_series()
+    df["bin"] = _bins(df["ts_ns"], start_ns, step_ns)
+    df = df[(df["bin"] >= 0) & (df["bin"] < n_bins)]
+    if df.empty:
+        return empty_series()
+    df["key"] = df["name"] + "|" + df["entity"] + "|" + df["labels"].fillna("")
+    wide = df.pivot_table(index="key", columns="bin", values="value", aggfunc="mean")
+    wide = wide.reindex(columns=range(n_bins)).ffill(axis=1).bfill(axis=1)
+    long = wide.stack().rename("value").reset_index()
+    meta = df.drop_duplicates("key").set_index("key")
+    long["entity"] = long["key"].map(meta["entity"])
+    long["channel"] = long["key"].map(meta["channel"])
+    long["sign"] = long["key"].map(meta["name"]).map(metric_sign)
+    return long[SERIES_COLUMNS]
+
+
+def _span_frame(spans: pa.Table) -> pd.DataFrame:
+    cols = ["trace_id", "span_id", "parent_id", "service", "pod", "start_ns", "duration_ns"]
+    cols += ["status", "error_code"]
+    df = spans.select(cols).to_pandas()
+    df["entity"] = _entity(df["service"], df["pod"])
+    df = df.dropna(subset=["entity", "start_ns", "duration_ns"])
+    df["dur_ms"] = df["duration_ns"].astype("float64") / 1e6
+    child = df.groupby(["trace_id", "parent_id"])["dur_ms"].sum()
+    idx = pd.MultiIndex.from_arrays([df["trace_id"], df["span_id"]])
+    df["self_ms"] = (df["dur_ms"] - child.reindex(idx).fillna(0.0).to_numpy()).clip(lower=0.0)
+    code = df["error_code"].fillna("").astype(str)
+    df["is_error"] = (df["status"] == "error") | ~code.isin(_OK_CODES)
+    parent = df.set_index(["trace_id", "span_id"])["entity"]
+    pidx = pd.MultiIndex.from_arrays([df["trace_id"], df["parent_id"].fillna("")])
+    df["parent_entity"] = parent[~parent.index.duplicated()].reindex(pidx).to_numpy()
+    return df
+
+
+def _quantile(q: float):
+    def f(x: pd.Series) -> float:
+        return float(np.quantile(x.to_numpy(), q))
+
+    return f
+
+
+def trace_series(spans: pa.Table, start_ns: int, step_ns: int, n_bins: int) -> pd.DataFrame:
+    """Per-entity latency percentiles, self time, call and error counts, per-edge latency."""
+    if spans.num_rows == 0:
+        return empty_series()
+    df = _span_frame(spans)
+    df["bin"] = _bins(df["start_ns"], start_ns, step_ns)
+    df = df[(df["bin"] >= 0) & (df["bin"] < n_bins)]
+    if df.empty:
+        return empty_series()
+    covered = np.sort(df["bin"].unique())
+    g = df.groupby(["entity", "bin"])
+    stats = pd.DataFrame(
+        {
+            "trace_p50": g["dur_ms"].median(),
+            "trace_p95": g["dur_ms"].quantile(0.95),
+            "trace_p99": g["dur_ms"].quantile(0.99),
+            "trace_self_p95": g["self_ms"].quantile(0.95),
+            "trace_calls": g.size().astype(float),
+            "trace_errors": g["is_error"].sum().astype(float),
+        }
+    )
+    # Counts are zero (not missing) in a covered bin where an entity had no span.
+    ents = df["entity"].unique()
+    full = pd.MultiIndex.from_product([ents, covered], names=["entity", "bin"])
+    stats = stats.reindex(full)
+    stats[["trace_calls", "trace_errors"]] = stats[["trace_calls", "trace_errors"]].fillna(0.0)
+    long = stats.stack().rename("value").reset_index()
+    long.columns = ["entity", "bin", "channel", "value"]
+    long["key"] = long["channel"] + "|" + long["entity"]
+    edges = df.dropna(subset=["parent_entity"])
+    edges = edges[edges["parent_entity"] != edges["entity"]]
+    if not edges.empty:
+        e = edges.groupby(["parent_entity", "entity", "bin"])["dur_ms"].quantile(0.95)
+        e = e.rename("value").reset_index()
+        e["key"] = "edge|" + e["parent_entity"] + "|" + e["entity"]
+        e["channel"] = "trace_edge_latency"
+        long = pd.concat([long, e[["key", "entity", "channel", "bin", "value"]]])
+    long["sign"] = 1.0
+    return long[SERIES_COLUMNS]
+
+
+def _templates(body: pa.Array) -> pa.Array:
+    """Cheap Drain-like templates, vectorised: ids and numbers masked, then only the words kept
+    (letters and ``_``/``#``), first 80 characters: the logger, level and message wording."""
+    text = pc.utf8_slice_codeunits(body, 0, 240)
+    for pattern in _MASKS:
+        text = pc.replace_substring_regex(text, pattern=pattern.pattern, replacement=" ")
+    text = pc.replace_substring_regex(text, pattern=r"[^A-Za-z_#]+", replacement=" ")
+    text = pc.replace_substring_regex(text, pattern=r"(^| )[A-Za-z]( |$)", replacement=" ")
+    return pc.utf8_slice_codeunits(pc.utf8_trim_whitespace(text), 0, 80)
+
+
+def log_template(body: str) -> str:
+    """The template of one log line (same rule as the vectorised form)."""
+    return str(_templates(pa.array([body]))[0])
+
+
+def _log_frame(logs: pa.Table) -> pd.DataFrame:
+    body = pc.fill_null(logs.column("body"), "")
+    sev = pc.utf8_upper(pc.fill_null(logs.column("severity"), ""))
+    is_error = pc.or_(
+        pc.is_in(sev, value_set=pa.array(sorted(_ERROR_SEVERITIES))),
+        pc.match_substring_regex(
+            pc.utf8_slice_codeunits(body, 0, 400), pattern=_ERROR_BODY.pattern
+        ),
+    )
+    df = pd.DataFrame(
+        {
+            "ts_ns": logs.column("ts_ns").to_numpy(zero_copy_only=False),
+            "entity": _entity(
+                logs.column("service").to_pandas(), logs.column("pod").to_pandas()
+            ).to_numpy(),
+            "is_error": is_error.to_numpy(zero_copy_only=False),
+            "template": _templates(body).to_numpy(zero_copy_only=False),
+        }
+    )
+    return df.dropna(subset=["entity", "ts_ns"])
+
+
+def log_templates_by_entity(logs: pa.Table) -> dict[str, set[str]]:
+    if logs.num_rows == 0:
+        return {}
+    df = _log_frame(logs)
+    return {e: set(g["template"]) for e, g in df.groupby("entity")}
+
+
+def log_series(
+    logs: pa.Table,
+    start_ns: int,
+    step_ns: int,
+    n_bins: int,
+    known_templates: dict[str, set[str]] | None,
+) -> pd.DataFrame:
+    """Per-entity line counts, error-level counts and lines of templates unseen in the baseline."""
+    if logs.num_rows == 0:
+        return empty_series()
+    df = _log_frame(logs)
+    df["bin"] = _bins(df["ts_ns"], start_ns, step_ns)
+    df = df[(df["bin"] >= 0) & (df["bin"] < n_bins)]
+    if df.empty:
+        return empty_series()
+    if known_templates is None:
+        df["is_novel"] = False
+    else:
+        known = df["entity"].map(lambda e: known_templates.get(e, set()))
+        df["is_novel"] = [t not in k for t, k in zip(df["template"], known, strict=True)]
+    covered = np.sort(df["bin"].unique())
+    g = df.groupby(["entity", "bin"])
+    stats = pd.DataFrame(
+        {
+            "log_lines": g.size().astype(float),
+            "log_errors": g["is_error"].sum().astype(float),
+            "log_novel": g["is_novel"].sum().astype(float),
+        }
+    )
+    full = pd.MultiIndex.from_product([df["entity"].unique(), covered], names=["entity", "bin"])
+    stats = stats.reindex(full).fillna(0.0)
+    long = stats.stack().rename("value").reset_index()
+    long.columns = ["entity", "bin", "channel", "value"]
+    long["key"] = long["channel"] + "|" + long["entity"]
+    long["sign"] = 1.0
+    return long[SERIES_COLUMNS]
