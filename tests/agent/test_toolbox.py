@@ -116,3 +116,21 @@ def test_untrusted_strips_control_characters_and_caps_length() -> None:
     s = untrusted("a\x1b[31mb»" + "x" * 500, limit=50)
     assert s.startswith("«data:") and s.endswith("»") and "\x1b" not in s
     assert len(s) <= 50 + len("«data:»")
+
+
+def test_repair_setup_from_settings(settings) -> None:
+    from tests.agent.synthetic import synthetic_case
+    from tools.toolbox.repair import RepairSettings, setup, setup_from_settings
+
+    ctx = ToolContext.from_case(synthetic_case(), settings)
+    bare = setup(ctx)
+    assert bare.executors == {} and bare.policy.allow_targets == []
+    assert {s.strategy_id for s in bare.strategies}  # the built-in library
+    rs = RepairSettings(
+        testbed_url="http://127.0.0.1:9",
+        webhook_url="http://127.0.0.1:9/hook",
+        allow_targets=["checkout*"],
+    )
+    full = setup_from_settings(ctx, rs)
+    assert set(full.executors) == {"testbed", "webhook"}
+    assert full.policy.allow_targets == ["checkout*"] and full.verifier is not None

@@ -10,8 +10,10 @@ dry run, approval, write-ahead audit, verification, automatic rollback — and t
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from tools.repair import (
     Approval,
@@ -27,6 +29,7 @@ from tools.repair import (
     Verifier,
     load_strategies,
 )
+from tools.repair.executors import KubernetesExecutor, TestbedExecutor, WebhookExecutor
 from tools.telemetry.errors import NotFoundError
 from tools.toolbox.context import ToolContext
 from tools.toolbox.spec import tool
@@ -43,9 +46,48 @@ class RepairSetup:
     verifier: Verifier | None = None
 
 
+class RepairSettings(BaseSettings):
+    """Where repairs can act (``TAMO_REPAIR_*``). Nothing configured: plans and dry runs only."""
+
+    model_config = SettingsConfigDict(env_prefix="TAMO_REPAIR_", extra="ignore")
+
+    testbed_url: str | None = None
+    k8s_api_url: str | None = None
+    k8s_token: SecretStr | None = None
+    k8s_namespace: str = "default"
+    webhook_url: str | None = None
+    webhook_token: SecretStr | None = None
+    allow_targets: list[str] = Field(default_factory=list)  # globs; empty allows nothing
+    strategies: Path | None = None  # a strategy file or folder instead of the built-in library
+
+
+def setup_from_settings(ctx: ToolContext, rs: RepairSettings | None = None) -> RepairSetup:
+    """Executors for what is configured, the safety allow-list, the audit log, a verifier over
+    the context's own sources."""
+    rs = rs or RepairSettings()
+    executors: dict[str, Executor] = {}
+    if rs.testbed_url:
+        executors["testbed"] = TestbedExecutor(rs.testbed_url)
+    if rs.k8s_api_url:
+        token = rs.k8s_token.get_secret_value() if rs.k8s_token else None
+        executors["kubernetes"] = KubernetesExecutor(
+            rs.k8s_api_url, namespace=rs.k8s_namespace, token=token
+        )
+    if rs.webhook_url:
+        token = rs.webhook_token.get_secret_value() if rs.webhook_token else None
+        executors["webhook"] = WebhookExecutor(rs.webhook_url, token=token)
+    return RepairSetup(
+        strategies=load_strategies(rs.strategies),
+        executors=executors,
+        policy=SafetyPolicy(allow_targets=rs.allow_targets, executed_by="tamo-agent"),
+        audit=AuditLog(ctx.settings.path("audit_dir", "audit")),
+        verifier=Verifier(ctx.metrics, ctx.traces),
+    )
+
+
 def setup(ctx: ToolContext) -> RepairSetup:
-    """The context's repair setup; by default the built-in library and no executors."""
-    return ctx.cached("repair_setup", RepairSetup)
+    """The context's repair setup: as configured (``configure``), else from ``TAMO_REPAIR_*``."""
+    return ctx.cached("repair_setup", lambda: setup_from_settings(ctx))
 
 
 def configure(ctx: ToolContext, repair: RepairSetup) -> None:
@@ -223,9 +265,7 @@ def execute_repair(inp: ExecuteRepairInput, ctx: ToolContext) -> ExecuteRepairRe
             status="refused",
             detail="a real run needs approved_by (the human who approved the plan)",
         )
-    audit = rs.audit or ctx.cached(
-        "repair_audit", lambda: AuditLog(ctx.settings.path("audit_dir", "audit"))
-    )
+    audit = rs.audit or AuditLog(ctx.settings.path("audit_dir", "audit"))
 
     def approver(_: RepairPlan) -> Approval:
         return Approval(approved=True, by=inp.approved_by or "", reason="approved through TAMO-RCA")
