@@ -138,10 +138,16 @@ async def test_stdio_subprocess(store_env: dict[str, str]) -> None:
     )
     async with Client(transport, timeout=60) as c:
         assert {t.name for t in await c.list_tools()} == TOOLS
-        out = text(await c.call_tool("query_traces", WINDOW))
-        assert out["spans"] == 360 and out["error_rate"] > 0.2
-        ranking = text(await c.call_tool("localize_root_cause", WINDOW))
-        assert ranking["ranking"][0]["entity"] == "paymentservice"
+        out = {
+            n: text(await c.call_tool(n, arguments(n))) for n in sorted(TOOLS - {"execute_repair"})
+        }
+        dry = await c.call_tool(
+            "execute_repair", {"plan_id": out["plan_repair"]["plan_id"] or "none"}
+        )
+    assert out["query_traces"]["spans"] == 360 and out["query_traces"]["error_rate"] > 0.2
+    assert out["localize_root_cause"]["ranking"][0]["entity"] == "paymentservice"
+    assert out["diagnose_incident"]["root_cause"] == "paymentservice"
+    assert dry.content[0].text
 
 
 @pytest.fixture
@@ -181,9 +187,13 @@ async def test_http_requires_the_token_and_serves_concurrent_calls(http_server) 
             await c.list_tools()
     async with Client(url, auth=TOKEN, timeout=60) as c:
         assert {t.name for t in await c.list_tools()} == TOOLS
-        calls = [c.call_tool("query_traces", {**WINDOW, "top_k": k}) for k in range(1, 9)]
+        calls = [c.call_tool("query_traces", {**WINDOW, "top_k": k}) for k in range(1, 7)]
+        calls += [
+            c.call_tool(n, arguments(n)) for n in ("search_logs", "query_promql", "list_strategies")
+        ]
         results = await asyncio.gather(*calls)
-    assert [len(text(r)["by_service"]) for r in results] == [1, 2, 3, 3, 3, 3, 3, 3]
+    assert [len(text(r)["by_service"]) for r in results[:6]] == [1, 2, 3, 3, 3, 3]
+    assert text(results[6])["lines"] == 91 and text(results[7])["series"] == 3
 
 
 async def test_http_auth_rules() -> None:
