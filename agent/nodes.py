@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from langchain_core.runnables import RunnableConfig
 from langchain_openai import ChatOpenAI
 from langgraph.runtime import Runtime
 from langgraph.types import interrupt
@@ -170,19 +171,10 @@ def plan(state: InvestigationState, runtime: Rt) -> dict[str, Any]:
     return {**_touched(state), "plan": view}
 
 
-def report(state: InvestigationState, runtime: Rt) -> dict[str, Any]:
+def report(state: InvestigationState, runtime: Rt, config: RunnableConfig) -> dict[str, Any]:
     d = runtime.context
     rep, narrative = build_report(state, d.llm, d.llm_settings, state.get("narrative"))
-    d.ctx.recent_reports.appendleft(
-        {
-            "id": d.ctx.incident_key(),
-            "title": rep.title,
-            "priority": rep.priority.level,
-            "root_cause": rep.analysis.root_cause,
-            "fault_type": rep.analysis.fault_type,
-            "at": datetime.now(UTC).isoformat(),
-        }
-    )
+    d.ctx.file_report(config["configurable"]["thread_id"], rep)
     return {**_touched(state), "report": rep, "narrative": narrative}
 
 

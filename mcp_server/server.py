@@ -25,6 +25,7 @@ import agent.diagnose_tool  # noqa: F401  (registers diagnose_incident)
 import tools.toolbox  # noqa: F401  (registers the toolbox tools)
 from agent.prompts import render
 from mcp_server.confirm import confirm_repair
+from tools.telemetry.errors import NotFoundError
 from tools.toolbox.context import ToolContext
 from tools.toolbox.spec import REGISTRY, ToolSpec
 
@@ -103,8 +104,18 @@ def build_server(ctx: ToolContext, auth: AuthProvider | None = None) -> FastMCP:
 
     @mcp.resource("tamo://incidents/recent", mime_type="application/json")
     def recent_incidents() -> str:
-        """Reports of the most recent investigations of this server (newest first)."""
-        return json.dumps(list(ctx_of().recent_reports))
+        """The most recent investigations of this server (newest first): id, title, priority,
+        root cause; read tamo://incidents/{id} for a full report."""
+        recent = ctx_of().recent_reports
+        return json.dumps([{k: v for k, v in r.items() if k != "markdown"} for r in recent])
+
+    @mcp.resource("tamo://incidents/{investigation_id}", mime_type="text/markdown")
+    def incident_report(investigation_id: str) -> str:
+        """The full markdown report of one investigation (id from diagnose_incident)."""
+        for r in ctx_of().recent_reports:
+            if r["id"] == investigation_id:
+                return str(r["markdown"])
+        raise NotFoundError(f"no recent investigation {investigation_id!r}")
 
     @mcp.prompt(name="investigate_alert")
     def investigate_alert(

@@ -81,7 +81,10 @@ async def test_every_tool_answers_compactly(case_ctx: ToolContext) -> None:
         diag = text(await c.call_tool("diagnose_incident", {}))
         assert diag["root_cause"] == "paymentservice"
         recent = json.loads((await c.read_resource("tamo://incidents/recent"))[0].text)
-        assert recent and recent[0]["root_cause"] == "paymentservice"
+        assert recent[0]["root_cause"] == "paymentservice"
+        assert recent[0]["id"] == diag["investigation_id"]
+        full = (await c.read_resource(f"tamo://incidents/{diag['investigation_id']}"))[0].text
+        assert "## Remediation" in full and "## Not checked" in full
         library = json.loads((await c.read_resource("tamo://strategies"))[0].text)
         assert library["strategies"][0]["id"] == "payment_restart"
         prompt = await c.get_prompt("investigate_alert", {"alert": "checkout errors"})

@@ -164,6 +164,24 @@ class ToolContext:
         with self._lock:
             return self._cache.get(key)
 
+    def file_report(self, investigation_id: str, report: Any) -> None:
+        """Keep a finished report (newest first, last 20) for the MCP incidents resources."""
+        with self._lock:
+            kept = [r for r in self.recent_reports if r["id"] != investigation_id]
+            self.recent_reports.clear()
+            self.recent_reports.extend(kept)
+            self.recent_reports.appendleft(
+                {
+                    "id": investigation_id,
+                    "title": report.title,
+                    "priority": report.priority.level,
+                    "root_cause": report.analysis.root_cause,
+                    "fault_type": report.analysis.fault_type,
+                    "at": datetime.now(UTC).isoformat(),
+                    "markdown": report.to_markdown(),
+                }
+            )
+
     def incident_key(self) -> str:
         """A stable id of the current incident (same window and scope -> same id)."""
         if self.incident is None:
