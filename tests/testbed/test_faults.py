@@ -29,13 +29,13 @@ def test_catalogue_names_targets_and_repairs(bed: Testbed) -> None:
 
 
 def test_inference_hang(bed: Testbed, collector: Collector) -> None:
-    bed.client.inject("inference-hang", hang_s=1.5)
+    bed.client.inject("inference-hang", hang_s=2.0)
     failed = run_tasks(bed, "hang", 2)
     assert all(a["error_code"] == "MODEL_TIMEOUT" for a in failed)
     spans = collector.wait(lambda: collector.task_spans("hang-0"), 4)
     llm = next(s for s in spans if s.module == "LLMAdapter")
     assert llm.error and llm.attributes["error_code"] == "MODEL_TIMEOUT"
-    assert llm.duration_s >= 2 * 0.3  # two attempts of infer_timeout_s
+    assert llm.duration_s >= 2 * 0.8  # two attempts of infer_timeout_s
     assert metric_value(bed, "LLMAdapter", "agent_retry_total", reason="MODEL_TIMEOUT") >= 2
     assert any("inference timeout" in x["message"] for x in read_logs(bed, "LLMAdapter"))
     # the hung InferenceRPC spans end (late, slow) and are kept by the sampler
@@ -43,7 +43,7 @@ def test_inference_hang(bed: Testbed, collector: Collector) -> None:
         lambda: [s for s in collector.task_spans("hang-0") if s.module == "InferenceRPC"],
         timeout_s=6,
     )
-    assert hung and max(s.duration_s for s in hung) >= 1.4
+    assert hung and max(s.duration_s for s in hung) >= 1.9
 
     bed.client.switch_model("fallback")  # bypass: the primary stays hung
     ok = bed.submit("after fallback")
