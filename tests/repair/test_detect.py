@@ -157,3 +157,22 @@ def test_error_code_prefers_the_platform_attribute() -> None:
     assert codes["LLMAdapter"] == "MODEL_TIMEOUT" and codes["AgentRouter"] is None
     shape = BaselineShape.of(t)
     assert shape.roots == {"AgentRouter"} and shape.parent_of["InferenceRPC"] == "LLMAdapter"
+
+
+def test_a_late_callee_span_does_not_turn_a_fast_failure_into_a_hang() -> None:
+    """The callee answers MODEL_TIMEOUT in some traces; where its span is not exported yet the
+    caller's timeout must not be read as a hang."""
+    det, rng = detector()
+    codes = {
+        "InferenceRPC": "MODEL_TIMEOUT",
+        "LLMAdapter": "MODEL_TIMEOUT",
+        "AgentRouter": "MODEL_TIMEOUT",
+    }
+    rows = [r for n in range(3000, 3006) for r in trace(n, n * 10**8, rng=rng, error=codes)]
+    rows += [
+        r
+        for n in range(4000, 4008)
+        for r in trace(n, n * 10**8, rng=rng, error=codes, drop="InferenceRPC")
+    ]
+    d = diagnose(det.judge(table(rows)))
+    assert d is not None and (d.component, d.fault_type) == ("InferenceRPC", "model_timeout")

@@ -27,6 +27,7 @@ Nothing here knows which fault was injected; the window and the baseline are all
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -38,7 +39,7 @@ from pydantic import BaseModel, Field
 from tools.repair.diagnosis import Diagnosis, Severity
 from tools.traces.config import TraceConfig
 from tools.traces.detector import NormalModel
-from tools.traces.reconstruct import reconstruct
+from tools.traces.reconstruct import TraceForest, reconstruct
 from tools.traces.root_cause import Reason, explain
 
 # error code -> (fault type, who is to blame: "self" | "parent" | "callee")
@@ -129,6 +130,7 @@ class LiveTraceDetector:
         *,
         min_anomalous: int = 3,
         min_ratio: float = 0.3,
+        late_grace_s: float = 1.0,
     ) -> None:
         self.config = config or TraceConfig(record_in_kb=False)
         forest, _ = reconstruct(baseline, self.config)
@@ -136,9 +138,15 @@ class LiveTraceDetector:
         self.shape = BaselineShape.of(baseline)
         self.min_anomalous = min_anomalous
         self.min_ratio = min_ratio
+        self.late_grace_s = late_grace_s
 
-    def judge(self, spans: pa.Table) -> WindowVerdict:
-        """Score every trace of ``spans`` and name a (module, fault type) per anomalous one."""
+    def judge(self, spans: pa.Table, now_ns: int | None = None) -> WindowVerdict:
+        """Score every trace of ``spans`` and name a (module, fault type) per anomalous one.
+
+        A trace whose verdict hinges on a span that is missing (a caller timed out, the callee
+        left no span) is held back until it ended ``late_grace_s`` before ``now_ns``: spans
+        reach the store per process, and a late one must not pass for a hang."""
+        now_ns = time.time_ns() if now_ns is None else now_ns
         if spans.num_rows == 0:
             return WindowVerdict(traces=0, anomalous=0)
         forest, _ = reconstruct(spans, self.config)
@@ -154,15 +162,35 @@ class LiveTraceDetector:
         sample: list[str] = []
         tasks: list[str] = []
         found: list[tuple[str, str, int]] = []
+        pending = 0  # anomalous traces whose evidence may still be in flight
+        failing: dict[str, set[str]] = {}  # service -> codes its own spans carry in the window
+        for svc, code in zip(services, codes, strict=True):
+            if code:
+                failing.setdefault(svc, set()).add(code)
         anomalous = np.nonzero(batch.anomalous)[0]
         for t in anomalous:
             lo, hi = int(f.offsets[t]), int(f.offsets[t + 1])
             root, reason = explain(batch, int(t))
+            ended = float(np.max(f.start_ns[lo:hi] + f.duration_ns[lo:hi]))
+            verdict = self._triage(
+                f,
+                root,
+                reason,
+                lo,
+                hi,
+                services,
+                codes,
+                failing,
+                fresh=ended > now_ns - self.late_grace_s * 1e9,
+            )
+            if verdict is None:
+                pending += 1
+                continue
+            module, fault = verdict
             by_module[_svc(f.module_names[f.module[root]])] += 1
             for i in range(lo, hi):
                 if codes[i]:
                     seen_codes[codes[i]] += 1
-            module, fault = self._triage(f, batch, root, reason, lo, hi, services, codes)
             votes[f"{module}|{fault}"] += 1
             found.append((f.trace_ids[t], module, int(f.start_ns[lo])))
             if len(sample) < 20:
@@ -171,8 +199,8 @@ class LiveTraceDetector:
                 if task:
                     tasks.append(str(task))
         return WindowVerdict(
-            traces=f.n_traces,
-            anomalous=len(anomalous),
+            traces=f.n_traces - pending,
+            anomalous=len(anomalous) - pending,
             votes=dict(votes),
             anomalous_by_module=dict(by_module),
             trace_ids=sample,
@@ -186,15 +214,17 @@ class LiveTraceDetector:
 
     def _triage(
         self,
-        f,
-        batch,
+        f: TraceForest,
         root: int,
         reason: Reason,
         lo: int,
         hi: int,
         services: list[str],
         codes: list[str | None],
-    ) -> tuple[str, str]:
+        failing: dict[str, set[str]],
+        fresh: bool,
+    ) -> tuple[str, str] | None:
+        """(module, fault type) of one anomalous trace (rules in the module docstring)."""
         shape = self.shape
         idx = range(lo, hi)
         # 1. a service starting traces that never does in the baseline lost its context
@@ -207,14 +237,21 @@ class LiveTraceDetector:
                 return shape.parent_of.get(services[i], services[i]), "span_drop"
         root_svc = services[root]
         # 3. hangs: a caller timing out on a callee whose spans are absent (still hung, so not
-        #    exported) blames the callee; a hung span without a code of its own is the hang
+        #    exported) blames the callee, unless the callee's spans elsewhere in the window
+        #    answer with that very code (then it fails fast, and this trace's callee span is
+        #    merely late); a hung span without a code of its own is the hang
         own = codes[root]
         if own in TIMEOUT_CODES:
             present = {services[i] for i in idx if f.parent[i] == root}
             absent = shape.children_of.get(root_svc, set()) - present
             if absent:
-                return sorted(absent)[0], "inference_hang" if own == "MODEL_TIMEOUT" else "hang"
-        if reason == Reason.HANG and (own is None or own in TIMEOUT_CODES):
+                callee = sorted(absent)[0]
+                if own in failing.get(callee, ()):  # the callee answers with the timeout
+                    return callee, ERROR_CODE_FAULTS.get(own, ("timeout", "self"))[0]
+                if fresh:  # its span may still be on the way: judge this trace later
+                    return None
+                return callee, "inference_hang" if own == "MODEL_TIMEOUT" else "hang"
+        if reason == Reason.HANG and own is None:  # a span that answered an error is not hung
             callers = {codes[i] for i in idx if codes[i] in TIMEOUT_CODES}
             return root_svc, "inference_hang" if "MODEL_TIMEOUT" in callers else "hang"
         code = own
