@@ -119,19 +119,37 @@ class ChatSession:
             self.write("the investigation has no report yet\n")
             return
         llm = self.inv.deps.llm
+        thread = self.current.thread_id if self.current else ""
         if llm is None:
             q = question.lower()
             hits = [fn(report) for key, fn in _SECTIONS.items() if key in q]
-            self.write(("\n".join(hits) or report.analysis.summary) + "\n")
-            return
-        prompt = render(
-            "chat_followup", report=report.model_dump_json(exclude={"usage"}), question=question
-        )
-        messages = [SystemMessage(render("sre_system")), HumanMessage(prompt)]
-        for chunk in llm.stream(messages):
-            if chunk.content:
-                self.write(str(chunk.content))
-            if chunk.usage_metadata:
-                report.usage.prompt_tokens += chunk.usage_metadata["input_tokens"]
-                report.usage.completion_tokens += chunk.usage_metadata["output_tokens"]
-        self.write("\n")
+            answer = "\n".join(hits) or report.analysis.summary
+            self.write(answer + "\n")
+        else:
+            history = "\n".join(
+                f"Q: {t['question']}\nA: {t['answer']}" for t in self.inv.conversation(thread)[-3:]
+            )
+            prompt = render(
+                "chat_followup",
+                report=report.model_dump_json(exclude={"usage"}),
+                history=history or "(none)",
+                question=question,
+            )
+            parts: list[str] = []
+            for chunk in llm.stream([SystemMessage(render("sre_system")), HumanMessage(prompt)]):
+                if chunk.content:
+                    parts.append(str(chunk.content))
+                    self.write(parts[-1])
+                if chunk.usage_metadata:
+                    report.usage.prompt_tokens += chunk.usage_metadata["input_tokens"]
+                    report.usage.completion_tokens += chunk.usage_metadata["output_tokens"]
+            self.write("\n")
+            answer = "".join(parts).strip()
+        self.inv.remember(thread, question, answer)
+
+    def resume(self, thread_id: str) -> None:
+        """Reopen an earlier investigation (its report, pending approval and conversation)."""
+        self.current = self.inv.resume(thread_id)
+        for t in self.inv.conversation(thread_id):
+            self.write(f"> {t['question']}\n{t['answer']}\n")
+        self._show(self.current)

@@ -98,6 +98,15 @@ class Investigator:
         out = self.graph.invoke(None, self._config(thread_id), context=self.deps)
         return self._result(thread_id, out)
 
+    def remember(self, thread_id: str, question: str, answer: str, keep: int = 10) -> None:
+        """Add a follow-up exchange to the investigation's checkpointed conversation."""
+        snap = self._require(thread_id)
+        turns = [*snap.values.get("conversation", []), {"question": question, "answer": answer}]
+        self.graph.update_state(self._config(thread_id), {"conversation": turns[-keep:]})
+
+    def conversation(self, thread_id: str) -> list[dict[str, str]]:
+        return list(self._require(thread_id).values.get("conversation", []))
+
     def _require(self, thread_id: str) -> Any:
         snap = self.graph.get_state(self._config(thread_id))
         if not snap.values:

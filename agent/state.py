@@ -64,6 +64,7 @@ class InvestigationState(TypedDict, total=False):
     rolled_back: bool
     not_checked: list[str]
     narrative: str | None
+    conversation: list[dict[str, str]]  # chat follow-ups: {"question", "answer"}, newest last
     report: Report | None
     started_at: float
 

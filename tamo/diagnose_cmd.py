@@ -132,6 +132,7 @@ def register(app: typer.Typer) -> None:
         execute: Annotated[
             bool, typer.Option(help="/approve really acts (default dry run)")
         ] = False,
+        resume: Annotated[str | None, typer.Option(help="reopen investigation THREAD_ID")] = None,
         no_llm: NoLLM = False,
     ) -> None:
         """Interactive investigation: tool calls shown live, answers streamed, /approve repairs."""
@@ -144,6 +145,8 @@ def register(app: typer.Typer) -> None:
 
         session = ChatSession(_investigator(ctx, no_llm), incident, write, dry_run=not execute)
         write(f"TAMO-RCA chat — {HELP}\n")
+        if resume:
+            session.resume(resume)
         for line in sys.stdin:
             if not session.handle(line):
                 break

@@ -29,6 +29,18 @@ def test_chat_streams_follow_up_answers_and_approves(
         assert chat.handle("/approve erin")
         assert not chat.handle("/quit")
         followup = llm.requests[3]
+        # a new session (another process) reopens the investigation with its conversation
+        later: list[str] = []
+        again = ChatSession(
+            Investigator(case_ctx, settings=settings, checkpointer=inv.checkpointer),
+            case_ctx.incident,
+            later.append,
+        )
+        again.resume(chat.current.thread_id)
+    assert (
+        "> what should we do?\nRestart paymentservice after approval; the dry run passed."
+        in "".join(later)
+    )
     out = "".join(chunks)
     assert "→ query_traces(errors_only=True)" in out and "→ localize_root_cause(" in out
     assert "waits for approval" in out
