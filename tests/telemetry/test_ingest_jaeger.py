@@ -9,6 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.telemetry.test_ingest_otlp import json_values, paths, replaced
 from tools.telemetry.errors import InputError
 from tools.telemetry.ingest import parse_text
 
@@ -169,3 +170,13 @@ def test_truncated_or_mutated_only_raise_input_error(doc_and_rows, data) -> None
     junk = data.draw(st.sampled_from(["", "x", "]", '"', "{}", "null", "-1"]))
     with contextlib.suppress(InputError):
         parse_text(text[:cut] + junk + text[cut + 1 :], "f.json", fmt="jaeger-json")
+
+
+@HYP
+@given(jaeger_docs(), st.data())
+def test_any_subtree_replaced_by_junk_only_raises_input_error(doc_and_rows, data) -> None:
+    doc = doc_and_rows[0]
+    for _ in range(2):
+        doc = replaced(doc, data.draw(st.sampled_from(paths(doc))), data.draw(json_values))
+    with contextlib.suppress(InputError):
+        parse_text(json.dumps(doc), "f.json", fmt="jaeger-json")

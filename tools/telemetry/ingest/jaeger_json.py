@@ -63,8 +63,11 @@ def add_document(
             span_id = hex_id(sp.get("spanID"), 16, fail, f"{p}.spanID")
             if trace_id is None or span_id is None:
                 raise fail("a span needs a traceID and a spanID", p)
+            pid = sp.get("processID")
+            if pid is not None and not isinstance(pid, str):
+                raise fail(f"expected a string, got {type(pid).__name__}", f"{p}.processID")
             process = as_dict(
-                sp.get("process") or processes.get(sp.get("processID"), {}), fail, f"{p}.processID"
+                sp.get("process") or processes.get(pid or "", {}), fail, f"{p}.processID"
             )
             ptags = _tags(process.get("tags"), fail, f"{p}.process.tags")
             tags = _tags(sp.get("tags"), fail, f"{p}.tags")
@@ -88,7 +91,7 @@ def add_document(
                 service=str(process.get("serviceName") or "unknown_service"),
                 pod=_pod(ptags),
                 operation=as_str(sp.get("operationName", ""), fail, f"{p}.operationName"),
-                kind=kind if kind in KINDS else None,
+                kind=kind if isinstance(kind, str) and kind in KINDS else None,
                 start_ns=start,
                 end_ns=end,
                 status="error" if is_error else "unset",
