@@ -28,6 +28,7 @@ class StaticConfig(BaseModel):
     spans_jsonl: bool = True  # also write spans as OTLP JSON lines under workdir/spans/
     sample_ratio: float = Field(1.0, ge=0.0, le=1.0)  # ratio for traces with no error/slow span
     slow_ms: float = Field(1000.0, gt=0)  # a span at least this long is always kept
+    keep_hold_s: float = Field(15.0, gt=0)  # how long a healthy fragment waits for a keep mark
     infer_timeout_s: float = Field(1.0, gt=0)  # LLMAdapter -> InferenceRPC deadline per attempt
     call_timeout_s: float = Field(10.0, gt=0)  # every other module-to-module call
     max_dispatches: int = Field(4, ge=1)  # per task: first dispatch + re-dispatches (TTL guard)

@@ -19,7 +19,7 @@ from prometheus_client import Counter, Gauge, Histogram
 
 from testbed.config import StaticConfig
 from testbed.otlp_json import OtlpJsonFileExporter
-from testbed.sampling import ErrorPriorityProcessor, ErrorPrioritySampler
+from testbed.sampling import ErrorPriorityProcessor, ErrorPrioritySampler, KeepSet
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0)
 
@@ -86,7 +86,11 @@ class Metrics:
 
 
 def setup_tracing(
-    module: str, static: StaticConfig, metrics: Metrics, drop_spans: Callable[[], bool]
+    module: str,
+    static: StaticConfig,
+    metrics: Metrics,
+    drop_spans: Callable[[], bool],
+    keep_set: KeepSet | None,
 ) -> TracerProvider:
     """A tracer provider with the error-priority sampler and the configured exporters."""
     exporters: list[SpanExporter] = []
@@ -108,6 +112,8 @@ def setup_tracing(
             drop_spans=drop_spans,
             on_drop=metrics.label(metrics.spans_dropped).inc,
             on_export=metrics.label(metrics.spans_exported).inc,
+            keep_set=keep_set if static.sample_ratio < 1.0 else None,
+            hold_s=static.keep_hold_s,
         )
     )
     return provider

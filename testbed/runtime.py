@@ -65,12 +65,16 @@ class ModuleRuntime:
     def __post_init__(self) -> None:
         self.metrics = Metrics(self.module)
         self.logger = setup_logging(self.module, self.static.log_dir)
+        self.store = StateStore(self.static.state_db)  # also the sampler's shared keep set
         self.provider = setup_tracing(
-            self.module, self.static, self.metrics, lambda: self.fault("span-drop") is not None
+            self.module,
+            self.static,
+            self.metrics,
+            lambda: self.fault("span-drop") is not None,
+            self.store,
         )
         self.tracer = self.provider.get_tracer("testbed")
         self.client = httpx.AsyncClient(limits=httpx.Limits(max_connections=512))
-        self.store = StateStore(self.static.state_db)
         self.apply(self.config)
 
     def apply(self, config: RuntimeConfig) -> None:

@@ -1,4 +1,4 @@
-"""Agent state snapshots, dispatch de-duplication and the callback outbox, in SQLite.
+"""Agent state snapshots, dispatch de-duplication, the callback outbox and the sampler's keep set.
 
 Why SQLite: several module processes and the controller share the state, it must survive the
 restart of any of them, and it needs no server. Keys follow the seed (ch. 5):
@@ -12,6 +12,7 @@ import json
 import sqlite3
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ CREATE INDEX IF NOT EXISTS snapshots_task ON snapshots(task_id, step);
 CREATE TABLE IF NOT EXISTS dispatches (
   task_id TEXT NOT NULL, seq_no INTEGER NOT NULL, origin TEXT NOT NULL, ts REAL NOT NULL,
   PRIMARY KEY (task_id, seq_no));
+CREATE TABLE IF NOT EXISTS kept_traces (trace_id TEXT PRIMARY KEY, ts REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS outbox (
   task_id TEXT PRIMARY KEY, payload TEXT NOT NULL, ts REAL NOT NULL);
 """
@@ -41,6 +43,7 @@ class StateStore:
             path, timeout=10, check_same_thread=False, isolation_level=None
         )
         self._lock = threading.Lock()
+        self._pruned = 0.0
         with self._lock:
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=NORMAL")
@@ -111,6 +114,34 @@ class StateStore:
         with self._lock:
             rows = self._conn.execute("SELECT task_id FROM outbox ORDER BY ts").fetchall()
         return [r[0] for r in rows]
+
+    # --- the sampler's keep set (see sampling.KeepSet) ----------------------------------------
+
+    KEEP_TTL_S = 300.0
+
+    def mark(self, trace_ids: Sequence[str]) -> None:
+        """Record that some process keeps these traces (old marks are pruned)."""
+        now = time.time()
+        with self._lock:
+            self._conn.executemany(
+                "INSERT OR IGNORE INTO kept_traces VALUES (?, ?)", [(t, now) for t in trace_ids]
+            )
+            if now - self._pruned > 10:
+                self._conn.execute("DELETE FROM kept_traces WHERE ts < ?", (now - self.KEEP_TTL_S,))
+                self._pruned = now
+
+    def which(self, trace_ids: Sequence[str]) -> set[str]:
+        """The subset of ``trace_ids`` that some process keeps."""
+        found: set[str] = set()
+        with self._lock:
+            for i in range(0, len(trace_ids), 500):
+                chunk = list(trace_ids[i : i + 500])
+                marks = ",".join("?" * len(chunk))
+                rows = self._conn.execute(
+                    f"SELECT trace_id FROM kept_traces WHERE trace_id IN ({marks})", chunk
+                ).fetchall()
+                found.update(r[0] for r in rows)
+        return found
 
     def close(self) -> None:
         with self._lock:

@@ -8,9 +8,17 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
-from opentelemetry.trace import Status, StatusCode
+from opentelemetry.trace import (
+    NonRecordingSpan,
+    SpanContext,
+    Status,
+    StatusCode,
+    TraceFlags,
+    set_span_in_context,
+)
 
 from testbed.otlp_json import OtlpJsonFileExporter
 from testbed.sampling import ErrorPriorityProcessor, ErrorPrioritySampler
@@ -30,15 +38,63 @@ class Memory(SpanExporter):
         return sorted(s.name for s in self.spans)
 
 
-def pipeline(ratio: float, drop: list[bool] | None = None) -> tuple[TracerProvider, Memory]:
+class SharedKeep:
+    """A keep set shared by two 'processes' (the testbed uses its SQLite state store)."""
+
+    def __init__(self) -> None:
+        self.ids: set[str] = set()
+
+    def mark(self, trace_ids: Sequence[str]) -> None:
+        self.ids.update(trace_ids)
+
+    def which(self, trace_ids: Sequence[str]) -> set[str]:
+        return self.ids & set(trace_ids)
+
+
+def pipeline(
+    ratio: float, drop: list[bool] | None = None, keep: SharedKeep | None = None
+) -> tuple[TracerProvider, Memory]:
     memory = Memory()
     provider = TracerProvider(sampler=ErrorPrioritySampler(ratio))
     provider.add_span_processor(
         ErrorPriorityProcessor(
-            [memory], slow_ms=50, interval_s=0.01, drop_spans=lambda: bool(drop and drop[0])
+            [memory],
+            slow_ms=50,
+            interval_s=0.01,
+            drop_spans=lambda: bool(drop and drop[0]),
+            keep_set=keep,
+            hold_s=0.5,
         )
     )
     return provider, memory
+
+
+def remote_parent(trace_id: int) -> Context:
+    parent = SpanContext(trace_id, 0xABC, is_remote=True, trace_flags=TraceFlags(0))
+    return set_span_in_context(NonRecordingSpan(parent))
+
+
+def test_keep_set_keeps_healthy_fragments_of_error_traces_in_other_processes() -> None:
+    keep = SharedKeep()
+    early, early_spans = pipeline(0.0, keep=keep)  # e.g. TaskPreprocessor, done before the error
+    late, _ = pipeline(0.0, keep=keep)  # e.g. LLMAdapter, which fails
+    error_trace, healthy_trace = 0x1234, 0x5678
+    with early.get_tracer("t").start_as_current_span("sibling", context=remote_parent(error_trace)):
+        pass
+    with early.get_tracer("t").start_as_current_span("alone", context=remote_parent(healthy_trace)):
+        pass
+    with late.get_tracer("t").start_as_current_span(
+        "failing", context=remote_parent(error_trace)
+    ) as s:
+        s.set_status(Status(StatusCode.ERROR))
+    late.force_flush()  # publishes the mark
+    early.force_flush()  # finds it and releases the held sibling
+    assert early_spans.names() == ["sibling"]
+    time.sleep(0.6)  # past hold_s: the healthy trace is sampled out for good
+    early.force_flush()
+    assert early_spans.names() == ["sibling"]
+    early.shutdown()
+    late.shutdown()
 
 
 def test_ratio_zero_keeps_only_error_and_slow_fragments() -> None:
