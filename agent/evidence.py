@@ -25,6 +25,20 @@ MAX_RESULT_TOKENS = 220
 _NOT_FOR_MODEL = {"window", "link", "query", "truncated"}
 
 
+# Tools whose results become evidence items of the report (the others feed later steps).
+SUMMARISED = frozenset(
+    {
+        "query_traces",
+        "search_logs",
+        "query_promql",
+        "fuse_modalities",
+        "localize_root_cause",
+        "classify_fault",
+        "analyze_traces",
+    }
+)
+
+
 @dataclass
 class ToolRun:
     name: str
@@ -79,6 +93,17 @@ def summarise(name: str, r: Any) -> tuple[str, str, str | None]:
             "fuse_modalities(window)",
             None,
         )
+    if name == "analyze_traces":
+        top = r.clusters[0] if r.clusters else None
+        text = (
+            f"{r.anomalous}/{r.traces} traces anomalous vs {r.baseline}, {len(r.clusters)} clusters"
+        )
+        if top:
+            text += f"; largest ×{top.size} at {top.root_span}: {top.reason}"
+            if top.known:
+                text += f" (KNOWN: {top.known})"
+        link = top.sample_traces[0] if top and top.sample_traces else None
+        return text, "analyze_traces(window)", link
     text = json.dumps(r.model_dump(mode="json", exclude_none=True), default=str)
     return text[:200], name, None
 
@@ -132,13 +157,3 @@ def run_tool(
     if on_event:
         on_event({"type": "tool_result", "tool": name, "summary": item.summary if item else ""})
     return ToolRun(name, args, result, None, item)
-
-
-SUMMARISED = {
-    "query_traces",
-    "search_logs",
-    "query_promql",
-    "fuse_modalities",
-    "localize_root_cause",
-    "classify_fault",
-}

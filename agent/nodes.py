@@ -138,6 +138,7 @@ def classify(state: InvestigationState, runtime: Rt) -> dict[str, Any]:
 
 
 def match(state: InvestigationState, runtime: Rt) -> dict[str, Any]:
+    _run(state, runtime, "analyze_traces", {"top_k": 3})
     found = _run(state, runtime, "match_fingerprint", {})
     names = [m.summary for m in found.matches] if found is not None else []
     return {**_touched(state), "fingerprints": names}
