@@ -22,7 +22,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 from prometheus_client.parser import text_string_to_metric_families
 
-from testbed import Testbed
+from testbed import SKIPPABLE, Testbed
 
 
 @dataclass
@@ -114,7 +114,7 @@ class Collector:
 def reset(tb: Testbed) -> None:
     tb.client.clear()
     tb.client.switch_model("primary")
-    for module in ("Vectorizer", "CallbackSender", "WebhookDeliver"):
+    for module in SKIPPABLE:
         tb.client.set_skip(module, False)
 
 
