@@ -9,6 +9,7 @@ when given, else from a seeded sample of the input's traces (anomalies must be t
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -23,7 +24,7 @@ from tools.traces.config import TraceConfig
 from tools.traces.correlate import correlate
 from tools.traces.detector import NormalModel, ScoredBatch
 from tools.traces.fingerprint import METRIC_FLAGS, Fingerprint, structure_string
-from tools.traces.knowledge_base import KnowledgeBase
+from tools.traces.knowledge_base import KnowledgeBase, KnownMatch
 from tools.traces.log_templates import TemplateMiner
 from tools.traces.reconstruct import InputCounters, reconstruct
 from tools.traces.results import TraceAnalysis, TraceCluster, TraceRows
@@ -108,8 +109,6 @@ def iter_batches(spans: pa.Table, config: TraceConfig) -> Iterator[pa.Table]:
 
 
 def _shared_attributes(texts: list[str | None], keys: list[str]) -> dict[str, str]:
-    import json
-
     out: dict[str, str] = {}
     for text in texts:
         if not text:
@@ -358,10 +357,8 @@ def analyze_traces(
     return analysis
 
 
-def _with_known(incident: TraceIncident, known: object) -> TraceIncident:
-    from tools.traces.knowledge_base import KnownMatch
-
-    if isinstance(known, KnownMatch):
+def _with_known(incident: TraceIncident, known: KnownMatch | None) -> TraceIncident:
+    if known is not None:
         return incident.model_copy(
             update={
                 "known_root_cause": known.root_cause,

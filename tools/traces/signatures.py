@@ -24,10 +24,11 @@ from tools.traces.fingerprint import METRIC_FLAGS
 from tools.traces.log_templates import TemplateMiner
 
 _METRIC_PATTERNS = {
+    # first match wins: a callback failure rate is a callback drop before it is an error rate
     "latency_spike": re.compile(r"latency|duration|response_time", re.I),
-    "error_spike": re.compile(r"error|fail|5xx", re.I),
-    "retry_peak": re.compile(r"retr", re.I),
     "callback_drop": re.compile(r"callback|webhook", re.I),
+    "retry_peak": re.compile(r"retr", re.I),
+    "error_spike": re.compile(r"error|fail|5xx", re.I),
 }
 _KEYWORD_ATTRS = (
     "otel.status_description",
