@@ -116,6 +116,7 @@ def test_dataset_ingest(sockshop_root: Path, tmp_path: Path) -> None:
     assert counts(store) == first  # every file replaced, not duplicated
 
 
+@pytest.mark.slow  # a real `tamo` process: its start-up imports every command group
 def test_listen_receives_otlp_until_interrupted(tmp_path: Path) -> None:
     port, store = free_port(), tmp_path / "s.duckdb"
     cmd = [sys.executable, "-m", "tamo.main", "ingest", "--listen", f"127.0.0.1:{port}"]
