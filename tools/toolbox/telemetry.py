@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -227,7 +226,36 @@ class SearchLogsResult(BaseModel):
     truncated: bool = False
 
 
-_VARIABLE = re.compile(r"[0-9a-fA-F]{6,}|\d+")
+_VARIABLE = r"[0-9a-fA-F]{6,}|\d+"
+
+
+def _distinct_lines(logs: pa.Table) -> list[dict]:
+    """Lines that differ only in numbers and hex ids, grouped (count, services, one example).
+
+    Logs are repetitive: mining each shape once turns thousands of template-miner calls into a
+    few dozen. The grouping key is one vectorised regex over the column; the miner still sees
+    (and masks) the full line of each group.
+    """
+    if logs.num_rows == 0:
+        return []
+    keys = pc.replace_substring_regex(pc.fill_null(logs["body"], ""), _VARIABLE, "#")
+    t = pa.table(
+        {
+            "key": keys,
+            "service": pc.fill_null(logs["service"], "?"),
+            "i": pa.array(range(logs.num_rows)),
+        }
+    )
+    agg = t.group_by("key").aggregate([("i", "min"), ("i", "count"), ("service", "distinct")])
+    rows = logs.select(["ts_ns", "service", "body"]).take(agg["i_min"]).to_pylist()
+    return [
+        {"count": n, "services": set(svcs), "row": row}
+        for row, n, svcs in zip(
+            rows, agg["i_count"].to_pylist(), agg["service_distinct"].to_pylist(), strict=True
+        )
+    ]
+
+
 _SEVERITY_ORDER = ["TRACE", "DEBUG", "INFO", "WARN", "WARNING", "ERROR", "CRITICAL", "FATAL"]
 
 
@@ -257,21 +285,10 @@ def search_logs(inp: SearchLogsInput, ctx: ToolContext) -> SearchLogsResult:
     if inp.min_severity and logs.num_rows:
         keep = pc.is_in(pc.utf8_upper(logs["severity"]), pa.array(_at_least(inp.min_severity)))
         logs = logs.filter(pc.fill_null(keep, False))
-    # Lines that differ only in numbers and hex ids are mined once, with their count: logs are
-    # repetitive, so this turns thousands of miner calls into a few dozen. One cheap regex makes
-    # the grouping key; the miner still sees (and masks) the full line of each group.
-    distinct: dict[str, dict] = {}
     suspicious: list[str] = []
-    for row in logs.select(["ts_ns", "service", "body"]).to_pylist():
-        body = row["body"] or ""
-        d = distinct.setdefault(
-            _VARIABLE.sub("#", body), {"count": 0, "services": set(), "row": row}
-        )
-        d["count"] += 1
-        d["services"].add(row["service"] or "?")
     miner = TemplateMiner()
     groups: dict[int, dict] = {}
-    for d in distinct.values():
+    for d in _distinct_lines(logs):
         if len(suspicious) < 3 and looks_like_instruction(d["row"]["body"]):
             suspicious.append(f"{d['row']['service']}: {untrusted(d['row']['body'], 160)}")
         tid = miner.add(d["row"]["body"] or "").template_id
