@@ -60,6 +60,8 @@ class ChatSession:
             self.write(f"→ {ev['tool']}({args})\n")
         elif ev["type"] == "tool_result" and ev["summary"]:
             self.write(f"  ← {ev['summary'][:160]}\n")
+        elif ev["type"] == "llm":
+            self.write(f"  (model) {ev['text'][:200]}\n")
         elif ev["type"] == "tool_error":
             self.write(f"  ✗ {ev['error'][:160]}\n")
 

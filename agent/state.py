@@ -51,7 +51,6 @@ class InvestigationState(TypedDict, total=False):
     dry_run: bool
     evidence: list[EvidenceItem]
     usage: Usage
-    suspects: list[str]  # services the evidence loop pointed at
     impact: ImpactFigures
     fusion: FusionSummary | None
     ranking: RootCauseRanking | None
