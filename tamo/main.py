@@ -12,7 +12,7 @@ import sys
 
 import typer
 
-from tamo.console import err_console
+from tamo.console import fail
 from tools.telemetry.errors import TamoError
 
 COMMAND_MODULES = (
@@ -58,8 +58,10 @@ def run() -> None:
     try:
         app()
     except TamoError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
-        sys.exit(2)
+        try:
+            fail(str(exc))
+        except typer.Exit as done:
+            sys.exit(done.exit_code)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,15 @@ _HEX = re.compile(r"^[0-9a-fA-F]+$")
 _METRIC_BAD = re.compile(r"[^a-zA-Z0-9_:]")
 _LABEL_BAD = re.compile(r"[^a-zA-Z0-9_]")
 TRUNCATED = "…[truncated]"
+# Where a span's error code comes from, most specific first: an application error code (what an
+# SRE searches for, e.g. MODEL_TIMEOUT), then the protocol status (HTTP, gRPC).
+ERROR_CODE_KEYS = (
+    "error_code",
+    "error.type",
+    "http.response.status_code",
+    "http.status_code",
+    "rpc.grpc.status_code",
+)
 
 
 class Fail:

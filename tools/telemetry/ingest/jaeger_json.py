@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from tools.telemetry.ingest.common import (
+    ERROR_CODE_KEYS,
     INT64_MAX,
     Counter,
     Fail,
@@ -26,7 +27,6 @@ from tools.telemetry.ingest.common import (
     hex_id,
 )
 
-ERROR_CODE_TAGS = ("http.status_code", "http.response.status_code", "rpc.grpc.status_code")
 KINDS = {"server", "client", "producer", "consumer", "internal"}
 
 
@@ -76,7 +76,7 @@ def add_document(
             if end > INT64_MAX:
                 raise fail("startTime + duration out of range", p)
             kind = tags.pop("span.kind", None)
-            code = next((tags[k] for k in ERROR_CODE_TAGS if k in tags), None)
+            code = next((tags[k] for k in ERROR_CODE_KEYS if k in tags), None)
             is_error = (
                 tags.get("error") in (True, "true")
                 or str(tags.get("otel.status_code", "")).upper() == "ERROR"

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from tools.telemetry.ingest.common import (
+    ERROR_CODE_KEYS,
     MAX_BODY_CHARS,
     Counter,
     Fail,
@@ -55,7 +56,6 @@ SEVERITY_NAMES = [
     (5, "DEBUG"),
     (1, "TRACE"),
 ]
-ERROR_CODE_KEYS = ("http.response.status_code", "http.status_code", "rpc.grpc.status_code")
 _ENUM_PREFIX = {"kind": "SPAN_KIND_", "status": "STATUS_CODE_"}
 
 
