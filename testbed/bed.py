@@ -23,10 +23,11 @@ from typing import Any
 import httpx
 
 from testbed.client import TestbedClient, TestbedError
-from testbed.config import StaticConfig
+from testbed.config import REDIS_URL_ENV, StaticConfig
 from testbed.controller import bind_loopback, child_env
 from testbed.load import LoadReport, run_load_sync
 from testbed.runner import WATCH_PARENT_ENV, alive
+from testbed.state import open_store, state_location
 
 STATE_FILE = "testbed.json"
 
@@ -47,6 +48,7 @@ class Testbed:
         infer_timeout_s: float = 1.0,
         max_dispatches: int = 4,
         start_timeout_s: float = 60.0,
+        redis_url: str | None = None,
     ) -> None:
         self.static = StaticConfig(
             workdir=Path(workdir).resolve(),
@@ -56,6 +58,7 @@ class Testbed:
             slow_ms=slow_ms,
             infer_timeout_s=infer_timeout_s,
             max_dispatches=max_dispatches,
+            redis_url=redis_url or os.environ.get(REDIS_URL_ENV) or None,
         )
         self.start_timeout_s = start_timeout_s
         self._proc: subprocess.Popen | None = None
@@ -72,6 +75,7 @@ class Testbed:
         workdir = self.static.workdir
         workdir.mkdir(parents=True, exist_ok=True)
         self.static.log_dir.mkdir(parents=True, exist_ok=True)
+        open_store(self.static).close()  # an unreachable state backend fails here, by name
         sock = bind_loopback()
         fd = sock.fileno()
         env = child_env(self.static, fd, {WATCH_PARENT_ENV: "0" if detach else "1"})
@@ -182,6 +186,7 @@ class Testbed:
             "log_dir": str(self.log_dir),
             "spans_dir": str(self.spans_dir),
             "otlp_endpoint": self.static.otlp_endpoint,
+            "state": state_location(self.static),
         }
 
     # --- convenience ---------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from testbed.catalog import FAULTS
 
 STATIC_ENV = "TESTBED_STATIC"
 FD_ENV = "TESTBED_FD"
+REDIS_URL_ENV = "TESTBED_REDIS_URL"  # selects the Redis state backend when no URL is passed
 
 
 class StaticConfig(BaseModel):
@@ -33,6 +34,7 @@ class StaticConfig(BaseModel):
     call_timeout_s: float = Field(10.0, gt=0)  # every other module-to-module call
     max_dispatches: int = Field(4, ge=1)  # per task: first dispatch + re-dispatches (TTL guard)
     export_interval_s: float = Field(0.2, gt=0)  # span batch flush interval
+    redis_url: str | None = None  # state in Redis (redis://host:port/db); None = SQLite state_db
 
     @property
     def log_dir(self) -> Path:

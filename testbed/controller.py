@@ -46,7 +46,7 @@ from testbed.catalog import FAULTS, MODELS, MODULES, SKIPPABLE, Action
 from testbed.config import FD_ENV, STATIC_ENV, RuntimeConfig, StaticConfig
 from testbed.jsonlog import log_event, setup_logging
 from testbed.runner import run_module
-from testbed.state import StateStore
+from testbed.state import open_store
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 
@@ -113,7 +113,7 @@ class Supervisor:
         self.http = httpx.AsyncClient(timeout=5.0)
         self.lock = asyncio.Lock()
         self.logger = setup_logging("controller", self.static.log_dir)
-        self.store = StateStore(self.static.state_db)
+        self.store = open_store(self.static)
         # Modules are forked from a server that imported them once: a start or restart costs
         # milliseconds of CPU instead of a fresh interpreter's second of imports.
         self.mp = multiprocessing.get_context("forkserver")

@@ -28,7 +28,7 @@ from testbed.catalog import CONTEXT_LOST, FAULTS, UPSTREAM_UNAVAILABLE
 from testbed.config import RuntimeConfig, StaticConfig
 from testbed.jsonlog import log_event, setup_logging
 from testbed.observability import Metrics, setup_tracing
-from testbed.state import StateStore
+from testbed.state import StateBackend, open_store
 
 CALL_TIMEOUT = "CALL_TIMEOUT"
 
@@ -59,13 +59,13 @@ class ModuleRuntime:
     provider: TracerProvider = field(init=False)
     tracer: Tracer = field(init=False)
     client: httpx.AsyncClient = field(init=False)
-    store: StateStore = field(init=False)
+    store: StateBackend = field(init=False)
     memory: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.metrics = Metrics(self.module)
         self.logger = setup_logging(self.module, self.static.log_dir)
-        self.store = StateStore(self.static.state_db)  # also the sampler's shared keep set
+        self.store = open_store(self.static)  # also the sampler's shared keep set
         self.provider = setup_tracing(
             self.module,
             self.static,

@@ -1,9 +1,11 @@
 """Agent state snapshots, dispatch de-duplication, the callback outbox and the sampler's keep set.
 
-Why SQLite: several module processes and the controller share the state, it must survive the
-restart of any of them, and it needs no server. Keys follow the seed (ch. 5):
-``agent_state_snapshot:<task_id>:<step>``; each snapshot holds the *cumulative* task state after
-that step, so restoring step N is enough to resume at step N + 1.
+Why SQLite by default: several module processes and the controller share the state, it must
+survive the restart of any of them, and it needs no server. With ``redis_url`` configured the same
+:class:`StateBackend` interface is served by Redis instead (``state_redis.py``), as the seed's
+platform does. Keys follow the seed (ch. 5): ``agent_state_snapshot:<task_id>:<step>``; each
+snapshot holds the *cumulative* task state after that step, so restoring step N is enough to
+resume at step N + 1.
 """
 
 from __future__ import annotations
@@ -14,7 +16,11 @@ import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
+from urllib.parse import urlsplit, urlunsplit
+
+if TYPE_CHECKING:
+    from testbed.config import StaticConfig
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS snapshots (
@@ -34,8 +40,60 @@ def snapshot_key(task_id: str, step: int) -> str:
     return f"agent_state_snapshot:{task_id}:{step}"
 
 
+class StateBackend(Protocol):
+    """What the controller, the modules and the sampler need from the shared state.
+
+    Every method is atomic against other handles (other processes) on the same state.
+    """
+
+    def write_snapshot(self, task_id: str, step: int, state: dict[str, Any]) -> str: ...
+
+    def read_snapshot(self, task_id: str, step: int) -> dict[str, Any] | None: ...
+
+    def snapshots(self, task_id: str) -> list[tuple[int, dict[str, Any]]]: ...
+
+    def truncate_after(self, task_id: str, step: int) -> int: ...
+
+    def claim_dispatch(self, task_id: str, seq_no: int, origin: str) -> int | None: ...
+
+    def park_callback(self, task_id: str, payload: dict[str, Any]) -> None: ...
+
+    def take_callback(self, task_id: str) -> dict[str, Any] | None: ...
+
+    def outbox(self) -> list[str]: ...
+
+    def mark(self, trace_ids: Sequence[str]) -> None: ...
+
+    def which(self, trace_ids: Sequence[str]) -> set[str]: ...
+
+    def close(self) -> None: ...
+
+
+def redact(url: str) -> str:
+    """``url`` with its password hidden, fit for logs, error messages and ``testbed.json``."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{parts.netloc.rsplit('@', 1)[1]}"))
+
+
+def state_location(static: StaticConfig) -> str:
+    """Where the platform's state lives: the Redis URL (password hidden) or the SQLite file."""
+    return redact(static.redis_url) if static.redis_url else str(static.state_db)
+
+
+def open_store(static: StaticConfig) -> StateBackend:
+    """The state backend ``static`` selects: Redis at ``redis_url`` if set, else SQLite."""
+    if static.redis_url:
+        from testbed.state_redis import RedisStateStore  # the client is loaded only when used
+
+        return RedisStateStore(static.redis_url)
+    return StateStore(static.state_db)
+
+
 class StateStore:
-    """A thread-safe handle on the testbed's state database (one per process)."""
+    """A thread-safe handle on the testbed's SQLite state database (one per process)."""
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
