@@ -104,8 +104,11 @@ def iter_batches(spans: pa.Table, config: TraceConfig) -> Iterator[pa.Table]:
     span_batch = batch_of[codes]
     span_order = np.argsort(span_batch, kind="stable")
     bounds = np.searchsorted(span_batch[span_order], np.arange(batch + 2))
+    # one gather of the whole table, then zero-copy slices: a gather per batch would re-read
+    # every chunk of the input once per batch
+    ordered = spans.take(span_order)
     for b in range(batch + 1):
-        yield spans.take(span_order[bounds[b] : bounds[b + 1]])
+        yield ordered.slice(int(bounds[b]), int(bounds[b + 1] - bounds[b]))
 
 
 def _shared_attributes(texts: list[str | None], keys: list[str]) -> dict[str, str]:

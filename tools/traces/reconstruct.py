@@ -11,6 +11,7 @@ repaired where it can be (dropped, re-rooted, clamped) and counted in :class:`In
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import pyarrow as pa
@@ -20,7 +21,6 @@ from pydantic import BaseModel
 from tools.telemetry.model import SPAN_SCHEMA
 from tools.traces.config import TraceConfig
 
-_SEP = "\x1f"
 _ROOT_MARKERS = ["", "root", "0", "0000000000000000", "00000000000000000000000000000000"]
 
 
@@ -105,6 +105,7 @@ def stable_hash(values: pa.ChunkedArray | pa.Array, buckets: int) -> np.ndarray:
     return lut[np.asarray(enc.indices.fill_null(0))].astype(np.int64)
 
 
+@lru_cache(maxsize=65_536)
 def _fnv(s: str) -> int:
     h = 0xCBF29CE484222325
     for b in s.encode("utf-8", "replace"):
@@ -130,17 +131,56 @@ def _clean(table: pa.Table, config: TraceConfig, c: InputCounters) -> pa.Table:
         table = table.set_column(
             idx, "attributes", pc.if_else(huge, pa.scalar(None, pa.string()), attrs)
         )
-    key = pc.binary_join_element_wise(table["trace_id"], table["span_id"], _SEP)
-    codes = np.asarray(pc.dictionary_encode(key).combine_chunks().indices)
-    _, first = np.unique(codes, return_index=True)
+    # integer keys (trace code, span-id code) instead of joined id strings: two hash passes
+    tcodes = _codes(table["trace_id"])
+    scodes = _codes(table["span_id"])
+    key = tcodes * (int(scodes.max(initial=0)) + 1) + scodes
+    _, first = np.unique(key, return_index=True)
     if len(first) < table.num_rows:
         c.duplicate_spans += table.num_rows - len(first)
-        table = table.take(np.sort(first))
-    # group by trace (codes in order of first appearance), then by start: numpy's lexsort on
-    # integer codes is several times faster than sorting the id strings
-    tcodes = np.asarray(pc.dictionary_encode(table["trace_id"]).combine_chunks().indices)
+        first = np.sort(first)
+        table = table.take(first)
+        tcodes = tcodes[first]
+    # group by trace (codes in order of first appearance), then by start
     start = np.asarray(table["start_ns"].combine_chunks(), dtype=np.int64)
     return table.take(np.lexsort((start, tcodes)))
+
+
+def _codes(col: pa.ChunkedArray) -> np.ndarray:
+    return np.asarray(pc.dictionary_encode(col).combine_chunks().indices, dtype=np.int64)
+
+
+def _modules(table: pa.Table) -> tuple[np.ndarray, list[str]]:
+    """Module code per span and the ``service::operation`` names, from integer pairs."""
+    svc = pc.dictionary_encode(pc.fill_null(table["service"], "unknown")).combine_chunks()
+    op = pc.dictionary_encode(pc.fill_null(table["operation"], "unknown")).combine_chunks()
+    n_ops = len(op.dictionary)
+    pair = np.asarray(svc.indices, dtype=np.int64) * n_ops + np.asarray(op.indices, dtype=np.int64)
+    uniq, module = np.unique(pair, return_inverse=True)
+    svcs, ops = svc.dictionary.to_pylist(), op.dictionary.to_pylist()
+    names = [f"{svcs[u // n_ops]}::{ops[u % n_ops]}" for u in uniq.tolist()]
+    return module.astype(np.int64), names
+
+
+def _parents(table: pa.Table, trace_of: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(parent span index or -1, has a parent id) for every span of the sorted table."""
+    n = table.num_rows
+    sid = pc.dictionary_encode(table["span_id"]).combine_chunks()
+    n_ids = len(sid.dictionary) + 1
+    skey = trace_of * n_ids + np.asarray(sid.indices, dtype=np.int64)
+    pid = table["parent_id"]
+    has_pid = pc.and_(
+        pc.is_valid(pid), pc.invert(pc.is_in(pc.fill_null(pid, ""), pa.array(_ROOT_MARKERS)))
+    )
+    has_pid = np.asarray(pc.fill_null(has_pid, False).combine_chunks(), dtype=bool)
+    pcode = pc.fill_null(pc.index_in(pid, value_set=sid.dictionary), -1).combine_chunks()
+    pcode = np.asarray(pcode, dtype=np.int64)
+    pkey = trace_of * n_ids + pcode
+    order = np.argsort(skey, kind="stable")
+    sorted_keys = skey[order]
+    pos = np.minimum(np.searchsorted(sorted_keys, pkey), max(n - 1, 0))
+    hit = has_pid & (pcode >= 0) & (sorted_keys[pos] == pkey)
+    return np.where(hit, order[pos], -1).astype(np.int64), has_pid
 
 
 def _depths(parent: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -208,19 +248,7 @@ def reconstruct(
     trace_ids = tid_enc.dictionary.to_pylist()
     offsets = np.searchsorted(trace_of, np.arange(len(trace_ids) + 1))
 
-    key = pc.binary_join_element_wise(table["trace_id"], table["span_id"], _SEP)
-    pid = table["parent_id"]
-    has_pid = pc.and_(
-        pc.is_valid(pid), pc.invert(pc.is_in(pc.fill_null(pid, ""), pa.array(_ROOT_MARKERS)))
-    )
-    has_pid = np.asarray(pc.fill_null(has_pid, False).combine_chunks(), dtype=bool)
-    pkey = pc.binary_join_element_wise(table["trace_id"], pc.fill_null(pid, ""), _SEP)
-    found = pc.index_in(pkey, value_set=key.combine_chunks() if n else pa.array([], pa.string()))
-    parent = (
-        np.asarray(pc.fill_null(found, -1).combine_chunks(), dtype=np.int64)
-        if n
-        else np.zeros(0, np.int64)
-    )
+    parent, has_pid = _parents(table, trace_of) if n else (np.zeros(0, np.int64), np.zeros(0, bool))
     parent[~has_pid] = -1
     idx = np.arange(n)
     self_loop = parent == idx
@@ -265,9 +293,7 @@ def reconstruct(
     c.multi_root_traces += int((roots_per_trace > 1).sum())
     c.broken_traces += int(np.unique(trace_of[orphan]).size)
 
-    svc = pc.fill_null(table["service"], "unknown")
-    op = pc.fill_null(table["operation"], "unknown")
-    mod_enc = pc.dictionary_encode(pc.binary_join_element_wise(svc, op, "::")).combine_chunks()
+    module, module_names = _modules(table)
     status = pc.fill_null(pc.utf8_lower(table["status"]), "")
     c.spans_used += n
     c.traces += len(trace_ids)
@@ -280,8 +306,8 @@ def reconstruct(
         orphan=orphan,
         depth=depth,
         child_count=child_count,
-        module=np.asarray(mod_enc.indices, dtype=np.int64) if n else np.zeros(0, np.int64),
-        module_names=mod_enc.dictionary.to_pylist(),
+        module=module,
+        module_names=module_names,
         start_ns=start,
         duration_ns=duration,
         self_ns=self_ns,
