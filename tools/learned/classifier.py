@@ -27,6 +27,7 @@ from tools.learned.threads import one_thread
 FAMILY_IDX = {f: [i for i, c in enumerate(CHANNELS) if FAMILY_OF[c] == f] for f in FAMILIES}
 N_FEATURES = 3 * len(FAMILIES) + 2
 UNKNOWN = "unknown"
+MIN_SIGMOID = 0.05
 
 
 @dataclass
@@ -35,7 +36,7 @@ class ClassifierConfig:
     hidden: int = 32
     heads: int = 2
     pos_weight: float = 4.0  # lambda_w
-    min_confidence: float = 0.4
+    min_confidence: float = 0.0  # least share of the best type among all types
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -135,7 +136,7 @@ def _rank_vector(fused: FusedTelemetry, ranking: RootCauseRanking) -> np.ndarray
 def train_classifier(
     examples: list[ClassifierExample],
     config: ClassifierConfig | None = None,
-    epochs: int = 60,
+    epochs: int = 40,
     seed: int = 0,
 ) -> FaultTypeClassifier:
     labels = sorted({ex.label for ex in examples})
@@ -169,23 +170,36 @@ def train_classifier(
     return model.eval()
 
 
+def type_probabilities(
+    fused: FusedTelemetry, ranking: RootCauseRanking, model: FaultTypeClassifier
+) -> np.ndarray:
+    """[K] per-type sigmoid probabilities, averaged over T2's top entities weighted by their
+    score, so one wrong top-1 does not hand the classifier the wrong entity's features."""
+    x = torch.from_numpy(entity_features(fused, _rank_vector(fused, ranking)))
+    adj = torch.from_numpy(adjacency(fused, ranking))
+    with torch.no_grad():
+        probs = torch.sigmoid(model(x, adj)).numpy()
+    idx = [fused.entities.index(r.entity) for r in ranking.ranking[:3]]
+    w = np.exp(4.0 * np.array([r.score for r in ranking.ranking[:3]]))
+    return (probs[idx] * (w / w.sum())[:, None]).sum(axis=0)
+
+
 @one_thread()
 def classify(
     fused: FusedTelemetry, ranking: RootCauseRanking, model: FaultTypeClassifier | None
 ) -> FaultTypePrediction:
-    """Fault type at T2's top entity; "unknown" when untrained or below the confidence floor."""
+    """Fault type around T2's top entities; "unknown" when untrained or not confident."""
     if model is None or not model.config.labels or not ranking.ranking:
         return FaultTypePrediction(fault_type=UNKNOWN, probability=0.0, low_confidence=True)
-    top = fused.entities.index(ranking.ranking[0].entity)
-    x = torch.from_numpy(entity_features(fused, _rank_vector(fused, ranking)))
-    adj = torch.from_numpy(adjacency(fused, ranking))
-    with torch.no_grad():
-        probs = torch.sigmoid(model(x, adj))[top].numpy()
+    probs = type_probabilities(fused, ranking, model)
     share = probs / probs.sum() if probs.sum() > 0 else probs
     labels = model.config.labels
     best = int(np.argmax(probs))
     alternatives = {labels[k]: round(float(share[k]), 4) for k in np.argsort(-share)[:3]}
-    confident = float(probs[best]) >= model.config.min_confidence
+    # unknown when no type fits (every sigmoid low) or when the best barely beats the rest
+    confident = (
+        float(probs[best]) >= MIN_SIGMOID and float(share[best]) >= model.config.min_confidence
+    )
     return FaultTypePrediction(
         fault_type=labels[best] if confident else UNKNOWN,
         probability=round(float(share[best]), 4),

@@ -28,13 +28,29 @@ from tools.learned.threads import one_thread
 FREQ_LEN = 16
 FREQ_BINS = FREQ_LEN // 2 + 1
 
-# Channels that show where a fault *is* (weight 1) versus where its effects travel to: a slow
-# callee makes every caller's end-to-end latency and call rate move too, but not their CPU, self
-# time or error logs. A fixed, documented design choice, not fitted to any label.
-PROPAGATING = {"metric_latency", "metric_load", "trace_p50", "trace_p95", "trace_p99"}
-PROPAGATING |= {"trace_calls", "trace_edge_latency", "log_lines"}
-PROPAGATING_WEIGHT = 0.6
-CHANNEL_WEIGHTS = np.array([PROPAGATING_WEIGHT if c in PROPAGATING else 1.0 for c in CHANNELS])
+# How much a channel's deviation says "the fault is here" (fixed, documented semantics, not fitted
+# to any label): a new error message or an error count is direct failure evidence; CPU, memory
+# and a span's own (self) time are where resource faults show; end-to-end latency travels up the
+# call chain to every caller; traffic volume (calls, bytes, syscalls, log lines) moves with the
+# workload mix as much as with faults.
+EVIDENCE_WEIGHT = 1.0
+FAILURE = {"log_novel": 1.5, "log_errors": 1.2, "trace_errors": 1.2, "metric_errors": 1.2}
+PROPAGATING = {"metric_latency", "trace_p50", "trace_p95", "trace_p99", "trace_edge_latency"}
+VOLUME = {"metric_network", "metric_io", "metric_load", "log_lines", "trace_calls"}
+PROPAGATING_WEIGHT, VOLUME_WEIGHT = 0.6, 0.3
+
+
+def _weight(channel: str) -> float:
+    if channel in FAILURE:
+        return FAILURE[channel]
+    if channel in PROPAGATING:
+        return PROPAGATING_WEIGHT
+    if channel in VOLUME:
+        return VOLUME_WEIGHT
+    return EVIDENCE_WEIGHT
+
+
+CHANNEL_WEIGHTS = np.array([_weight(c) for c in CHANNELS])
 
 
 @dataclass(frozen=True)
@@ -120,6 +136,14 @@ def train_localizer(
     return model.eval(), losses
 
 
+def _untrained_attention(config: LocalizerConfig) -> FrequencyAttention:
+    """Randomly initialised projections from a fixed seed: without training the attention is a
+    deterministic random-feature similarity of spectra, the same on every call."""
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        return FrequencyAttention(config).eval()
+
+
 def entity_scores(fused: FusedTelemetry) -> tuple[np.ndarray, np.ndarray]:
     """[E] own anomaly (max weighted channel peak) and the [E, m] weighted peaks behind it."""
     peaks = fused.channel_peaks() * CHANNEL_WEIGHTS[None, :]
@@ -139,7 +163,7 @@ def causal_matrix(
             topo[index[b], index[a]] = 1.0  # callee b's fault reaches caller a
     att = None
     if config.use_attention and E > 1:
-        attn_model = model or FrequencyAttention(config)
+        attn_model = model or _untrained_attention(config)
         with torch.no_grad():
             att = attn_model.attention(torch.from_numpy(spectra(fused.anomaly))).numpy()
     if att is None:

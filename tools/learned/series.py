@@ -90,21 +90,35 @@ def _span_frame(spans: pa.Table) -> pd.DataFrame:
     df["self_ms"] = (df["dur_ms"] - child.reindex(idx).fillna(0.0).to_numpy()).clip(lower=0.0)
     code = df["error_code"].fillna("").astype(str)
     df["is_error"] = (df["status"] == "error") | ~code.isin(_OK_CODES)
-    parent = df.set_index(["trace_id", "span_id"])["entity"]
+    by_id = df.set_index(["trace_id", "span_id"])[["entity", "dur_ms"]]
+    by_id = by_id[~by_id.index.duplicated()]
     pidx = pd.MultiIndex.from_arrays([df["trace_id"], df["parent_id"].fillna("")])
-    df["parent_entity"] = parent[~parent.index.duplicated()].reindex(pidx).to_numpy()
+    df["parent_entity"] = by_id["entity"].reindex(pidx).to_numpy()
+    df["parent_ms"] = by_id["dur_ms"].reindex(pidx).to_numpy()
+    # A client span (nested in its service, one child, in another service) spends its own time
+    # on the wire: that gap belongs to the callee's edge, not to the caller's self time.
+    cross = df["parent_entity"].notna() & (df["parent_entity"] != df["entity"])
+    n_child = df.groupby(["trace_id", "parent_id"]).size()
+    n_cross = df[cross].groupby(["trace_id", "parent_id"]).size()
+    nested = (df["parent_entity"] == df["entity"]).to_numpy()  # not the service's entry span
+    single_cross = (
+        nested
+        & (n_child.reindex(idx).fillna(0).to_numpy() == 1)
+        & (n_cross.reindex(idx).fillna(0).to_numpy() == 1)
+    )
+    df.loc[single_cross, "self_ms"] = np.nan
+    parent_is_client = pd.Series(single_cross, index=idx).groupby(level=[0, 1]).first()
+    df["gap_ms"] = np.where(
+        cross & parent_is_client.reindex(pidx).fillna(False).to_numpy(dtype=bool),
+        (df["parent_ms"] - df["dur_ms"]).clip(lower=0.0),
+        np.nan,
+    )
     return df
 
 
-def _quantile(q: float):
-    def f(x: pd.Series) -> float:
-        return float(np.quantile(x.to_numpy(), q))
-
-    return f
-
-
 def trace_series(spans: pa.Table, start_ns: int, step_ns: int, n_bins: int) -> pd.DataFrame:
-    """Per-entity latency percentiles, self time, call and error counts, per-edge latency."""
+    """Per-entity latency percentiles, self time, call and error counts, and per-edge network
+    time (a client span's duration minus its remote child's, charged to the callee)."""
     if spans.num_rows == 0:
         return empty_series()
     df = _span_frame(spans)
@@ -132,10 +146,9 @@ def trace_series(spans: pa.Table, start_ns: int, step_ns: int, n_bins: int) -> p
     long = stats.stack().rename("value").reset_index()
     long.columns = ["entity", "bin", "channel", "value"]
     long["key"] = long["channel"] + "|" + long["entity"]
-    edges = df.dropna(subset=["parent_entity"])
-    edges = edges[edges["parent_entity"] != edges["entity"]]
+    edges = df.dropna(subset=["parent_entity", "gap_ms"])
     if not edges.empty:
-        e = edges.groupby(["parent_entity", "entity", "bin"])["dur_ms"].quantile(0.95)
+        e = edges.groupby(["parent_entity", "entity", "bin"])["gap_ms"].quantile(0.95)
         e = e.rename("value").reset_index()
         e["key"] = "edge|" + e["parent_entity"] + "|" + e["entity"]
         e["channel"] = "trace_edge_latency"
@@ -196,7 +209,8 @@ def log_series(
     n_bins: int,
     known_templates: dict[str, set[str]] | None,
 ) -> pd.DataFrame:
-    """Per-entity line counts, error-level counts and lines of templates unseen in the baseline."""
+    """Per-entity line counts, error-level counts and error lines of templates unseen in the
+    baseline."""
     if logs.num_rows == 0:
         return empty_series()
     df = _log_frame(logs)
@@ -208,7 +222,10 @@ def log_series(
         df["is_novel"] = False
     else:
         known = df["entity"].map(lambda e: known_templates.get(e, set()))
-        df["is_novel"] = [t not in k for t, k in zip(df["template"], known, strict=True)]
+        unseen = [t not in k for t, k in zip(df["template"], known, strict=True)]
+        # only error-level lines of an unseen template: a new *failure* message, not a new
+        # wording of business as usual (workload mix changes make plenty of those)
+        df["is_novel"] = np.asarray(unseen, dtype=bool) & df["is_error"].to_numpy(dtype=bool)
     covered = np.sort(df["bin"].unique())
     g = df.groupby(["entity", "bin"])
     stats = pd.DataFrame(

@@ -31,7 +31,7 @@ class TrainingCase:
 class Epochs:
     diffusion: int = 30
     localizer: int = 15
-    classifier: int = 60
+    classifier: int = 40
 
 
 def train_models(
