@@ -67,3 +67,13 @@ def test_recurring_fingerprint_raises_incident(synth: SynthData) -> None:
     assert inc.count > 3
     members = {t.trace_id for t in a.traces if t.fingerprint_id == inc.fingerprint_id}
     assert set(inc.trace_ids) <= members
+
+
+def test_template_state_persists_across_analyses(synth: SynthData, tmp_path) -> None:
+    state = tmp_path / "drain.json"
+    config = TraceConfig(ae_epochs=2, template_state=state)
+    first = analyze_traces(synth.spans, logs=synth.logs, config=config)
+    assert state.exists()
+    again = analyze_traces(synth.spans, logs=synth.logs, config=config)
+    sig = lambda a: sorted(tuple(c.fingerprint.log_signature) for c in a.clusters)  # noqa: E731
+    assert sig(first) == sig(again)

@@ -315,7 +315,7 @@ def analyze_traces(
         config.dbscan_eps,
         config.dbscan_min_samples,
     )
-    miner = TemplateMiner()
+    miner = TemplateMiner(similarity=config.template_similarity, state_path=config.template_state)
     groups: dict[int, list[_Anomaly]] = {}
     for a, lab in zip(anomalies, labels, strict=True):
         groups.setdefault(int(lab), []).append(a)
@@ -351,6 +351,8 @@ def analyze_traces(
             incident = linker.observe(fid, a.start_ns, a.trace_id, fp.root_span, fp.reason)
             if incident is not None:
                 analysis.incidents.append(_with_known(incident, known))
+    if config.template_state is not None:
+        miner.save()
     analysis.trace_table = rows.table()
     analysis.shared_root_causes = correlate(
         {a.trace_id: (a.root_span, a.shared) for a in anomalies},

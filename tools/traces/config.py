@@ -8,6 +8,8 @@ Defaults were tuned on synthetic seeds 0-4 only (see ``evals/traces_eval.py``).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import BaseModel, Field, model_validator
 
 
@@ -81,6 +83,10 @@ class TraceConfig(BaseModel):
     latency_spike_ratio: float = Field(1.5, gt=1)
     error_spike_delta: float = Field(0.05, gt=0)
     top_log_keywords: int = Field(6, ge=1)
+    template_state: Path | None = None  # Drain state file shared across runs (None: in memory)
+    # stricter than Drain's usual 0.4: error lines of one module that differ in their message
+    # must stay apart, or a long-lived state merges them and log signatures drift
+    template_similarity: float = Field(0.6, gt=0, le=1)
     record_in_kb: bool = True
     # alert linkage: same fingerprint more than N times within the sliding window -> incident
     alert_count: int = Field(10, ge=1)
