@@ -42,6 +42,7 @@ from tools.repair import (
     RuleEngine,
     SafetyPolicy,
     Verifier,
+    auto_approver,
     load_strategies,
 )
 from tools.repair.closed_loop import ClosedLoop, LoopEvent
@@ -281,7 +282,7 @@ class Live:
             return
         d = e.details
         if e.event == "approval":
-            msg = f"{e.status} by {e.executed_by} ({d.get('reason', '')}) [demo: auto-approve]"
+            msg = f"{e.status} by {e.executed_by} ({d.get('reason', '')})"
         elif e.event == "verify":
             checks = ", ".join(
                 f"{c['name']}={c['value'] if c['value'] is None else round(c['value'], 3)}"
@@ -416,6 +417,7 @@ def _closed_loop(
         audit,
         SafetyPolicy(allow_targets=list(tb.urls), executed_by="auto-repair-engine"),
         verifier=Verifier(prom, store),
+        approver=auto_approver("demo:auto-approve"),  # a person would be asked here
         metrics=repair_metrics,
         on_event=live.audit_event,
     )

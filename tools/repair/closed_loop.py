@@ -65,6 +65,7 @@ class ClosedLoop:
         window_s: float = 8.0,
         settle_s: float = 0.4,
         poll_s: float = 0.25,
+        confirm_polls: int = 2,
         on_event: Callable[[LoopEvent], None] | None = None,
     ) -> None:
         self.traces = traces
@@ -75,6 +76,7 @@ class ClosedLoop:
         self.window_s = window_s
         self.settle_s = settle_s
         self.poll_s = poll_s
+        self.confirm_polls = confirm_polls  # one slow blip is not an incident
         self.on_event = on_event
         self.detector: LiveTraceDetector | None = None
 
@@ -133,13 +135,16 @@ class ClosedLoop:
         return None
 
     def watch(self, timeout_s: float, stop: Callable[[], bool] | None = None) -> Detection | None:
-        """Judge a sliding window every ``poll_s`` until it is alarming (or ``timeout_s``)."""
+        """Judge a sliding window every ``poll_s`` until ``confirm_polls`` windows in a row are
+        alarming (or ``timeout_s``); the last one is diagnosed."""
         if self.detector is None:
             raise TamoError("learn_baseline first", source="closed loop")
         deadline = time.time() + timeout_s
+        streak = 0
         while time.time() < deadline and not (stop and stop()):
             verdict = self.detector.judge(self._complete(self.window_s))
-            if self.detector.alarming(verdict):
+            streak = streak + 1 if self.detector.alarming(verdict) else 0
+            if streak >= self.confirm_polls:
                 at = time.time()
                 self.emit(
                     "detect",

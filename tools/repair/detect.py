@@ -130,7 +130,7 @@ class LiveTraceDetector:
         *,
         min_anomalous: int = 3,
         min_ratio: float = 0.3,
-        late_grace_s: float = 1.0,
+        late_grace_s: float = 0.5,
     ) -> None:
         self.config = config or TraceConfig(record_in_kb=False)
         forest, _ = reconstruct(baseline, self.config)
