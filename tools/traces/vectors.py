@@ -179,10 +179,9 @@ def pooled_features(forest: TraceForest, s: SpanSignals) -> np.ndarray:
     return np.column_stack(cols)
 
 
-def module_counts(
-    forest: TraceForest, base: ModuleBaseline, s: SpanSignals, dims: int
-) -> np.ndarray:
-    """Per-trace module counts, feature-hashed, minus the normal expectation per trace."""
+def module_counts(forest: TraceForest, base: ModuleBaseline, dims: int) -> np.ndarray:
+    """Per-trace span count of each module, feature-hashed (the autoencoder's standardiser
+    centres them on the normal expectation)."""
     bucket_of_label = (base.base_labels(forest) % np.uint64(dims)).astype(np.int64)
     t = forest.n_traces
     counts = np.bincount(forest.trace_of * dims + bucket_of_label, minlength=t * dims).reshape(
@@ -218,7 +217,7 @@ def trace_embedding(
     feats = np.hstack(
         [
             pooled_features(forest, s),
-            module_counts(forest, base, s, config.module_dims),
+            module_counts(forest, base, config.module_dims),
             module_latency(forest, base, s, config.module_dims),
             wl,
         ]
