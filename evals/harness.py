@@ -30,7 +30,7 @@ from tools.learned.fusion import FusedTelemetry, fuse
 from tools.learned.localize import LocalizerConfig, localize
 from tools.learned.models import LearnedModels, load_models
 from tools.learned.results import RootCauseRanking
-from tools.learned.train import TrainingCase, train_models
+from tools.learned.train import Epochs, TrainingCase, train_models
 from tools.telemetry.datasets import get_adapter
 from tools.telemetry.errors import DatasetError, TamoError
 from tools.telemetry.model import CaseTelemetry, LabelledCase, Modality
@@ -101,7 +101,7 @@ def _learned_diagnosis(
     return fused, result
 
 
-def _cross_validate(diagnosed: list[Diagnosed], folds: int, seed: int) -> None:
+def _cross_validate(diagnosed: list[Diagnosed], folds: int, seed: int, epochs: int) -> None:
     """Fill ``fault_type_pred`` by stratified k-fold CV within each system."""
     by_system: dict[str, list[Diagnosed]] = {}
     for d in diagnosed:
@@ -125,7 +125,7 @@ def _cross_validate(diagnosed: list[Diagnosed], folds: int, seed: int) -> None:
                 for ex in [example(d.fused, d.result, d.case.service, d.case.fault_type)]
                 if ex is not None
             ]
-            model = train_classifier(examples, seed=seed)
+            model = train_classifier(examples, epochs=epochs, seed=seed)
             for i in test_idx:
                 d = items[i]
                 t0 = time.perf_counter()
@@ -146,6 +146,7 @@ def evaluate(
     progress: Progress | None = None,
     loaded: list[tuple[LabelledCase, CaseTelemetry, AlignedTelemetry, float]] | None = None,
     models: LearnedModels | None = None,
+    epochs: Epochs | None = None,
 ) -> dict[str, Any]:
     """Run ``method`` on the cases of ``parts`` and return the harness JSON (see module doc)."""
     if method not in METHODS:
@@ -165,14 +166,18 @@ def evaluate(
             if progress is not None:
                 progress(method, i + 1, len(cases))
     else:
+        if models is None and models_dir is not None:
+            models = load_models(models_dir, dataset)  # refuse a wrong checkpoint before work
         data = loaded if loaded is not None else load_aligned(dataset, root, parts, progress)
         cases = [c for c, _, _, _ in data]
-        if models is None:
-            models = load_models(models_dir, dataset) if models_dir is not None else None
         if models is None or models.diffusion is None:
             train_cases = [TrainingCase(a, c) for c, _, a, _ in data]
             models = train_models(
-                train_cases, dataset_signature(dataset, parts, cases), seed, with_classifier=False
+                train_cases,
+                dataset_signature(dataset, parts, cases),
+                seed,
+                epochs=epochs,
+                with_classifier=False,
             )
         if classifier == "models" and models.classifier is None:
             raise TamoError("classifier='models' needs a trained T3 in the models directory")
@@ -188,7 +193,7 @@ def evaluate(
             if progress is not None:
                 progress(method, i + 1, len(data))
         if classifier == "cv":
-            _cross_validate(diagnosed, folds, seed)
+            _cross_validate(diagnosed, folds, seed, (epochs or Epochs()).classifier)
     return report(dataset, method, diagnosed)
 
 

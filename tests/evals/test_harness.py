@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from evals.bench import discover
+from evals.harness import evaluate
+from evals.make_eval import main as make_eval_main
+from tools.learned.train import Epochs
+from tools.telemetry.errors import DatasetError, TamoError
+
+KEYS = {"dataset", "method", "systems", "cases"}
+SYSTEM_KEYS = {"cases", "acc@1", "acc@3", "acc@5", "avg@5", "fault_type", "seconds_per_case"}
+CASE_KEYS = {
+    "case_id",
+    "system",
+    "truth",
+    "ranking",
+    "fault_type_truth",
+    "fault_type_pred",
+    "seconds",
+}
+FAST = Epochs(diffusion=3, localizer=2, classifier=15)
+
+
+@pytest.mark.slow
+def test_tiny_end_to_end_on_sock_shop(sockshop_root: Path) -> None:
+    result = evaluate("sockshop-rcd", sockshop_root, ["1"], "tamo", epochs=FAST)
+    assert set(result) == KEYS and result["method"] == "tamo"
+    system = result["systems"]["SockShop"]
+    assert set(system) == SYSTEM_KEYS and system["cases"] == 10
+    assert system["acc@3"] >= 0.8
+    assert set(system["fault_type"]) == {"macro_f1", "precision", "recall", "accuracy"}
+    for case in result["cases"]:
+        assert set(case) == CASE_KEYS
+        assert case["seconds"] > 0 and len(case["ranking"]) == 5
+        assert case["fault_type_pred"] is not None
+
+
+def test_baseline_runs_from_raw_files(sockshop_root: Path) -> None:
+    result = evaluate("sockshop-rcd", sockshop_root, ["2"], "baro")
+    system = result["systems"]["SockShop"]
+    assert system["cases"] == 10 and system["fault_type"]["macro_f1"] is None
+    assert system["acc@5"] >= 0.5
+
+
+def test_bad_method_and_dataset_are_clear_errors(tmp_path: Path) -> None:
+    with pytest.raises(TamoError, match="unknown method 'magic'"):
+        evaluate("sockshop-rcd", tmp_path, None, "magic")
+    with pytest.raises(DatasetError, match="unknown dataset"):
+        evaluate("nope", tmp_path, None, "tamo")
+
+
+def test_make_eval_skips_without_datasets(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert make_eval_main(["--datasets", str(tmp_path / "none"), "--out", str(tmp_path)]) == 0
+    assert "nothing to evaluate" in " ".join(capsys.readouterr().out.split())
+    assert not (tmp_path / "RESULTS.md").exists()
+
+
+def test_bench_discovers_its_modules() -> None:
+    assert "evals.bench_learned" in discover()
