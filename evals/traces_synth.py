@@ -374,6 +374,48 @@ def to_otlp_json(spans: pa.Table) -> dict[str, Any]:
     }
 
 
+def to_jaeger_json(spans: pa.Table) -> dict[str, Any]:
+    """Jaeger query-API JSON (``{"data": [trace, ...]}``, microsecond times) for ``spans``.
+
+    A span that never ended gets no duration it does not have: Jaeger cannot express one, so it
+    is written with duration 0 (the hang still shows as its parent's timeout and idle time).
+    """
+    traces: dict[str, dict[str, Any]] = {}
+    for r in spans.to_pylist():
+        t = traces.setdefault(
+            r["trace_id"], {"traceID": r["trace_id"], "spans": [], "processes": {}}
+        )
+        pid = f"p{len(t['processes']) + 1}"
+        for known, proc in t["processes"].items():
+            if proc["serviceName"] == r["service"]:
+                pid = known
+        t["processes"][pid] = {"serviceName": r["service"], "tags": []}
+        tags = [
+            {"key": k, "type": "string", "value": str(v)}
+            for k, v in json.loads(r["attributes"] or "{}").items()
+        ]
+        if r["status"] == "error":
+            tags.append({"key": "error", "type": "bool", "value": True})
+        end = r["end_ns"] or r["start_ns"]
+        t["spans"].append(
+            {
+                "traceID": r["trace_id"],
+                "spanID": r["span_id"],
+                "operationName": r["operation"],
+                "references": [
+                    {"refType": "CHILD_OF", "traceID": r["trace_id"], "spanID": r["parent_id"]}
+                ]
+                if r["parent_id"]
+                else [],
+                "startTime": r["start_ns"] // 1000,
+                "duration": (end - r["start_ns"]) // 1000,
+                "tags": tags,
+                "processID": pid,
+            }
+        )
+    return {"data": list(traces.values())}
+
+
 def _otlp_logs(logs: pa.Table) -> list[dict[str, Any]]:
     by_service: dict[str, list[dict[str, Any]]] = {}
     for r in logs.to_pylist():

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from evals.traces_synth import generate, write_otlp
+from evals.traces_synth import generate, to_jaeger_json, write_otlp
 from tamo.main import app
 
 runner = CliRunner()
@@ -104,3 +104,18 @@ def test_bad_input_is_one_red_line(tmp_path: Path, files: dict[str, Path]) -> No
     assert "broken.json" in result.output and "Traceback" not in result.output
     missing = runner.invoke(app, ["traces", "kb", "show", "nope", "--kb", str(files["kb"])])
     assert missing.exit_code == 2 and "unknown fingerprint" in missing.output
+
+
+def test_jaeger_json_input(tmp_path: Path, files: dict[str, Path]) -> None:
+    data = generate(400, seed=7, anomaly_rate=0.08)
+    jaeger = tmp_path / "jaeger.json"
+    jaeger.write_text(json.dumps(to_jaeger_json(data.spans)))
+    result = runner.invoke(
+        app, ["traces", "analyze", "--input", str(jaeger), "--json", str(files["out"]), "--no-kb"]
+    )
+    assert result.exit_code == 0, result.output
+    out = json.loads(files["out"].read_text())
+    assert len(out["traces"]) == 400
+    flagged = {t["trace_id"] for t in out["traces"] if t["anomalous"]}
+    truth = {t for t, (kind, _) in data.labels.items() if kind != "normal"}
+    assert len(flagged & truth) >= 0.9 * len(truth)
