@@ -13,6 +13,12 @@ seeds 0-4 (``TUNE_SEEDS``) only; the figures in the README come from seeds 100-1
 
 ``python -m evals.traces_eval --seeds report`` prints the table; ``--via-otlp`` sends the data
 through OTLP JSON files and ``tools.telemetry.ingest.parse_file`` like the CLI does.
+
+``--testbed WORKDIR`` runs the live testbed (helper G's platform) instead: a fault-free phase
+(the baseline), then four injected faults and fault-free phases in between, each under load;
+traces are labelled by the phase they started in and scored on the root *service* (the
+testbed names the faulty module, our root span is its ``service::operation``). Nothing in
+``TraceConfig`` was tuned on these traces.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import tempfile
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -140,6 +147,86 @@ def kb_recurrence(
     }
 
 
+# fault -> modules that count as its root (a retry storm in CallbackSender shows as the repeated
+# WebhookDeliver calls; blaming either is right)
+TESTBED_FAULTS = {
+    "inference-hang": ({"hang_s": 5}, {"InferenceRPC"}, ("restart", "InferenceRPC")),
+    "callback-failure": ({}, {"WebhookDeliver"}, None),
+    "retry-storm": ({}, {"CallbackSender", "WebhookDeliver"}, ("restart", "CallbackSender")),
+    "state-write-error": ({}, {"AgentRouter"}, None),
+}
+
+
+def _testbed_phases(workdir: Path, seconds: float) -> list[tuple[str | None, int, int]]:
+    from testbed import Testbed
+
+    phases: list[tuple[str | None, int, int]] = []
+    with Testbed(workdir) as tb:
+
+        def phase(fault: str | None, rate: float) -> None:
+            t0 = time.time_ns()
+            tb.load(rate=rate, duration_s=seconds, concurrency=32, timeout_s=20.0)
+            phases.append((fault, t0, time.time_ns()))
+
+        phase(None, 8.0)  # the baseline
+        for fault, (params, _, after) in TESTBED_FAULTS.items():
+            tb.client.inject(fault, **params)
+            phase(fault, 5.0)
+            tb.client.clear(fault)
+            if after is not None:
+                tb.client.restart(after[1])
+            phase(None, 5.0)
+        time.sleep(3.0)  # let the exporters flush
+    return phases
+
+
+def testbed_eval(workdir: Path, seconds: float = 6.0) -> dict[str, Any]:
+    """Run the live testbed with injected faults and score detection and root services."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from tools.telemetry.ingest import parse_file
+
+    phases = _testbed_phases(workdir, seconds)
+    spans = pa.concat_tables(
+        [parse_file(p).spans for p in sorted((workdir / "spans").glob("*.jsonl"))]
+    )
+    first = spans.group_by("trace_id").aggregate([("start_ns", "min")]).to_pylist()
+    label: dict[str, tuple[int, str | None]] = {}
+    for row in first:
+        for i, (fault, t0, t1) in enumerate(phases):
+            if t0 <= row["start_ns_min"] <= t1:
+                label[row["trace_id"]] = (i, fault)
+    base_ids = pa.array([t for t, (i, _) in label.items() if i == 0])
+    test_ids = pa.array([t for t, (i, _) in label.items() if i > 0])
+    baseline = spans.filter(pc.is_in(spans["trace_id"], base_ids))
+    analysis = analyze_traces(
+        spans.filter(pc.is_in(spans["trace_id"], test_ids)), baseline=baseline
+    )
+    tp = fp = fn = root_ok = 0
+    for t in analysis.traces:
+        fault = label[t.trace_id][1]
+        if t.anomalous and fault:
+            tp += 1
+            root_ok += (t.root_span or "").split("::")[0] in TESTBED_FAULTS[fault][1]
+        elif t.anomalous:
+            fp += 1
+        elif fault:
+            fn += 1
+    p = tp / (tp + fp) if tp + fp else 1.0
+    r = tp / (tp + fn) if tp + fn else 1.0
+    return {
+        "traces": len(test_ids),
+        "baseline_traces": len(base_ids),
+        "tp": tp,
+        "fp": fp,
+        "fn": fn,
+        "f1": round(2 * p * r / (p + r), 4) if p + r else 0.0,
+        "root_service_accuracy": round(root_ok / tp, 4) if tp else 0.0,
+        "clusters": [(c.root_span, c.reason, c.size) for c in analysis.clusters],
+    }
+
+
 def run(seeds: tuple[int, ...], via_otlp: bool = False, n_traces: int = 3000) -> dict[str, Any]:
     rows = [evaluate_seed(s, n_traces, via_otlp=via_otlp) for s in seeds]
     rows += [evaluate_seed(s, n_traces, with_baseline=True, via_otlp=via_otlp) for s in seeds]
@@ -185,7 +272,11 @@ def main() -> None:
     parser.add_argument("--traces", type=int, default=3000)
     parser.add_argument("--via-otlp", action="store_true")
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--testbed", type=Path, default=None, help="run the live testbed here")
     args = parser.parse_args()
+    if args.testbed is not None:
+        print(json.dumps(testbed_eval(args.testbed)))
+        return
     seeds = TUNE_SEEDS if args.seeds == "tune" else REPORT_SEEDS
     result = run(seeds, args.via_otlp, args.traces)
     if args.json:
