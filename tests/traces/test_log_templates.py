@@ -17,6 +17,10 @@ def test_masks_variables() -> None:
     m = mask(line)
     assert "<IP>" in m and "<HEX>" in m and "<UUID>" in m and "<NUM>" in m
     assert "10.1.2.3" not in m and "12.5" not in m
+    assert mask("cannot write state of load-069ece-00001 step 0") == (
+        "cannot write state of <ID> step <NUM>"
+    )
+    assert mask("model llm-primary-v4.1.0 ok") == "model llm-primary-v4.1.0 ok"
 
 
 def test_similar_lines_share_a_template_and_differences_become_wildcards() -> None:

@@ -29,6 +29,8 @@ _MASKS = (
         "<UUID>",
     ),
     (re.compile(r"\b(?:\d{1,3}\.){3}\d{1,3}(?::\d+)?\b"), "<IP>"),
+    # generated ids joined by dashes (task-3f2a-0001, ctx-12): digits and letters mixed
+    (re.compile(r"(?<![\w.])(?=[\w-]*\d)(?=[\w-]*[A-Za-z])\w+(?:-\w+)+(?![\w.-])"), "<ID>"),
     (re.compile(r"\b0x[0-9a-fA-F]+\b"), "<HEX>"),
     (re.compile(r"\b(?=[0-9a-fA-F]*\d)(?=[0-9a-fA-F]*[a-fA-F])[0-9a-fA-F]{8,}\b"), "<HEX>"),
     (re.compile(r"(?<![\w.])[-+]?\d+(?:\.\d+)?(?:ms|s|us|ns|%)?(?![\w.])"), "<NUM>"),

@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 
 from tools.traces.config import TraceConfig
 from tools.traces.fingerprint import METRIC_FLAGS
-from tools.traces.log_templates import TemplateMiner
+from tools.traces.log_templates import TemplateMiner, mask
 
 _METRIC_PATTERNS = {
     # first match wins: a callback failure rate is a callback drop before it is an error rate
@@ -101,7 +101,7 @@ def keywords_from_attributes(
             for key in _KEYWORD_ATTRS:
                 val = obj.get(key)
                 if isinstance(val, str | int) and str(val):
-                    out[str(val)[:80]] += 1
+                    out[mask(str(val))[:80]] += 1
     return out
 
 
