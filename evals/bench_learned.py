@@ -16,11 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from evals.baselines import baro_rank
-from evals.harness import dataset_signature, load_aligned
+from evals.harness import dataset_signature
 from tools.learned.aligned import align_case
 from tools.learned.api import classify_fault, fuse_modalities, localize_root_cause
 from tools.learned.train import Epochs, TrainingCase, train_models
 from tools.telemetry.datasets import get_adapter
+from tools.telemetry.model import LabelledCase
 
 MAX_CASES_PER_SYSTEM = 8
 
@@ -31,16 +32,15 @@ def _machine() -> str:
 
 def _bench_dataset(dataset: str, root: Path) -> list[dict[str, Any]]:
     adapter = get_adapter(dataset)
-    loaded = load_aligned(dataset, root, None)
-    picked: dict[str, list] = {}  # type: ignore[type-arg]
-    for item in loaded:
-        picked.setdefault(item[0].system, []).append(item)
+    picked: dict[str, list[LabelledCase]] = {}
+    for case in adapter.cases(root):
+        picked.setdefault(case.system, []).append(case)
     rows = []
-    for system, items in sorted(picked.items()):
-        items = items[:MAX_CASES_PER_SYSTEM]
-        cases = [c for c, _, _, _ in items]
+    for system, all_cases in sorted(picked.items()):
+        cases = all_cases[:MAX_CASES_PER_SYSTEM]
+        aligned = [align_case(adapter.load_case(root, c)) for c in cases]
         models = train_models(
-            [TrainingCase(a, c) for c, _, a, _ in items],
+            [TrainingCase(a, c) for c, a in zip(cases, aligned, strict=True)],
             dataset_signature(dataset, None, cases),
             epochs=Epochs(diffusion=5, localizer=3, classifier=10),
         )
