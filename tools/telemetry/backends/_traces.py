@@ -1,4 +1,5 @@
-"""What the two trace backends share: the ``TraceSource`` filters and the service call graph.
+"""What the two trace backends share: fetching one trace, the ``TraceSource`` filters, the
+service call graph and the synchronous facade.
 
 Why: Jaeger and Tempo search by *trace* (a trace matches if one of its spans does), while
 ``TraceSource.spans`` promises *spans* that start in the window and match every filter. Both
@@ -9,10 +10,16 @@ caller -> callee statistics (calls, errors, p50/p95) in the project.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from typing import Any
+
 import networkx as nx
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from tools.telemetry.backends._http import BackendClient
+from tools.telemetry.errors import BackendError, InputError, NotFoundError
 from tools.telemetry.model import TimeWindow
 
 
@@ -65,3 +72,72 @@ def call_graph_from_spans(spans: pa.Table, window: TimeWindow) -> nx.DiGraph:
         if spans.num_rows:
             store.insert("spans", spans, "backend")
         return store.call_graph(window)
+
+
+class TraceClient(BackendClient, ABC):
+    """Base of the Jaeger and Tempo clients: the trace-by-id fetch and the sync facade of
+    :class:`tools.telemetry.sources.TraceSource`; a subclass supplies ``to_table`` (its trace
+    JSON -> ``SPAN_SCHEMA``), ``aspans`` and ``acall_graph``."""
+
+    @abstractmethod
+    def to_table(self, body: Any, source: str) -> pa.Table:
+        """The backend's trace document ``body`` (read from ``source``) -> ``SPAN_SCHEMA``."""
+
+    async def _spans(self, path: str, params: Mapping[str, Any] | None = None) -> pa.Table:
+        body = await self.get_json(path, params)
+        try:
+            return self.to_table(body, self._url(path, params))
+        except InputError as exc:
+            raise self.malformed(exc.message, path, params) from None
+
+    async def atrace(self, trace_id: str) -> pa.Table:
+        """All spans of one trace; ``NotFoundError`` when the backend does not know it."""
+        path = f"/api/traces/{trace_id}"
+        try:
+            table = await self._spans(path)
+        except BackendError as exc:
+            if exc.status == 404:
+                raise NotFoundError(f"no trace {trace_id}", source=exc.url) from None
+            raise
+        if table.num_rows == 0:
+            raise NotFoundError(f"no trace {trace_id}", source=self._url(path, None))
+        return table
+
+    @abstractmethod
+    async def aspans(
+        self,
+        window: TimeWindow,
+        services: list[str] | None = None,
+        operation: str | None = None,
+        min_duration_ms: float | None = None,
+        errors_only: bool = False,
+        trace_id: str | None = None,
+        limit: int | None = None,
+    ) -> pa.Table:
+        """``TraceSource.spans``, asynchronously."""
+
+    @abstractmethod
+    async def acall_graph(self, window: TimeWindow) -> nx.DiGraph:
+        """``TraceSource.call_graph``, asynchronously."""
+
+    # -- sync facade ---------------------------------------------------------------------------
+
+    def spans(
+        self,
+        window: TimeWindow,
+        services: list[str] | None = None,
+        operation: str | None = None,
+        min_duration_ms: float | None = None,
+        errors_only: bool = False,
+        trace_id: str | None = None,
+        limit: int | None = None,
+    ) -> pa.Table:
+        return self.run_sync(
+            self.aspans(window, services, operation, min_duration_ms, errors_only, trace_id, limit)
+        )
+
+    def trace(self, trace_id: str) -> pa.Table:
+        return self.run_sync(self.atrace(trace_id))
+
+    def call_graph(self, window: TimeWindow) -> nx.DiGraph:
+        return self.run_sync(self.acall_graph(window))

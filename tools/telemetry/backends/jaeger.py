@@ -20,9 +20,13 @@ from typing import Any
 import networkx as nx
 import pyarrow as pa
 
-from tools.telemetry.backends._http import BackendClient
-from tools.telemetry.backends._traces import call_graph_from_spans, dedupe_spans, filter_spans
-from tools.telemetry.errors import BackendError, InputError, NotFoundError
+from tools.telemetry.backends._traces import (
+    TraceClient,
+    call_graph_from_spans,
+    dedupe_spans,
+    filter_spans,
+)
+from tools.telemetry.errors import BackendError, NotFoundError
 from tools.telemetry.ingest import jaeger_json
 from tools.telemetry.ingest.common import Counter, Fail, span_rows
 from tools.telemetry.model import SPAN_SCHEMA, TimeWindow
@@ -41,7 +45,7 @@ def traces_to_table(doc: Any, source: str) -> pa.Table:
     return rows.table()
 
 
-class JaegerClient(BackendClient):
+class JaegerClient(TraceClient):
     """Jaeger query HTTP API; implements :class:`tools.telemetry.sources.TraceSource`.
 
     Jaeger searches traces per service, so ``spans`` without ``services`` searches every
@@ -73,12 +77,8 @@ class JaegerClient(BackendClient):
             )
         return body["data"]
 
-    async def _spans(self, path: str, params: Mapping[str, Any] | None = None) -> pa.Table:
-        body = await self.get_json(path, params)
-        try:
-            return traces_to_table(body, self._url(path, params))
-        except InputError as exc:
-            raise self.malformed(exc.message, path, params) from None
+    def to_table(self, body: Any, source: str) -> pa.Table:
+        return traces_to_table(body, source)
 
     # -- async API -----------------------------------------------------------------------------
 
@@ -113,19 +113,6 @@ class JaegerClient(BackendClient):
         if min_duration_ms is not None:
             params["minDuration"] = f"{min_duration_ms:g}ms"
         return await self._spans("/api/traces", params)
-
-    async def atrace(self, trace_id: str) -> pa.Table:
-        """All spans of one trace; ``NotFoundError`` when Jaeger does not know it."""
-        path = f"/api/traces/{trace_id}"
-        try:
-            table = await self._spans(path)
-        except BackendError as exc:
-            if exc.status == 404:
-                raise NotFoundError(f"no trace {trace_id}", source=exc.url) from None
-            raise
-        if table.num_rows == 0:
-            raise NotFoundError(f"no trace {trace_id}", source=self._url(path, None))
-        return table
 
     async def adependencies(self, window: TimeWindow) -> list[dict[str, Any]]:
         """``[{"parent", "child", "callCount"}]`` for the window (Jaeger aggregates these)."""
@@ -219,23 +206,3 @@ class JaegerClient(BackendClient):
 
     def dependencies(self, window: TimeWindow) -> list[dict[str, Any]]:
         return self.run_sync(self.adependencies(window))
-
-    def spans(
-        self,
-        window: TimeWindow,
-        services: list[str] | None = None,
-        operation: str | None = None,
-        min_duration_ms: float | None = None,
-        errors_only: bool = False,
-        trace_id: str | None = None,
-        limit: int | None = None,
-    ) -> pa.Table:
-        return self.run_sync(
-            self.aspans(window, services, operation, min_duration_ms, errors_only, trace_id, limit)
-        )
-
-    def trace(self, trace_id: str) -> pa.Table:
-        return self.run_sync(self.atrace(trace_id))
-
-    def call_graph(self, window: TimeWindow) -> nx.DiGraph:
-        return self.run_sync(self.acall_graph(window))

@@ -21,9 +21,13 @@ from typing import Any
 import networkx as nx
 import pyarrow as pa
 
-from tools.telemetry.backends._http import BackendClient
-from tools.telemetry.backends._traces import call_graph_from_spans, dedupe_spans, filter_spans
-from tools.telemetry.errors import BackendError, InputError, NotFoundError
+from tools.telemetry.backends._traces import (
+    TraceClient,
+    call_graph_from_spans,
+    dedupe_spans,
+    filter_spans,
+)
+from tools.telemetry.errors import InputError, NotFoundError
 from tools.telemetry.ingest import otlp_json
 from tools.telemetry.ingest.common import Fail
 from tools.telemetry.model import SPAN_SCHEMA, TimeWindow
@@ -92,7 +96,7 @@ def trace_to_table(doc: Any, source: str) -> pa.Table:
     return acc.spans.table()
 
 
-class TempoClient(BackendClient):
+class TempoClient(TraceClient):
     """Tempo HTTP API; implements :class:`tools.telemetry.sources.TraceSource`.
 
     ``spans`` runs one TraceQL search over the window (at most ``max_traces`` traces) and fetches
@@ -157,22 +161,8 @@ class TempoClient(BackendClient):
             raise self.malformed("no 'tagValues' list", path)
         return [str(v) for v in body["tagValues"]]
 
-    async def atrace(self, trace_id: str) -> pa.Table:
-        """All spans of one trace; ``NotFoundError`` when Tempo does not know it."""
-        path = f"/api/traces/{trace_id}"
-        try:
-            body = await self.get_json(path)
-        except BackendError as exc:
-            if exc.status == 404:
-                raise NotFoundError(f"no trace {trace_id}", source=exc.url) from None
-            raise
-        try:
-            table = trace_to_table(body, self._url(path, None))
-        except InputError as exc:
-            raise self.malformed(exc.message, path) from None
-        if table.num_rows == 0:
-            raise NotFoundError(f"no trace {trace_id}", source=self._url(path, None))
-        return table
+    def to_table(self, body: Any, source: str) -> pa.Table:
+        return trace_to_table(body, source)
 
     async def aspans(
         self,
@@ -233,23 +223,3 @@ class TempoClient(BackendClient):
 
     def tag_values(self, tag: str) -> list[str]:
         return self.run_sync(self.atag_values(tag))
-
-    def spans(
-        self,
-        window: TimeWindow,
-        services: list[str] | None = None,
-        operation: str | None = None,
-        min_duration_ms: float | None = None,
-        errors_only: bool = False,
-        trace_id: str | None = None,
-        limit: int | None = None,
-    ) -> pa.Table:
-        return self.run_sync(
-            self.aspans(window, services, operation, min_duration_ms, errors_only, trace_id, limit)
-        )
-
-    def trace(self, trace_id: str) -> pa.Table:
-        return self.run_sync(self.atrace(trace_id))
-
-    def call_graph(self, window: TimeWindow) -> nx.DiGraph:
-        return self.run_sync(self.acall_graph(window))
