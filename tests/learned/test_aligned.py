@@ -65,3 +65,20 @@ def test_empty_window_is_a_clear_error() -> None:
     empty = CaseTelemetry(case=case.case, baseline_metrics=case.baseline_metrics)
     with pytest.raises(NotFoundError, match="no metrics, spans or logs"):
         align_case(empty)
+
+
+def test_align_from_sources_matches_align_case(synthetic_case: CaseTelemetry) -> None:
+    from tools.learned import align
+    from tools.telemetry.model import Incident
+    from tools.telemetry.store import TelemetryStore
+
+    store = TelemetryStore.from_case(synthetic_case)
+    case = synthetic_case.case
+    incident = Incident(window=case.window, baseline=case.baseline, system="SYN")
+    aligned = align(store, store, store, incident)
+    direct = align_case(synthetic_case)
+    assert aligned.entities == direct.entities
+    assert set(aligned.modalities) == set(direct.modalities)
+    assert np.allclose(aligned.X, direct.X, atol=1e-4)
+    only_metrics = align(None, None, store, incident)
+    assert only_metrics.modalities == [Modality.METRICS]

@@ -406,14 +406,19 @@ def align(
 ) -> AlignedTelemetry:
     """Align telemetry read from sources for an incident; any source may be ``None``.
 
-    ``metric_names`` lists the metric names (or PromQL expressions on Prometheus) to read; the
+    ``metric_names`` lists the metric names (or PromQL expressions on Prometheus) to read; by
+    default a source that can list its metric names (the embedded store) is asked. The
     incident's ``baseline`` window, when given, supplies the fault-free scale.
     """
+
+    names = metric_names
+    if names is None and metrics is not None and hasattr(metrics, "metric_names"):
+        names = list(metrics.metric_names())  # the embedded store can list what it holds
 
     def read(window: TimeWindow) -> tuple[pa.Table, pa.Table, pa.Table]:
         s = traces.spans(window) if traces is not None else empty_table(SPAN_SCHEMA)
         lg = logs.logs(window) if logs is not None else empty_table(LOG_SCHEMA)
-        mt = [metrics.series(n, window) for n in (metric_names or [])] if metrics else []
+        mt = [metrics.series(n, window) for n in (names or [])] if metrics else []
         m = pa.concat_tables(mt) if mt else empty_table(METRIC_SCHEMA)
         return s, lg, m
 
