@@ -23,8 +23,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import networkx as nx
-import pyarrow as pa
 import typer
 from prometheus_client import start_http_server
 from rich.panel import Panel
@@ -135,51 +133,13 @@ STAGE_STYLE = {
 }
 
 
-class LockedStore:
-    """The store behind one lock: the span tail writes while the loop and the verifier read.
-
-    Why: one embedded DuckDB connection serves every thread here; whole calls are serialised
-    so that a read never meets a half-fetched result of another thread."""
-
-    def __init__(self, store: TelemetryStore) -> None:
-        self.store = store
-        self.lock = threading.Lock()
-
-    def insert(self, kind: str, table: pa.Table, source_id: str) -> int:
-        with self.lock:
-            return self.store.insert(kind, table, source_id)
-
-    def spans(
-        self,
-        window: TimeWindow,
-        services: list[str] | None = None,
-        operation: str | None = None,
-        min_duration_ms: float | None = None,
-        errors_only: bool = False,
-        trace_id: str | None = None,
-        limit: int | None = None,
-    ) -> pa.Table:
-        with self.lock:
-            return self.store.spans(
-                window, services, operation, min_duration_ms, errors_only, trace_id, limit
-            )
-
-    def trace(self, trace_id: str) -> pa.Table:
-        with self.lock:
-            return self.store.trace(trace_id)
-
-    def call_graph(self, window: TimeWindow) -> nx.DiGraph:
-        with self.lock:
-            return self.store.call_graph(window)
-
-
 class SpanTail(threading.Thread):
     """Ingests the testbed's OTLP JSON span files into the store every ``interval_s``.
 
     Each chunk of complete new lines is one store source (``file@offset``), so a chunk is
     written whole or not at all."""
 
-    def __init__(self, spans_dir: Path, store: LockedStore, interval_s: float = 0.2) -> None:
+    def __init__(self, spans_dir: Path, store: TelemetryStore, interval_s: float = 0.2) -> None:
         super().__init__(name="span-tail", daemon=True)
         self.dir, self.store, self.interval_s = spans_dir, store, interval_s
         self.offsets: dict[Path, int] = {}
@@ -339,7 +299,7 @@ def run_scenario(
     sc = SCENARIOS[name]
     out_dir.mkdir(parents=True, exist_ok=True)
     live = Live(quiet)
-    store = LockedStore(TelemetryStore(None))
+    store = TelemetryStore(None)
     audit = AuditLog(out_dir / "audit")
     repair_metrics = RepairMetrics()
     metrics_port = free_loopback_port()
@@ -389,7 +349,7 @@ def run_scenario(
                 )
     finally:
         server.shutdown()
-        store.store.close()
+        store.close()
     result["setup_seconds"] = round(time.time() - t_setup, 1)
     result["events"] = live.events
     return result
@@ -398,7 +358,7 @@ def run_scenario(
 def _closed_loop(
     sc: Scenario,
     tb: Testbed,
-    store: LockedStore,
+    store: TelemetryStore,
     prom: PrometheusClient,
     audit: AuditLog,
     repair_metrics: RepairMetrics,
@@ -507,7 +467,7 @@ def _closed_loop(
 def _artifacts(
     sc: Scenario,
     loop: ClosedLoop,
-    store: LockedStore,
+    store: TelemetryStore,
     prom: PrometheusClient,
     out_dir: Path,
     t_load: float,

@@ -274,12 +274,13 @@ class TelemetryStore:
 
     def call_graph(self, window: TimeWindow) -> nx.DiGraph:
         graph = nx.DiGraph()
-        for service, spans, errors in self._rows(*service_stats_sql(window)):
-            graph.add_node(service, spans=spans, errors=errors)
-        for caller, callee, calls, errors, p50, p95 in self._rows(*call_graph_sql(window)):
-            graph.add_edge(
-                caller, callee, calls=int(calls), errors=int(errors), p50_ms=p50, p95_ms=p95
-            )
+        with self._lock:  # nodes and edges from the same state while other threads insert
+            for service, spans, errors in self._rows(*service_stats_sql(window)):
+                graph.add_node(service, spans=spans, errors=errors)
+            for caller, callee, calls, errors, p50, p95 in self._rows(*call_graph_sql(window)):
+                graph.add_edge(
+                    caller, callee, calls=int(calls), errors=int(errors), p50_ms=p50, p95_ms=p95
+                )
         return graph
 
     def logs(
