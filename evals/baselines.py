@@ -18,6 +18,7 @@ from __future__ import annotations
 import networkx as nx
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from tools.learned.aligned import align_tables
 from tools.learned.channels import CHANNEL_INDEX
@@ -32,7 +33,7 @@ from tools.telemetry.model import (
 )
 
 
-def _metric_frame(table) -> pd.DataFrame:  # type: ignore[no-untyped-def]
+def _metric_frame(table: pa.Table) -> pd.DataFrame:
     df = table.select(["name", "service", "pod", "labels", "ts_ns", "value"]).to_pandas()
     svc = df["service"].where(
         df["service"].notna(),

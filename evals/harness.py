@@ -51,6 +51,7 @@ METHODS = LEARNED_METHODS + tuple(BASELINES)
 _DROP = {"no-traces": Modality.TRACES, "no-logs": Modality.LOGS, "no-metrics": Modality.METRICS}
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
+Loaded = list[tuple[LabelledCase, CaseTelemetry, AlignedTelemetry, float]]  # + load seconds
 
 
 @dataclass
@@ -71,7 +72,7 @@ def dataset_signature(
 
 def load_aligned(
     dataset: str, root: Path, parts: list[str] | None, progress: Progress | None = None
-) -> list[tuple[LabelledCase, CaseTelemetry, AlignedTelemetry, float]]:
+) -> Loaded:
     """Load and align every case, timing both (the first half of a diagnosis)."""
     adapter = get_adapter(dataset)
     cases = adapter.cases(root, parts)
@@ -144,7 +145,7 @@ def evaluate(
     folds: int = 5,
     seed: int = 0,
     progress: Progress | None = None,
-    loaded: list[tuple[LabelledCase, CaseTelemetry, AlignedTelemetry, float]] | None = None,
+    loaded: Loaded | None = None,
     models: LearnedModels | None = None,
     epochs: Epochs | None = None,
 ) -> dict[str, Any]:

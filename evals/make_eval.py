@@ -20,15 +20,17 @@ from typing import Any
 
 from rich.console import Console
 
-from evals.harness import METHODS, dataset_signature, evaluate, load_aligned
+from evals.harness import METHODS, Loaded, dataset_signature, evaluate, load_aligned
 from evals.report import markdown_table, results_table
-from tools.learned.train import TrainingCase, train_models
+from tools.learned.classifier import train_classifier
+from tools.learned.models import LearnedModels
+from tools.learned.train import TrainingCase, classifier_examples, train_models
 
 console = Console()
 DATASETS = {"nezha": "nezha", "sockshop-rcd": "sockshop-rcd"}
 
 
-def _train(loaded: list, dataset: str, seed: int) -> Any:  # type: ignore[type-arg]
+def _train(loaded: Loaded, dataset: str, seed: int) -> LearnedModels:
     cases = [c for c, _, _, _ in loaded]
     return train_models(
         [TrainingCase(a, c) for c, _, a, _ in loaded], dataset_signature(dataset, None, cases), seed
@@ -73,6 +75,15 @@ def run(datasets: Path, out: Path, methods: list[str], seed: int = 0) -> list[di
             )
             (out / f"{dataset}_transfer_OB_to_TT.json").write_text(json.dumps(result, indent=2))
             results.append({**result, "note": "T1-T3 trained on OB only, tested on TT"})
+            # the classifier alone: label-free T1/T2 as above, T3 trained on OB labels only
+            ob_cases = [TrainingCase(a, c) for c, _, a, _ in ob]
+            t3 = train_classifier(classifier_examples(ob_cases, models), seed=seed)
+            mixed = LearnedModels(models.diffusion, models.localizer, t3, models.dataset)
+            result = evaluate(
+                dataset, root, None, "tamo", loaded=tt, models=mixed, classifier="models", seed=seed
+            )
+            (out / f"{dataset}_transfer_T3_OB_to_TT.json").write_text(json.dumps(result, indent=2))
+            results.append({**result, "note": "T3 trained on OB labels only, tested on TT"})
     return results
 
 

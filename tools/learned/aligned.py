@@ -85,7 +85,8 @@ class AlignedTelemetry:
 
     @property
     def shape(self) -> tuple[int, int, int]:
-        return tuple(self.X.shape)  # type: ignore[return-value]
+        E, m, steps = self.X.shape
+        return (E, m, steps)
 
     def without(self, modality: Modality) -> AlignedTelemetry:
         """The same tensor with one modality's channels blanked (for ablations)."""

@@ -15,6 +15,7 @@ mixes them per time step.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -166,7 +167,7 @@ def train_diffusion(
     config: DiffusionConfig | None = None,
     epochs: int = 30,
     seed: int = 0,
-    progress: object | None = None,
+    progress: Callable[[], None] | None = None,
 ) -> tuple[DualBranchDiffusion, list[float]]:
     """Train T1 on fault-free windows; returns the model and the loss per epoch."""
     cfg = config or DiffusionConfig()
@@ -191,5 +192,5 @@ def train_diffusion(
             total += float(loss.detach()) * len(x0)
         losses.append(total / len(data))
         if progress is not None:
-            progress()  # type: ignore[operator]
+            progress()
     return model.eval(), losses

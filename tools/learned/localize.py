@@ -13,6 +13,7 @@ collects the most mass.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import networkx as nx
@@ -109,7 +110,7 @@ def train_localizer(
     config: LocalizerConfig | None = None,
     epochs: int = 20,
     seed: int = 0,
-    progress: object | None = None,
+    progress: Callable[[], None] | None = None,
 ) -> tuple[FrequencyAttention, list[float]]:
     """Self-supervised: reconstruct each entity's spectrum from the other entities' spectra."""
     torch.manual_seed(seed)
@@ -132,7 +133,7 @@ def train_localizer(
             total += float(loss.detach())
         losses.append(total / len(data))
         if progress is not None:
-            progress()  # type: ignore[operator]
+            progress()
     return model.eval(), losses
 
 
