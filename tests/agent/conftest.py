@@ -15,6 +15,22 @@ from tools.telemetry.settings import LLMSettings, Settings
 from tools.toolbox.context import ToolContext
 from tools.toolbox.repair import RepairSetup, configure
 
+# The toolbox's tools, written once for the toolbox and MCP tests (the agent adds
+# ``diagnose_incident`` on top of them).
+TOOLBOX_TOOLS = {
+    "query_traces",
+    "search_logs",
+    "query_promql",
+    "fuse_modalities",
+    "localize_root_cause",
+    "classify_fault",
+    "analyze_traces",
+    "match_fingerprint",
+    "list_strategies",
+    "plan_repair",
+    "execute_repair",
+}
+
 STRATEGY = """
 strategies:
   - strategy_id: payment_restart
@@ -80,8 +96,10 @@ def recorder() -> RecordingExecutor:
     return RecordingExecutor()
 
 
-@pytest.fixture
-def case_ctx(settings: Settings, recorder: RecordingExecutor, tmp_path: Path) -> ToolContext:
+def repair_ctx(settings: Settings, recorder: RecordingExecutor, audit: Path) -> ToolContext:
+    """The synthetic case's context with repair configured: ``STRATEGY`` run by ``recorder``,
+    audited under ``audit``. Called again on the same ``audit``, it is what a restarted process
+    builds: new sources, new caches, the same audit directory."""
     ctx = ToolContext.from_case(synthetic_case(), settings)
     configure(
         ctx,
@@ -89,7 +107,12 @@ def case_ctx(settings: Settings, recorder: RecordingExecutor, tmp_path: Path) ->
             strategies=parse_strategies(STRATEGY, "test-strategies.yaml"),
             executors={"recorder": recorder},
             policy=SafetyPolicy(allow_targets=["*"]),
-            audit=AuditLog(tmp_path / "audit"),
+            audit=AuditLog(audit),
         ),
     )
     return ctx
+
+
+@pytest.fixture
+def case_ctx(settings: Settings, recorder: RecordingExecutor, tmp_path: Path) -> ToolContext:
+    return repair_ctx(settings, recorder, tmp_path / "audit")

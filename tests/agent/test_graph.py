@@ -9,13 +9,9 @@ import pytest
 
 from agent.report import NO_LLM, Report
 from agent.run import Investigator
-from tests.agent.conftest import STRATEGY, RecordingExecutor
-from tests.agent.synthetic import synthetic_case
-from tools.repair import AuditLog, SafetyPolicy
-from tools.repair.strategy import parse_strategies
+from tests.agent.conftest import RecordingExecutor, repair_ctx
 from tools.telemetry.settings import Settings
 from tools.toolbox.context import ToolContext
-from tools.toolbox.repair import RepairSetup, configure
 
 SECTIONS = [
     "## Analysis",
@@ -31,21 +27,6 @@ SECTIONS = [
 
 class Crash(Exception):
     """Stands for the process dying at an unlucky moment."""
-
-
-def fresh_ctx(settings: Settings, recorder: RecordingExecutor, audit: Path) -> ToolContext:
-    """What a restarted process builds: new sources, new caches, the same audit directory."""
-    ctx = ToolContext.from_case(synthetic_case(), settings)
-    configure(
-        ctx,
-        RepairSetup(
-            strategies=parse_strategies(STRATEGY, "s.yaml"),
-            executors={"recorder": recorder},
-            policy=SafetyPolicy(allow_targets=["*"]),
-            audit=AuditLog(audit),
-        ),
-    )
-    return ctx
 
 
 def test_offline_report_has_every_section(case_ctx: ToolContext, tmp_path: Path) -> None:
@@ -90,7 +71,7 @@ def test_approval_pauses_then_a_new_process_executes(
     assert first.report.remediation.status == "awaiting-approval"
     assert recorder.executed() == []
     later = Investigator(
-        fresh_ctx(settings, recorder, tmp_path / "audit"), llm=False, checkpointer=cp
+        repair_ctx(settings, recorder, tmp_path / "audit"), llm=False, checkpointer=cp
     )
     done = later.decide(first.thread_id, True, "ann")
     assert done.pending_approval is None
@@ -124,7 +105,7 @@ def test_crash_after_repair_resumes_without_repeating_it(
         inv.decide(first.thread_id, True, "ann")
     assert len(recorder.executed()) == 1
     restarted = Investigator(
-        fresh_ctx(settings, recorder, tmp_path / "audit"), llm=False, checkpointer=cp
+        repair_ctx(settings, recorder, tmp_path / "audit"), llm=False, checkpointer=cp
     )
     done = restarted.resume(first.thread_id)
     assert len(recorder.executed()) == 1, "the repair ran again after the restart"

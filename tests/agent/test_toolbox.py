@@ -5,23 +5,10 @@ from __future__ import annotations
 import json
 
 from agent.tokens import count
+from tests.agent.conftest import TOOLBOX_TOOLS
 from tests.agent.synthetic import BASELINE, INJECTION, fenced_everywhere
 from tools.toolbox import REGISTRY, untrusted
 from tools.toolbox.context import ToolContext
-
-EXPECTED = {
-    "query_traces",
-    "search_logs",
-    "query_promql",
-    "fuse_modalities",
-    "localize_root_cause",
-    "classify_fault",
-    "analyze_traces",
-    "match_fingerprint",
-    "list_strategies",
-    "plan_repair",
-    "execute_repair",
-}
 
 
 def strings(value: object) -> list[str]:
@@ -38,7 +25,7 @@ def strings(value: object) -> list[str]:
 def test_every_tool_is_registered_with_a_teaching_description() -> None:
     import agent.diagnose_tool  # noqa: F401
 
-    assert set(REGISTRY) == EXPECTED | {"diagnose_incident"}
+    assert set(REGISTRY) == TOOLBOX_TOOLS | {"diagnose_incident"}
     for spec in REGISTRY.values():
         assert len(spec.description) > 80, spec.name
         assert spec.read_only != spec.destructive

@@ -18,26 +18,13 @@ from fastmcp.exceptions import ToolError
 from agent.tokens import count_json
 from mcp_server.auth import http_auth
 from mcp_server.server import build_server
-from tests.agent.conftest import RecordingExecutor
+from tests.agent.conftest import TOOLBOX_TOOLS, RecordingExecutor
 from tests.agent.synthetic import ABNORMAL, fenced_everywhere
 from tests.conftest import REPO, free_port
 from tools.telemetry.errors import ConfigError
 from tools.toolbox.context import ToolContext
 
-TOOLS = {
-    "query_traces",
-    "search_logs",
-    "query_promql",
-    "fuse_modalities",
-    "localize_root_cause",
-    "classify_fault",
-    "analyze_traces",
-    "match_fingerprint",
-    "list_strategies",
-    "plan_repair",
-    "execute_repair",
-    "diagnose_incident",
-}
+TOOLS = TOOLBOX_TOOLS | {"diagnose_incident"}
 WINDOW = {"start": ABNORMAL.start.isoformat(), "end": ABNORMAL.end.isoformat()}
 TOKEN = "s3cret-token-for-tests-0123456789"
 pytestmark = pytest.mark.timeout(120)
