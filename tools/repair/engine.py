@@ -107,30 +107,14 @@ def evaluate(strategy: Strategy, d: Diagnosis) -> StrategyMatch:
         else:
             failed.append(no)
 
-    if c.fault_type:
-        p = glob_match(d.fault_type, c.fault_type)
-        check(
-            "fault_type",
-            p is not None,
-            f"fault_type {d.fault_type} ~ {p}",
-            f"fault_type {d.fault_type} not in {c.fault_type}",
-        )
-    if c.module:
-        p = glob_match(d.component, c.module)
-        check(
-            "module",
-            p is not None,
-            f"module {d.component} ~ {p}",
-            f"module {d.component} not in {c.module}",
-        )
-    if c.service:
-        p = glob_match(d.service, c.service)
-        check(
-            "service",
-            p is not None,
-            f"service {d.service} ~ {p}",
-            f"service {d.service} not in {c.service}",
-        )
+    for key, value, patterns in (
+        ("fault_type", d.fault_type, c.fault_type),
+        ("module", d.component, c.module),
+        ("service", d.service, c.service),
+    ):
+        if patterns:
+            p = glob_match(value, patterns)
+            check(key, p is not None, f"{key} {value} ~ {p}", f"{key} {value} not in {patterns}")
     if c.error_code:
         wanted = {e.upper() for e in c.error_code}
         seen = sorted(wanted & {e.upper() for e in d.error_codes})
