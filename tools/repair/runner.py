@@ -205,29 +205,21 @@ class RepairExecutor:
             first = plan.actions[0]
             for check in plan.prechecks:
                 r = self._call(self._executor(first).precheck, check, first)
-                self._rec(
-                    plan,
-                    ids,
-                    "precheck",
-                    seq_no=first.seq_no,
-                    status="success" if r.ok else "failed",
-                    details={"check": check, "detail": r.detail},
+                self._preflight(
+                    plan, ids, "precheck", first.seq_no, r, {"check": check}, f"pre-check {check}"
                 )
-                if not r.ok:
-                    raise _Refused(f"pre-check {check} failed: {r.detail}")
             if self.policy.dry_run_first:
                 for a in plan.actions:
                     r = self._call(self._executor(a).dry_run, a, key=a.key(plan.task_id))
-                    self._rec(
+                    self._preflight(
                         plan,
                         ids,
                         "dry_run",
-                        seq_no=a.seq_no,
-                        status="success" if r.ok else "failed",
-                        details={"action": a.type, "target": a.target, "detail": r.detail},
+                        a.seq_no,
+                        r,
+                        {"action": a.type, "target": a.target},
+                        f"dry run of {a.type} {a.target}",
                     )
-                    if not r.ok:
-                        raise _Refused(f"dry run of {a.type} {a.target} failed: {r.detail}")
         if any(e.event == "approval" and e.status == "approved" for e in history):
             return
         if plan.auto and self.policy.allow_auto:
@@ -246,6 +238,28 @@ class RepairExecutor:
         )
         if not approval.approved:
             raise _Refused(f"not approved by {approval.by}: {approval.reason}")
+
+    def _preflight(
+        self,
+        plan: RepairPlan,
+        ids: list[str],
+        event: str,
+        seq_no: int,
+        r: ActionResult,
+        details: dict[str, Any],
+        what: str,
+    ) -> None:
+        """Audit one pre-check or dry run; a failed one refuses the repair."""
+        self._rec(
+            plan,
+            ids,
+            event,
+            seq_no=seq_no,
+            status="success" if r.ok else "failed",
+            details={**details, "detail": r.detail},
+        )
+        if not r.ok:
+            raise _Refused(f"{what} failed: {r.detail}")
 
     @staticmethod
     def _call(fn: Callable[..., ActionResult], *args: Any, **kw: Any) -> ActionResult:
