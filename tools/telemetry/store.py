@@ -173,7 +173,7 @@ class TelemetryStore:
         progress: Callable[[int], None] | None,
     ) -> None:
         latest = {(kind, sid): table for kind, table, sid in batch}  # a later item replaces
-        with self._lock, self._transaction():
+        with self._lock, self._single_threaded(), self._transaction():
             keys, known = self._source_keys({sid for _, sid in latest})
             catalog: list[dict[str, object]] = []
             per_kind: dict[str, list[tuple[int, pa.Table]]] = {}
@@ -237,6 +237,22 @@ class TelemetryStore:
                 keys[sid] = next_key
                 next_key += 1
         return keys, set(known)
+
+    @contextmanager
+    def _single_threaded(self) -> Iterator[None]:
+        """Writes run on one DuckDB thread, reads keep all of them.
+
+        With several threads DuckDB plans an insert as a parallel "Batch Insert" that compresses
+        and writes row groups per thread and then merges them; on the Nezha TT day that costs
+        ~1.5x the CPU of the single-threaded append (which compresses once, at commit), and on a
+        2-core machine the second thread cannot pay that back.
+        """
+        ((threads,),) = self._con.execute("SELECT current_setting('threads')").fetchall()
+        self._con.execute("SET threads = 1")
+        try:
+            yield
+        finally:
+            self._con.execute(f"SET threads = {int(threads)}")
 
     @contextmanager
     def _transaction(self) -> Iterator[None]:
