@@ -103,7 +103,19 @@ def conform(kind: Kind, table: pa.Table, source_id: str) -> pa.Table:
     Raises ``InputError`` naming the source and the column when a column is missing or cannot be
     converted, so that a bad table never reaches the store.
     """
-    missing = [f.name for f in kind.schema if f.name not in table.column_names]
+    if table.schema.equals(kind.schema):  # the adapters' and parsers' tables: nothing to convert
+        out = table.replace_schema_metadata(None)
+    else:
+        out = _converted(kind, table, source_id)
+    if out.column(kind.time_column).null_count:
+        raise InputError(f"column {kind.time_column} has null values", path=source_id)
+    return out
+
+
+def _converted(kind: Kind, table: pa.Table, source_id: str) -> pa.Table:
+    """``table``'s columns of ``kind.schema`` in its order, cast where their type differs."""
+    names = set(table.column_names)
+    missing = [f.name for f in kind.schema if f.name not in names]
     if missing:
         raise InputError(f"{kind.name} table lacks column(s) {', '.join(missing)}", path=source_id)
     cols = []
@@ -118,7 +130,4 @@ def conform(kind: Kind, table: pa.Table, source_id: str) -> pa.Table:
                     path=source_id,
                 ) from None
         cols.append(col)
-    out = pa.Table.from_arrays(cols, schema=kind.schema)
-    if out.column(kind.time_column).null_count:
-        raise InputError(f"column {kind.time_column} has null values", path=source_id)
-    return out
+    return pa.Table.from_arrays(cols, schema=kind.schema)
