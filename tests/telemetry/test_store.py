@@ -325,3 +325,35 @@ def test_batches_are_written_time_clustered() -> None:
     day = spans_table([span(i, i, None, "web", (i * 7919) % 3600, 1.0) for i in range(50)])
     wide = store_module._time_clustered([(0, day), (1, sample_spans())], "start_ns")
     assert wide.column("start_ns").to_pylist() == sorted(wide.column("start_ns").to_pylist())
+
+
+def test_tables_in_another_column_order_or_with_metadata_are_stored_alike() -> None:
+    spans = sample_spans()
+    shuffled = spans.select(list(reversed(spans.column_names))).append_column(
+        "extra", pa.array([1] * spans.num_rows)
+    )
+    tagged = spans.replace_schema_metadata({"origin": "adapter"})
+    s = TelemetryStore(None)
+    s.insert_many([("spans", shuffled, "a"), ("spans", tagged, "b")])
+    stored = s.spans(ALL)
+    assert stored.schema == spans.schema
+    assert stored.sort_by("span_id").equals(pa.concat_tables([spans, spans]).sort_by("span_id"))
+
+
+def test_writes_leave_the_thread_setting_for_reads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Writes run single-threaded; a write, even a failing one, leaves reads all threads."""
+    with TelemetryStore(tmp_path / "t.duckdb") as s:
+        s._con.execute("SET threads = 2")
+        s.insert("spans", sample_spans(), "a")
+        assert s._rows("SELECT current_setting('threads')", []) == [(2,)]
+
+        def fail(tables: list[pa.Table]) -> pa.Table:
+            assert s._con.execute("SELECT current_setting('threads')").fetchall() == [(1,)]
+            raise OSError("disk full")
+
+        monkeypatch.setattr(store_module.pa, "concat_tables", fail)
+        with pytest.raises(OSError):
+            s.insert("spans", sample_spans(), "b")
+        assert s._rows("SELECT current_setting('threads')", []) == [(2,)]
