@@ -21,7 +21,9 @@ CASE_KEYS = {
     "fault_type_pred",
     "seconds",
 }
-FAST = Epochs(diffusion=3, localizer=2, classifier=15)
+# T1 needs a few epochs before its residual means anything: with 3, Sock Shop run 1 scores by the
+# random initialisation (Acc@3 0.4-0.6 depending on the channel count); 8 gives 1.0 in ~6 s.
+FAST = Epochs(diffusion=8, localizer=2, classifier=15)
 
 
 @pytest.mark.slow

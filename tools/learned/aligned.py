@@ -20,6 +20,7 @@ import pyarrow as pa
 from tools.learned.channels import CHANNEL_INDEX, CHANNELS, LOG_CHANNELS, TRACE_CHANNELS
 from tools.learned.series import (
     empty_series,
+    log_endings,
     log_series,
     log_templates_by_entity,
     metric_series,
@@ -40,7 +41,7 @@ from tools.telemetry.model import (
 from tools.telemetry.sources import LogSource, MetricSource, TraceSource
 
 Z_CLIP = 100.0
-COUNT_CHANNELS = {"trace_calls", "trace_errors", "log_lines", "log_errors", "log_novel"}
+COUNT_CHANNELS = {"trace_calls", "trace_errors", "log_lines", "log_errors", "log_novel", "log_cut"}
 # Smallest scale, as a share of the normal level, per family: a 60 s latency series with four
 # fault-free samples can have a MAD of almost nothing, and then any jitter reads as z = 100.
 REL_FLOOR = {
@@ -160,11 +161,12 @@ def _series_on_grid(
     step_ns: int,
     n_bins: int,
     templates: dict[str, set[str]] | None,
+    endings: pd.Series | None = None,
 ) -> pd.DataFrame:
     parts = [
         metric_series(metrics, start_ns, step_ns, n_bins),
         trace_series(spans, start_ns, step_ns, n_bins),
-        log_series(logs, start_ns, step_ns, n_bins, templates),
+        log_series(logs, start_ns, step_ns, n_bins, templates, endings),
     ]
     parts = [p for p in parts if not p.empty]
     return pd.concat(parts, ignore_index=True) if parts else empty_series()
@@ -317,7 +319,16 @@ def align_tables(
         cut = window.start_ns + int((window.end_ns - window.start_ns) * FALLBACK_FRACTION)
         early = logs.filter(pa.compute.less(logs.column("ts_ns"), cut))
         known = log_templates_by_entity(early)
-    win = _series_on_grid(spans, logs, metrics, window.start_ns, step_ns, n_bins, known)
+    # which statements end a request normally: the fault-free logs plus the lead-in (else the
+    # window's first part, as for the templates)
+    lead_end = onset_ns if onset_ns is not None and onset_ns > window.start_ns else None
+    if lead_end is None and not b_logs.num_rows:
+        lead_end = window.start_ns + int((window.end_ns - window.start_ns) * FALLBACK_FRACTION)
+    elif lead_end is None:
+        lead_end = window.start_ns
+    lead = logs.filter(pa.compute.less(logs.column("ts_ns"), lead_end)) if logs.num_rows else logs
+    endings = log_endings(pa.concat_tables([b_logs, lead]))
+    win = _series_on_grid(spans, logs, metrics, window.start_ns, step_ns, n_bins, known, endings)
     b_lo_hi = [
         r
         for r in (

@@ -30,7 +30,7 @@ TRACE_CHANNELS: tuple[str, ...] = (
     "trace_errors",
     "trace_edge_latency",
 )
-LOG_CHANNELS: tuple[str, ...] = ("log_lines", "log_errors", "log_novel")
+LOG_CHANNELS: tuple[str, ...] = ("log_lines", "log_errors", "log_novel", "log_cut")
 CHANNELS: tuple[str, ...] = METRIC_CHANNELS + TRACE_CHANNELS + LOG_CHANNELS
 CHANNEL_INDEX: dict[str, int] = {c: i for i, c in enumerate(CHANNELS)}
 
@@ -53,6 +53,7 @@ FAMILY_OF: dict[str, str] = {
     "log_lines": "logs",
     "log_errors": "errors",
     "log_novel": "logs",
+    "log_cut": "errors",
 }
 FAMILIES: tuple[str, ...] = (
     "cpu",

@@ -22,7 +22,7 @@ from tools.learned.threads import one_thread
 # Channels where only an increase means trouble (a CPU, latency or error drop is not a fault).
 _UP_ONLY = {"metric_cpu", "metric_memory", "metric_latency", "metric_errors", "trace_p50"}
 _UP_ONLY |= {"trace_p95", "trace_p99", "trace_self_p95", "trace_errors", "trace_edge_latency"}
-_UP_ONLY |= {"log_errors", "log_novel"}
+_UP_ONLY |= {"log_errors", "log_novel", "log_cut"}
 ONE_SIDED = np.array([c in _UP_ONLY for c in CHANNELS])
 
 

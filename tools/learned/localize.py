@@ -35,7 +35,8 @@ FREQ_BINS = FREQ_LEN // 2 + 1
 # call chain to every caller; traffic volume (calls, bytes, syscalls, log lines) moves with the
 # workload mix as much as with faults.
 EVIDENCE_WEIGHT = 1.0
-FAILURE = {"log_novel": 1.5, "log_errors": 1.2, "trace_errors": 1.2, "metric_errors": 1.2}
+FAILURE = {"log_novel": 1.5, "log_cut": 1.5, "log_errors": 1.2, "trace_errors": 1.2}
+FAILURE["metric_errors"] = 1.2
 PROPAGATING = {"metric_latency", "trace_p50", "trace_p95", "trace_p99", "trace_edge_latency"}
 VOLUME = {"metric_network", "metric_io", "metric_load", "log_lines", "trace_calls"}
 PROPAGATING_WEIGHT, VOLUME_WEIGHT = 0.6, 0.3

@@ -27,6 +27,9 @@ _MASKS = (
     re.compile(r"\b[0-9a-fA-F]{16,}\b"),
     re.compile(r"\b\d+(\.\d+)*\b"),
 )
+_CODE_LOCATION = re.compile(r"(?P<loc>[A-Za-z_][\w.$]*#\d+)")
+# A statement "never ends a request" when it was seen this often and ended at most this share.
+CUT_MIN_SEEN, CUT_MAX_SHARE = 3, 0.1
 _OK_CODES = {"", "0", "ok", "OK", "200", "201", "204", "STATUS_CODE_OK", "UNSET"}
 
 
@@ -159,13 +162,21 @@ def trace_series(spans: pa.Table, start_ns: int, step_ns: int, n_bins: int) -> p
 
 def _templates(body: pa.Array) -> pa.Array:
     """Cheap Drain-like templates, vectorised: ids and numbers masked, then only the words kept
-    (letters and ``_``/``#``), first 80 characters: the logger, level and message wording."""
+    (letters and ``_``/``#``), first 80 characters: the logger, level and message wording.
+
+    A code location (Logback ``Class#line``) is kept whole in front: two statements of one method
+    often differ only by their line number, and which of them still logs is what shows where an
+    injected exception cut the code path."""
     text = pc.utf8_slice_codeunits(body, 0, 240)
+    where = pc.struct_field(pc.extract_regex(text, pattern=_CODE_LOCATION.pattern), "loc")
     for pattern in _MASKS:
         text = pc.replace_substring_regex(text, pattern=pattern.pattern, replacement=" ")
     text = pc.replace_substring_regex(text, pattern=r"[^A-Za-z_#]+", replacement=" ")
     text = pc.replace_substring_regex(text, pattern=r"(^| )[A-Za-z]( |$)", replacement=" ")
-    return pc.utf8_slice_codeunits(pc.utf8_trim_whitespace(text), 0, 80)
+    words = pc.utf8_slice_codeunits(pc.utf8_trim_whitespace(text), 0, 80)
+    return pc.utf8_ltrim_whitespace(
+        pc.binary_join_element_wise(pc.fill_null(where, ""), words, " ")
+    )
 
 
 def log_template(body: str) -> str:
@@ -190,9 +201,15 @@ def _log_frame(logs: pa.Table) -> pd.DataFrame:
             ).to_numpy(),
             "is_error": is_error.to_numpy(zero_copy_only=False),
             "template": _templates(body).to_numpy(zero_copy_only=False),
+            "trace_id": logs.column("trace_id").to_numpy(zero_copy_only=False),
         }
     )
-    return df.dropna(subset=["entity", "ts_ns"])
+    df = df.dropna(subset=["entity", "ts_ns"])
+    # 1.0 where the line is the last one its entity wrote for its trace, NaN without a trace id
+    traced = df[df["trace_id"].fillna("") != ""].sort_values("ts_ns", kind="stable")
+    last = traced.groupby(["entity", "trace_id"]).cumcount(ascending=False) == 0
+    df["last"] = last.astype(float).reindex(df.index)
+    return df
 
 
 def log_templates_by_entity(logs: pa.Table) -> dict[str, set[str]]:
@@ -202,15 +219,30 @@ def log_templates_by_entity(logs: pa.Table) -> dict[str, set[str]]:
     return {e: set(g["template"]) for e, g in df.groupby("entity")}
 
 
+def log_endings(logs: pa.Table) -> pd.Series:
+    """``(entity, template) -> share`` of the entity's traces that this statement ended, for
+    statements seen at least ``CUT_MIN_SEEN`` times in traced lines.
+
+    Why: an injected exception or early return cuts a method's code path, so the statement before
+    the cut becomes the last line the service writes for a request, although it normally never
+    is. Compared per statement, this is indifferent to the workload mix that moves raw counts."""
+    if logs.num_rows == 0:
+        return pd.Series(dtype="float64")
+    df = _log_frame(logs).dropna(subset=["last"])
+    stats = df.groupby(["entity", "template"])["last"].agg(["size", "mean"])
+    return stats.loc[stats["size"] >= CUT_MIN_SEEN, "mean"]
+
+
 def log_series(
     logs: pa.Table,
     start_ns: int,
     step_ns: int,
     n_bins: int,
     known_templates: dict[str, set[str]] | None,
+    endings: pd.Series | None = None,
 ) -> pd.DataFrame:
-    """Per-entity line counts, error-level counts and error lines of templates unseen in the
-    baseline."""
+    """Per-entity line counts, error-level counts, error lines of templates unseen in the
+    baseline, and requests whose code path was cut (see :func:`log_endings`)."""
     if logs.num_rows == 0:
         return empty_series()
     df = _log_frame(logs)
@@ -226,6 +258,12 @@ def log_series(
         # only error-level lines of an unseen template: a new *failure* message, not a new
         # wording of business as usual (workload mix changes make plenty of those)
         df["is_novel"] = np.asarray(unseen, dtype=bool) & df["is_error"].to_numpy(dtype=bool)
+    if endings is None or endings.empty:
+        df["is_cut"] = False
+    else:
+        idx = pd.MultiIndex.from_arrays([df["entity"], df["template"]])
+        share = endings.reindex(idx).to_numpy(dtype=float)
+        df["is_cut"] = (df["last"].to_numpy() == 1.0) & (share <= CUT_MAX_SHARE)
     covered = np.sort(df["bin"].unique())
     g = df.groupby(["entity", "bin"])
     stats = pd.DataFrame(
@@ -233,6 +271,7 @@ def log_series(
             "log_lines": g.size().astype(float),
             "log_errors": g["is_error"].sum().astype(float),
             "log_novel": g["is_novel"].sum().astype(float),
+            "log_cut": g["is_cut"].sum().astype(float),
         }
     )
     full = pd.MultiIndex.from_product([df["entity"].unique(), covered], names=["entity", "bin"])
