@@ -25,7 +25,7 @@ from tools.learned.results import FaultTypePrediction, RootCauseRanking
 from tools.learned.threads import one_thread
 
 FAMILY_IDX = {f: [i for i, c in enumerate(CHANNELS) if FAMILY_OF[c] == f] for f in FAMILIES}
-N_FEATURES = 3 * len(FAMILIES) + 2
+N_FEATURES = 3 * len(FAMILIES) + 2 * len(CHANNELS) + 2
 UNKNOWN = "unknown"
 MIN_SIGMOID = 0.05
 
@@ -43,7 +43,8 @@ class ClassifierConfig:
 
 
 def entity_features(fused: FusedTelemetry, rank_score: np.ndarray) -> np.ndarray:
-    """[E, N_FEATURES]: per family peak |anomaly|, signed peak, onset; own rank score; is-top."""
+    """[E, N_FEATURES]: per family peak |anomaly|, signed peak, onset; per channel sustained
+    peak of the entity and of the whole window (max over entities); own rank score; is-top."""
     a = fused.anomaly * fused.aligned.present[:, :, None]
     E, _, length = a.shape
     feats = np.zeros((E, N_FEATURES), dtype=np.float32)
@@ -57,6 +58,11 @@ def entity_features(fused: FusedTelemetry, rank_score: np.ndarray) -> np.ndarray
         feats[:, 3 * k] = absmax
         feats[:, 3 * k + 1] = signed
         feats[:, 3 * k + 2] = onset
+    peaks = fused.channel_peaks()
+    m = len(CHANNELS)
+    base = 3 * len(FAMILIES)
+    feats[:, base : base + m] = peaks
+    feats[:, base + m : base + 2 * m] = peaks.max(axis=0, initial=0.0)[None, :]
     top = rank_score.max() if rank_score.size and rank_score.max() > 0 else 1.0
     feats[:, -2] = rank_score / top
     feats[:, -1] = (rank_score == rank_score.max()).astype(np.float32) if rank_score.size else 0
