@@ -179,12 +179,11 @@ class TelemetryStore:
         with self._lock, self._single_threaded(), self._transaction():
             keys, known = self._source_keys({sid for _, sid in latest})
             catalog: list[dict[str, object]] = []
-            per_kind: dict[str, list[tuple[int, pa.Table]]] = {}
+            per_kind: dict[str, list[tuple[int, int, pa.Table]]] = {}
             for (kind, source_id), table in latest.items():
                 src = keys[source_id]
-                tcol = table.column(KINDS[kind].time_column)
-                lo = pc.min(tcol).as_py() if table.num_rows else None
-                hi = pc.max(tcol).as_py() if table.num_rows else None
+                lo, hi = pc.min_max(table.column(KINDS[kind].time_column)).values()
+                lo, hi = lo.as_py(), hi.as_py()
                 catalog.append(
                     {
                         "src": src,
@@ -198,7 +197,8 @@ class TelemetryStore:
                 )
                 if table.num_rows:
                     srcs = pa.array(np.full(table.num_rows, src, dtype=np.int32))
-                    per_kind.setdefault(kind, []).append((lo, table.append_column("src", srcs)))
+                    part = (lo, hi, table.append_column("src", srcs))
+                    per_kind.setdefault(kind, []).append(part)
             for kind in {k for k, _ in latest}:
                 stale = [keys[sid] for k, sid in latest if k == kind and sid in known]
                 if stale:  # a re-ingest: the source's previous rows go
@@ -389,18 +389,18 @@ class TelemetryStore:
                 raise TamoError(f"query failed: {_first_line(exc)}", source=self._name) from None
 
 
-def _time_clustered(parts: list[tuple[int, pa.Table]], time_column: str) -> pa.Table:
-    """The parts as one table whose row groups each cover a narrow time range.
+def _time_clustered(parts: list[tuple[int, int, pa.Table]], time_column: str) -> pa.Table:
+    """The ``(first, last timestamp, table)`` parts as one table whose row groups each cover a
+    narrow time range.
 
     Parts are ordered by their first timestamp; when every part spans only a small share of the
     batch's time range (minute files, receiver batches) that is enough for zone maps, otherwise
     (whole-day files) the rows are sorted.
     """
     parts = sorted(parts, key=lambda p: p[0])
-    data = pa.concat_tables([t for _, t in parts])
-    col = data.column(time_column)
-    lo, hi = pc.min(col).as_py(), pc.max(col).as_py()
-    widths = [pc.max(t.column(time_column)).as_py() - first for first, t in parts]
+    data = pa.concat_tables([t for _, _, t in parts])
+    lo, hi = parts[0][0], max(last for _, last, _ in parts)
+    widths = [last - first for first, last, _ in parts]
     if len(parts) > 1 and max(widths) <= (hi - lo) / 16:
         return data
     return data.sort_by(time_column)
