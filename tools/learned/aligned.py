@@ -319,15 +319,16 @@ def align_tables(
         cut = window.start_ns + int((window.end_ns - window.start_ns) * FALLBACK_FRACTION)
         early = logs.filter(pa.compute.less(logs.column("ts_ns"), cut))
         known = log_templates_by_entity(early)
-    # which statements end a request normally: the fault-free logs plus the lead-in (else the
-    # window's first part, as for the templates)
-    lead_end = onset_ns if onset_ns is not None and onset_ns > window.start_ns else None
-    if lead_end is None and not b_logs.num_rows:
-        lead_end = window.start_ns + int((window.end_ns - window.start_ns) * FALLBACK_FRACTION)
-    elif lead_end is None:
-        lead_end = window.start_ns
-    lead = logs.filter(pa.compute.less(logs.column("ts_ns"), lead_end)) if logs.num_rows else logs
-    endings = log_endings(pa.concat_tables([b_logs, lead]))
+    # which statements end a request normally: the fault-free logs (else the lead-in before the
+    # onset, else the window's first part, as for the templates)
+    if b_logs.num_rows:
+        endings = log_endings(b_logs)
+    else:
+        lead_end = onset_ns if onset_ns is not None and onset_ns > window.start_ns else None
+        lead_end = lead_end or window.start_ns + int(
+            (window.end_ns - window.start_ns) * FALLBACK_FRACTION
+        )
+        endings = log_endings(logs.filter(pa.compute.less(logs.column("ts_ns"), lead_end)))
     win = _series_on_grid(spans, logs, metrics, window.start_ns, step_ns, n_bins, known, endings)
     b_lo_hi = [
         r
