@@ -8,6 +8,7 @@ from tools.learned import align_case, classify_fault, fuse_modalities, localize_
 from tools.learned.classifier import (
     ClassifierConfig,
     FaultTypeClassifier,
+    case_features,
     example,
     train_classifier,
     weighted_bce,
@@ -77,8 +78,15 @@ def test_classifier_learns_family_features_and_says_unknown_when_untrained() -> 
     for fault in ("cpu", "mem"):
         case = make_case(fault=fault, seed=9, traces=False, logs=False)
         fused = fuse_modalities(align_case(case))
-        pred = classify_fault(fused, localize_root_cause(fused), LearnedModels(classifier=model))
+        ranking = localize_root_cause(fused)
+        pred = classify_fault(fused, ranking, LearnedModels(classifier=model))
         assert pred.fault_type == fault and 0.5 < pred.probability <= 1.0
+        # the case-level regression alone also separates the two faults
+        case = torch.from_numpy(case_features(fused, ranking))
+        with torch.no_grad():
+            alone = model.case_probabilities(case)
+        assert model.config.labels[int(alone.argmax())] == fault
+        assert torch.isclose(alone.sum(), torch.tensor(1.0))
     fused = fuse_modalities(align_case(make_case()))
     none = classify_fault(fused, localize_root_cause(fused))
     assert none.fault_type == "unknown" and none.low_confidence

@@ -7,13 +7,16 @@ attention lets every entity look at the others (a root cause's callers slow down
 convolution over causal + call edges mixes neighbours. Each entity gets one sigmoid per known fault
 type, trained with the weighted binary cross-entropy
 ``L = -1/E sum[lambda_w y log y_hat + (1 - y) log(1 - y_hat)]`` (lambda_w up-weights the rare
-positive: one root cause among E entities). The prediction is read at T2's top entity; below a
+positive: one root cause among E entities). The prediction is read around T2's top entities and
+mixed with a case-level softmax regression (standardised, L2) on the channel peaks of the whole
+window and of the top entity: with 20-odd labelled cases the network alone swings with its
+initialisation, and the window-wide view still holds when T2's top entity is wrong. Below a
 confidence floor the answer is "unknown", because production meets fault types no label covers.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 import torch
@@ -26,6 +29,7 @@ from tools.learned.threads import one_thread
 
 FAMILY_IDX = {f: [i for i, c in enumerate(CHANNELS) if FAMILY_OF[c] == f] for f in FAMILIES}
 N_FEATURES = 3 * len(FAMILIES) + 2 * len(CHANNELS) + 2
+N_CASE = 2 * len(CHANNELS)
 UNKNOWN = "unknown"
 MIN_SIGMOID = 0.05
 
@@ -36,6 +40,8 @@ class ClassifierConfig:
     hidden: int = 32
     heads: int = 2
     pos_weight: float = 4.0  # lambda_w
+    case_l2: float = 1.0  # L2 weight of the case-level linear head (logistic regression, C = 1)
+    case_share: float = 0.5  # its share in the final probabilities
     min_confidence: float = 0.0  # least share of the best type among all types
 
     def to_dict(self) -> dict[str, object]:
@@ -97,6 +103,11 @@ class FaultTypeClassifier(nn.Module):
         self.gcn = nn.Linear(h, h)
         self.head = nn.Linear(2 * h, max(1, len(config.labels)))
         self.act = nn.GELU()
+        # case level: a standardised, L2-regularised softmax regression on the window's and the
+        # top entity's channel peaks; deterministic where the network swings with its seed
+        self.case_head = nn.Linear(N_CASE, max(1, len(config.labels)))
+        self.register_buffer("case_mean", torch.zeros(N_CASE))
+        self.register_buffer("case_std", torch.ones(N_CASE))
 
     def forward(self, x: torch.Tensor, adj: torch.Tensor) -> torch.Tensor:
         """x [E, F], adj [E, E] -> logits [E, K]."""
@@ -105,6 +116,10 @@ class FaultTypeClassifier(nn.Module):
         h = (h + att).squeeze(0)
         g = self.act(self.gcn(adj @ h))
         return self.head(torch.cat([h, g], dim=-1))
+
+    def case_probabilities(self, case: torch.Tensor) -> torch.Tensor:
+        """case [N_CASE] or [B, N_CASE] -> softmax over the known types."""
+        return torch.softmax(self.case_head((case - self.case_mean) / self.case_std), dim=-1)
 
 
 def weighted_bce(probs: torch.Tensor, target: torch.Tensor, pos_weight: float) -> torch.Tensor:
@@ -119,6 +134,7 @@ class ClassifierExample:
     adjacency: np.ndarray
     root: int  # index of the root-cause entity
     label: str
+    case: np.ndarray  # [N_CASE] case-level features (see case_features)
 
 
 def example(
@@ -129,8 +145,23 @@ def example(
         return None
     score = _rank_vector(fused, ranking)
     return ClassifierExample(
-        entity_features(fused, score), adjacency(fused, ranking), fused.entities.index(root), label
+        entity_features(fused, score),
+        adjacency(fused, ranking),
+        fused.entities.index(root),
+        label,
+        case_features(fused, ranking),
     )
+
+
+def case_features(fused: FusedTelemetry, ranking: RootCauseRanking) -> np.ndarray:
+    """[N_CASE]: per channel sustained peak over the whole window and at T2's top entity."""
+    peaks = fused.channel_peaks()
+    top = (
+        peaks[fused.entities.index(ranking.ranking[0].entity)]
+        if ranking.ranking
+        else np.zeros(len(CHANNELS))
+    )
+    return np.concatenate([peaks.max(axis=0, initial=0.0), top]).astype(np.float32)
 
 
 def _rank_vector(fused: FusedTelemetry, ranking: RootCauseRanking) -> np.ndarray:
@@ -147,13 +178,7 @@ def train_classifier(
 ) -> FaultTypeClassifier:
     labels = sorted({ex.label for ex in examples})
     base = config or ClassifierConfig()
-    cfg = ClassifierConfig(
-        labels=labels,
-        hidden=base.hidden,
-        heads=base.heads,
-        pos_weight=base.pos_weight,
-        min_confidence=base.min_confidence,
-    )
+    cfg = replace(base, labels=labels)
     torch.manual_seed(seed)
     model = FaultTypeClassifier(cfg)
     if not examples:
@@ -173,7 +198,30 @@ def train_classifier(
             opt.zero_grad()
             loss.backward()
             opt.step()
+    _fit_case_head(model, examples, labels)
     return model.eval()
+
+
+def _fit_case_head(
+    model: FaultTypeClassifier, examples: list[ClassifierExample], labels: list[str]
+) -> None:
+    """Full-batch L-BFGS on cross-entropy + case_l2/(2n) ||W||^2 (scikit-learn's C = 1/l2)."""
+    X = torch.from_numpy(np.stack([ex.case for ex in examples]))
+    y = torch.tensor([labels.index(ex.label) for ex in examples])
+    model.case_mean.copy_(X.mean(dim=0))
+    model.case_std.copy_(X.std(dim=0).nan_to_num(1.0).clamp_min(0.05))
+    opt = torch.optim.LBFGS(model.case_head.parameters(), max_iter=200)
+    n = len(examples)
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        logits = model.case_head((X - model.case_mean) / model.case_std)
+        loss = nn.functional.cross_entropy(logits, y, reduction="sum")
+        loss = (loss + 0.5 * model.config.case_l2 * model.case_head.weight.pow(2).sum()) / n
+        loss.backward()
+        return loss
+
+    opt.step(closure)
 
 
 def type_probabilities(
@@ -185,9 +233,12 @@ def type_probabilities(
     adj = torch.from_numpy(adjacency(fused, ranking))
     with torch.no_grad():
         probs = torch.sigmoid(model(x, adj)).numpy()
+        case = model.case_probabilities(torch.from_numpy(case_features(fused, ranking))).numpy()
     idx = [fused.entities.index(r.entity) for r in ranking.ranking[:3]]
     w = np.exp(4.0 * np.array([r.score for r in ranking.ranking[:3]]))
-    return (probs[idx] * (w / w.sum())[:, None]).sum(axis=0)
+    net = (probs[idx] * (w / w.sum())[:, None]).sum(axis=0)
+    share = model.config.case_share
+    return (1 - share) * net + share * case
 
 
 @one_thread()
