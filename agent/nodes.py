@@ -153,7 +153,8 @@ def plan(state: InvestigationState, runtime: Rt) -> dict[str, Any]:
     args = {
         "service": top.entity,
         "fault_type": fault.fault_type if fault else "unknown",
-        "confidence": round(top.score, 4),
+        # calibrated P(top-1 right); 0 without a trained ranker (nothing to gate a repair on)
+        "confidence": ranking.confidence if ranking.confidence is not None else 0.0,
         "error_codes": impact.error_codes,
         "metrics": {
             "error_rate": impact.error_rate,

@@ -101,10 +101,14 @@ def _template_summary(a: Analysis, impact: Impact, level: str) -> str:
         else f"the fault looks like {a.fault_type} ({a.fault_probability:.0%})"
     )
     return (
-        f"{a.root_cause} is the most likely root cause ({(a.root_cause_confidence or 0):.0%}); "
+        f"{a.root_cause} is the most likely root cause ({_confidence(a.root_cause_confidence)}); "
         f"{fault}.{chain} {impact.requests} requests in the window, error rate "
         f"{impact.error_rate:.1%}; priority {level}."
     )
+
+
+def _confidence(p: float | None) -> str:
+    return f"{p:.0%} calibrated" if p is not None else "no calibrated confidence: untrained ranker"
 
 
 def _llm_summary(
@@ -147,7 +151,8 @@ def build_report(
     analysis = Analysis(
         summary="",
         root_cause=top.entity if top else None,
-        root_cause_confidence=round(top.score, 4) if top else None,
+        # the ranker's calibrated P(top-1 is the root cause); None without a trained ranker
+        root_cause_confidence=ranking.confidence if top and ranking else None,
         fault_type=fault.fault_type if fault else "unknown",
         fault_probability=round(fault.probability, 4) if fault else 0.0,
         fault_low_confidence=fault.low_confidence if fault else True,

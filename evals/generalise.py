@@ -6,9 +6,11 @@ scored on a fault type, a block of time or a system they never saw (:mod:`evals.
 Per case and seed the label-free work (T1 residual, T2 attention and walk, ranker features) is
 done once; every fold then only fits the small models, so many folds and ablations stay cheap.
 
-Variants (the ablation): ``ranker`` (all features on T1's residual), ``ranker -T1`` (the same
-features on robust z, no diffusion), ``ranker -<group>`` (one feature group dropped, see
-:data:`tools.learned.ranker.FEATURE_GROUPS`), ``hand-set`` (the untrained 0.7 own + 0.3 walk rule).
+Variants (the ablation): ``ranker`` (what ships: the hand-set rule's score, with a learned
+temperature and calibrator), ``ranker -T1`` (the same on robust z, no diffusion), ``ranker all
+features`` (hand-set score + every learned feature), ``... -<group>`` (one group dropped, see
+:data:`tools.learned.ranker.FEATURE_GROUPS`), ``ranker learned features only`` (no hand-set
+score), ``hand-set`` (the untrained 0.7 own + 0.3 walk rule, no confidence).
 """
 
 from __future__ import annotations
@@ -27,16 +29,27 @@ from tools.learned.classifier import UNKNOWN, classify, example, train_classifie
 from tools.learned.fusion import FusedTelemetry, fuse
 from tools.learned.localize import localize, ranker_features
 from tools.learned.models import LearnedModels
-from tools.learned.ranker import FEATURE_GROUPS, FEATURES, RankerCase, RankerConfig, fit_ranker
+from tools.learned.ranker import (
+    DEFAULT_FEATURES,
+    FEATURE_GROUPS,
+    FEATURES,
+    HAND,
+    RankerCase,
+    RankerConfig,
+    fit_ranker,
+)
 from tools.telemetry.model import LabelledCase
 
+ALL = list(FEATURES)
 VARIANTS: dict[str, list[str] | None] = {
-    "ranker": list(FEATURES),
-    "ranker -T1": list(FEATURES),
+    "ranker": list(DEFAULT_FEATURES),
+    "ranker -T1": list(DEFAULT_FEATURES),
+    "ranker all features": ALL,
     **{
-        f"ranker -{g}": [f for f in FEATURES if f not in names]
+        f"ranker all features -{g}": [f for f in ALL if f not in names]
         for g, names in FEATURE_GROUPS.items()
     },
+    "ranker learned features only": [f for f in ALL if f not in HAND],
     "hand-set": None,
 }
 

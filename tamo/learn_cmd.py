@@ -87,6 +87,11 @@ def register(app: typer.Typer) -> None:
         ),
         json_out: Path | None = typer.Option(None, "--json", help="write the result JSON here"),
         seed: int = typer.Option(0, help="random seed"),
+        protocol: str = typer.Option(
+            "alert",
+            help="alert (the engine gets the injection time as alert time) or window (only the "
+            "window: the engine detects the onset)",
+        ),
     ) -> None:
         """Diagnose every labelled case and score the ranking (Acc@k) and fault type (macro-F1)."""
         try:
@@ -107,6 +112,7 @@ def register(app: typer.Typer) -> None:
                     classifier=classifier,
                     seed=seed,
                     progress=tick,
+                    protocol=protocol,
                 )
         except TamoError as exc:
             fail(str(exc))

@@ -291,4 +291,5 @@ def classify(
         probability=round(float(share[best]), 4),
         alternatives=alternatives,
         low_confidence=not confident,
+        note="unlike every fault type it was trained on" if novel else "",
     )

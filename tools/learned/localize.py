@@ -218,12 +218,18 @@ def ranker_features(
     own, peaks = entity_scores(fused)
     causal, _ = causal_matrix(fused, model, cfg)
     walk = _walk(causal, own, cfg.restart) if own.sum() > 0 else np.zeros_like(own)
-    feats = entity_features(
-        fused.channel_peaks(), drops(fused), fused.aligned.call_graph, fused.entities, walk, causal
-    )
     own_n = own / own.max() if own.max() > 0 else own
     walk_n = walk / walk.max() if walk.max() > 0 else walk
     hand = (1 - cfg.walk_weight) * own_n + cfg.walk_weight * walk_n
+    feats = entity_features(
+        fused.channel_peaks(),
+        drops(fused),
+        fused.aligned.call_graph,
+        fused.entities,
+        walk,
+        causal,
+        hand,
+    )
     return feats, hand, peaks, causal
 
 

@@ -73,3 +73,4 @@ class FaultTypePrediction(BaseModel):
     probability: float  # share of the best type among the known types it was trained on
     alternatives: dict[str, float] = Field(default_factory=dict)
     low_confidence: bool = False
+    note: str = ""  # why "unknown": e.g. unlike every fault type it was trained on
