@@ -60,7 +60,7 @@ def test_leave_one_day_out_holds_out_contiguous_blocks_and_sock_shop_runs() -> N
 
 
 def test_cross_system_trains_on_other_systems_only() -> None:
-    for _, system, test, train in folds(CASES, "cross-system"):
+    for _, system, _test, train in folds(CASES, "cross-system"):
         assert {CASES[i].system for i in train} == {"OB", "TT", "SockShop"} - {system}
     (fold,) = folds(CASES, "OB->TT")
     assert {CASES[i].system for i in fold[3]} == {"OB"}

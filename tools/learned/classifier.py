@@ -40,6 +40,10 @@ N_FEATURES = 3 * len(FAMILIES) + 2 * len(CHANNELS) + 2
 N_CASE = 2 * len(CHANNELS)
 UNKNOWN = "unknown"
 MIN_SIGMOID = 0.05
+# novelty space: a feature's spread counts as at least 1 z (a difference under one robust z
+# is not a different fault), and the radius is at least NOVELTY_MIN_RADIUS such units
+NOVELTY_STD_FLOOR = 1.0
+NOVELTY_MIN_RADIUS = 1.0
 
 
 @dataclass
@@ -134,7 +138,7 @@ class FaultTypeClassifier(nn.Module):
         (> 1: farther than almost every training case is from its nearest neighbour)."""
         if len(self.train_case) == 0:
             return 0.0
-        z = (case - self.case_mean) / self.case_std
+        z = (case - self.case_mean) / self.case_std.clamp_min(NOVELTY_STD_FLOOR)
         d = torch.cdist(z[None, :], self.train_case).min()
         return float(d / self.novelty_radius.clamp_min(1e-6))
 
@@ -243,11 +247,12 @@ def _fit_case_head(
         return loss
 
     opt.step(closure)
-    z = (X - model.case_mean) / model.case_std
+    z = (X - model.case_mean) / model.case_std.clamp_min(NOVELTY_STD_FLOOR)
     model.train_case.copy_(z)
     if n >= 3:
         d = torch.cdist(z, z) + torch.diag(torch.full((n,), float("inf")))
-        model.novelty_radius.copy_(torch.quantile(d.min(dim=1).values, model.config.novelty_q))
+        q = torch.quantile(d.min(dim=1).values, model.config.novelty_q)
+        model.novelty_radius.copy_(q.clamp_min(NOVELTY_MIN_RADIUS))
 
 
 def type_probabilities(
