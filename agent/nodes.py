@@ -23,7 +23,7 @@ from agent.evidence import run_tool
 from agent.gather import deterministic_gather, llm_gather
 from agent.reporting import build_report
 from agent.state import Approval, ImpactFigures, InvestigationState
-from tools.telemetry.settings import LLMSettings
+from tools.core.settings import LLMSettings
 from tools.toolbox import warm
 from tools.toolbox.context import ToolContext
 

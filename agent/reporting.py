@@ -19,7 +19,7 @@ from agent.prompts import render
 from agent.report import NO_LLM, Analysis, Hypothesis, Impact, Remediation, Report
 from agent.state import InvestigationState
 from agent.tokens import count
-from tools.telemetry.settings import LLMSettings
+from tools.core.settings import LLMSettings
 
 
 def _impact(state: InvestigationState) -> Impact:
