@@ -18,7 +18,7 @@ from openai import APIError
 
 from agent.evidence import model_view, run_tool
 from agent.prompts import render
-from agent.report import EvidenceItem, Usage
+from agent.report_model import EvidenceItem, Usage
 from agent.tokens import count_messages
 from tools.core.settings import LLMSettings
 from tools.telemetry.model import Incident

@@ -20,7 +20,7 @@ from langgraph.types import Command
 from agent.graph import build_graph, sqlite_checkpointer
 from agent.llm import make_llm
 from agent.nodes import AgentDeps
-from agent.report import Report
+from agent.report_model import Report
 from tools.core.errors import NotFoundError
 from tools.core.settings import Settings
 from tools.telemetry.model import Incident

@@ -47,8 +47,7 @@ from tools.repair import (
 )
 from tools.repair.closed_loop import ClosedLoop, LoopEvent
 from tools.repair.detect import complete_traces
-from tools.repair.executors import TestbedExecutor
-from tools.repair.report import (
+from tools.repair.effect_plots import (
     Figures,
     effect_plot,
     effect_queries,
@@ -56,6 +55,7 @@ from tools.repair.report import (
     heatmap,
     write_dashboard,
 )
+from tools.repair.executors import TestbedExecutor
 from tools.telemetry.backends.prometheus import PrometheusClient
 from tools.telemetry.ingest import parse_text
 from tools.telemetry.local_prometheus import LocalPrometheus, free_loopback_port

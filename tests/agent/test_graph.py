@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.report import NO_LLM, Report
+from agent.report_model import NO_LLM, Report
 from agent.run import Investigator
 from tests.agent.conftest import RecordingExecutor, repair_ctx
 from tools.core.settings import Settings

@@ -16,7 +16,7 @@ from openai import APIError
 
 from agent.priority import assign_priority
 from agent.prompts import render
-from agent.report import NO_LLM, Analysis, Hypothesis, Impact, Remediation, Report
+from agent.report_model import NO_LLM, Analysis, Hypothesis, Impact, Remediation, Report
 from agent.state import InvestigationState
 from agent.tokens import count
 from tools.core.settings import LLMSettings
