@@ -58,6 +58,16 @@ def test_search_logs_fences_hostile_text_and_stays_small(case_ctx: ToolContext) 
     assert count(json.dumps(r.model_dump(mode="json"))) < 600
 
 
+def test_search_logs_reads_every_spelling_of_a_level_on_one_scale(case_ctx: ToolContext) -> None:
+    # the window holds INFO and ERROR lines; SEVERE (java.util.logging) is ERROR's level
+    for name in ("WARN", "warning", "SEVERE"):
+        assert TOOLBOX["search_logs"](case_ctx, min_severity=name).by_severity == {"ERROR": 31}
+    assert TOOLBOX["search_logs"](case_ctx, min_severity="notice").by_severity.keys() == {
+        "INFO",
+        "ERROR",
+    }
+
+
 def test_query_promql_ranks_the_series_that_moved(case_ctx: ToolContext) -> None:
     r = TOOLBOX["query_promql"](case_ctx, query="container_cpu_usage", top_k=2)
     assert r.series == 3
