@@ -274,7 +274,7 @@ def search_logs(inp: SearchLogsInput, ctx: ToolContext) -> SearchLogsResult:
     """Group the log lines of a window into message patterns (Drain templates) with counts, the
     services that emit them and one fenced example each; never returns raw dumps. Costs one bounded
     log query plus template mining. Use after query_traces to explain an erroring service."""
-    from tools.traces.log_templates import TemplateMiner
+    from tools.telemetry.log_templates import TemplateMiner
 
     window = ctx.window(inp.start, inp.end)
     services = ctx.services(inp.services)

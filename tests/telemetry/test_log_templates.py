@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from tools.core.errors import InputError
-from tools.traces.log_templates import TemplateMiner, mask
+from tools.telemetry.log_templates import TemplateMiner, mask
 
 
 def test_masks_variables() -> None:

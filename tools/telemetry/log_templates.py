@@ -1,4 +1,5 @@
-"""A Drain-style streaming log template miner with persisted state.
+"""The one log normalisation + template layer: variable masking and a Drain-style streaming
+template miner with persisted state.
 
 Why our own (about 150 lines) instead of the drain3 package: drain3 pins dependencies that
 conflict with fastmcp. The algorithm is Drain's (He et al., ICWS 2017): mask variables
