@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tools.core.errors import InputError
-from tools.telemetry.log_templates import TemplateMiner, mask
+from tools.telemetry import log_templates
+from tools.telemetry.log_templates import MAX_LINE_CHARS, TemplateMiner, mask, tokenize
 
 
 def test_masks_variables() -> None:
@@ -57,3 +61,62 @@ def test_corrupt_state_is_an_input_error(tmp_path: Path) -> None:
     state.write_text("{not json")
     with pytest.raises(InputError, match=r"drain\.json"):
         TemplateMiner(state_path=state)
+
+
+def test_statements_at_different_code_locations_never_share_a_template() -> None:
+    miner = TemplateMiner()
+    a = miner.add("16:42:09 INFO  t.c.TravelServiceImpl#366 [calculate time: 475]")
+    b = miner.add("16:42:10 INFO  t.c.TravelServiceImpl#372 [calculate time: 175]")
+    again = miner.add("16:43:00 INFO  t.c.TravelServiceImpl#366 [calculate time: 12]")
+    assert a.template_id == again.template_id != b.template_id
+    assert "t.c.TravelServiceImpl#366" in again.template
+    assert miner.match("16:44:00 INFO  t.c.TravelServiceImpl#999 [calculate time: 1]") is None
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from(
+            [
+                "user 42 logged in from 10.0.0.1",
+                "user 7 logged in from 10.0.0.9",
+                "cache miss for key ctx-12",
+                "c.s.Impl#10 [get][took 3 ms]",
+                "c.s.Impl#20 [get][took 4 ms]",
+                "",
+                "x" * 300,
+                " " * 100 + "y" * 200,
+            ]
+        )
+        | st.text(max_size=40),
+        max_size=30,
+    )
+)
+def test_a_column_is_mined_as_if_streamed_line_by_line(lines: list[str]) -> None:
+    streamed = TemplateMiner()
+    one_by_one = [streamed.add(line).template_id for line in lines]
+    column = TemplateMiner()
+    assert column.template_ids(pa.array(lines, pa.string())).tolist() == one_by_one
+    assert [t.model_dump() for t in column.templates()] == [
+        t.model_dump() for t in streamed.templates()
+    ]
+
+
+def test_only_the_start_of_a_long_line_is_read() -> None:
+    head = "payload dump follows " + "k " * 200
+    assert tokenize(head + "A") == tokenize(head + "B")
+    assert len(" ".join(tokenize(head))) <= MAX_LINE_CHARS
+
+
+_WORDS = st.sampled_from(
+    ["10.0.0.1:80", "ctx-12", "0x1F", "deadbeef01", "12.5ms", "Impl#366", "-3", "v4.1.0", "a.b"]
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(_WORDS | st.text(max_size=12), max_size=12).map(" ".join) | st.text())
+def test_masking_word_by_word_equals_masking_the_whole_line(line: str) -> None:
+    whole = line
+    for pattern, token in log_templates._MASKS:
+        whole = pattern.sub(token, whole)
+    assert mask(line) == whole
