@@ -1,4 +1,4 @@
-"""``diagnose_incident``: the whole investigation as one tool (registered in the toolbox).
+"""``diagnose_incident``: the whole investigation as one tool (listed beside the toolbox's tools).
 
 Why it lives in ``agent/``: it runs the LangGraph investigation, and the toolbox (below the agent)
 must not import the agent. It is described with the same :func:`~tools.toolbox.spec.tool`, and
