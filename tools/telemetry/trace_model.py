@@ -33,6 +33,7 @@ Definitions (the rest of the project relies on them):
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -46,25 +47,25 @@ OK_CODE_WORDS = frozenset(
     {"", "ok", "unset", "none", "null", "success", "status_code_ok", "status_code_unset"}
 )
 
-# The same rule as :func:`code_is_failure`, for SQL stores (DuckDB): status ERROR, or a failing
-# code on a span whose status is not OK.
-ERROR_SQL = """(
+_NUMBER = r"[+-]?[0-9]{1,18}"  # a status number; anything else is a word
+# The same rule as :func:`error_spans`, for SQL stores (DuckDB): status ERROR, or a failing code
+# on a span whose status is not OK.
+ERROR_SQL = f"""(
     lower(coalesce(status, '')) = 'error'
     OR (
         lower(coalesce(status, '')) <> 'ok'
         AND CASE
-            WHEN try_cast(trim(error_code) AS BIGINT) IS NOT NULL THEN
+            WHEN regexp_full_match(trim(coalesce(error_code, '')), '{_NUMBER}') THEN
                 CASE
-                    WHEN try_cast(trim(error_code) AS BIGINT) < 100
-                        THEN try_cast(trim(error_code) AS BIGINT) <> 0
-                    WHEN try_cast(trim(error_code) AS BIGINT) >= 500 THEN TRUE
-                    WHEN try_cast(trim(error_code) AS BIGINT) >= 400
+                    WHEN CAST(trim(error_code) AS BIGINT) < 100
+                        THEN CAST(trim(error_code) AS BIGINT) <> 0
+                    WHEN CAST(trim(error_code) AS BIGINT) >= 500 THEN TRUE
+                    WHEN CAST(trim(error_code) AS BIGINT) >= 400
                         THEN lower(coalesce(kind, '')) = 'client'
                     ELSE FALSE
                 END
             ELSE lower(trim(coalesce(error_code, ''))) NOT IN
-                ('', 'ok', 'unset', 'none', 'null', 'success', 'status_code_ok',
-                 'status_code_unset')
+                ({", ".join(f"'{w}'" for w in sorted(OK_CODE_WORDS))})
         END
     )
 )"""
@@ -78,11 +79,10 @@ def code_is_failure(code: str, client: bool) -> bool:
     Any other text (``error.type``, ``TIMEOUT``, ``EMBEDDING_FAILED``) names a failure unless it
     is an OK word.
     """
-    text = code.strip()
-    try:
-        number = int(text)
-    except ValueError:
+    text = code.strip(" ")
+    if not re.fullmatch(_NUMBER, text):
         return text.lower() not in OK_CODE_WORDS
+    number = int(text)
     if number < 100:
         return number != 0
     if number >= 500:
