@@ -402,7 +402,8 @@ def _duplicate(tr: _Trace, dispatcher: str) -> None:
         key=lambda r: r["start_ns"],
     )
     tr.open_services[sid] = M[dispatcher].service
-    _call(tr, key, sid, first["start_ns"] + int(tr.rng.uniform(0.2, 3.0) * MS), _open(key)(None))
+    lag = int(tr.rng.uniform(0.05, 0.5) * (first["end_ns"] - first["start_ns"]))
+    _call(tr, key, sid, first["start_ns"] + lag, _open(key)(None))
 
 
 def _finish(tr: _Trace) -> list[dict[str, Any]]:

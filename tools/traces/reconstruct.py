@@ -69,6 +69,7 @@ class TraceForest:
     start_ns: np.ndarray  # int64
     duration_ns: np.ndarray  # float64, effective (unfinished spans run to the trace's end)
     self_ns: np.ndarray  # float64, duration minus children's, clamped at 0
+    client: np.ndarray  # bool: a client span (the trace model's definition: its time is wire)
     idle_ns: np.ndarray  # float64, longest stretch with no child running (a leaf: its duration)
     unfinished: np.ndarray  # bool
     is_error: np.ndarray  # bool
@@ -241,6 +242,7 @@ def reconstruct(
         start_ns=start,
         duration_ns=duration,
         self_ns=links.self_ns,
+        client=links.client,
         idle_ns=idle_ns,
         unfinished=links.unfinished,
         is_error=links.is_error,
