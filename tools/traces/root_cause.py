@@ -5,10 +5,10 @@ errored) and *forward* (a trace that stopped never calls its callback), so conse
 be blamed. A hung span is the most specific evidence (the deepest one with the largest self
 time is where time went); siblings repeated beyond normal while failing point at the retried
 module; a child module run twice concurrently (never so in normal traffic) is a fork blamed on
-the parent that dispatched twice; an error is blamed on the deepest span whose own children succeeded; a span
-whose parent was never exported points at that parent; extra roots are a fork; a missing
-expected child is blamed on the parent that failed to call it; with none of these the slowest
-span by self time is named.
+the parent that dispatched twice; an error is blamed on the deepest span whose own children
+succeeded; a span whose parent was never exported points at that parent; extra roots are a
+fork; a missing expected child is blamed on the parent that failed to call it; with none of
+these the slowest span by self time is named.
 
 Why the normal structure matters: what a trace *lacks* is evidence too. A client span (see
 :mod:`tools.telemetry.trace_model`) that hung or failed without the callee it always calls

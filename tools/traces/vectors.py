@@ -11,6 +11,7 @@ histogram captures *where* in the tree it happened.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from statistics import NormalDist
 
 import numpy as np
 
@@ -72,6 +73,14 @@ def _retried_later(forest: TraceForest, group: np.ndarray, n_groups: int) -> np.
         level = forest.depth == d
         covered[level] |= covered[forest.parent[level]]
     return covered
+
+
+def _tail_stretch(base: ModuleBaseline, config: TraceConfig) -> float:
+    """Factor on a module's ~99.9% self-time tail (3.09 sigma) for the slow-span threshold:
+    the per-span level at which a trace of the usual size stays under ``slow_trace_alpha``."""
+    spans_per_trace = max(float(base.spans_per_trace.sum()), 1.0)
+    per_span = NormalDist().inv_cdf(1.0 - config.slow_trace_alpha / spans_per_trace)
+    return per_span / NormalDist().inv_cdf(0.999)
 
 
 def span_signals(forest: TraceForest, base: ModuleBaseline, config: TraceConfig) -> SpanSignals:
@@ -141,7 +150,7 @@ def span_signals(forest: TraceForest, base: ModuleBaseline, config: TraceConfig)
     fork_at[forest.parent[ov[~np.isin(ov_pair, base.concurrent_ok)]]] = True
     recovered = forest.is_error & _retried_later(forest, group, len(codes))
     tail = np.where(known, base.tail_self_z[g] if n else np.inf, np.inf)
-    slow = ~hung & (self_z > np.maximum(config.slow_quantile_factor * tail, config.slow_min_z))
+    slow = ~hung & (self_z > np.maximum(_tail_stretch(base, config) * tail, config.slow_min_z))
     # time spent backing off between retries that finally succeeded is not a slow span
     slow[np.unique(forest.parent[recovered])] = False
     status = np.where(hung, 2, np.where(forest.is_error, 1, 0))
