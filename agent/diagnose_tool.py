@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 
 from agent.graph import memory_checkpointer
 from agent.run import Investigator
-from tools.telemetry.errors import TamoError
+from tools.core.errors import TamoError
 from tools.telemetry.model import Incident
 from tools.toolbox.context import ToolContext
 from tools.toolbox.spec import ScopeInput, tool, untrusted

@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from agent.report import EvidenceItem, Usage
+from agent.report_model import EvidenceItem, Usage
 from agent.tokens import count
 from tools.toolbox.context import ToolContext
 from tools.toolbox.spec import REGISTRY

@@ -18,10 +18,10 @@ from openai import APIError
 
 from agent.evidence import model_view, run_tool
 from agent.prompts import render
-from agent.report import EvidenceItem, Usage
+from agent.report_model import EvidenceItem, Usage
 from agent.tokens import count_messages
+from tools.core.settings import LLMSettings
 from tools.telemetry.model import Incident
-from tools.telemetry.settings import LLMSettings
 from tools.toolbox.context import ToolContext
 from tools.toolbox.spec import REGISTRY, untrusted
 

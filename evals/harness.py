@@ -24,6 +24,7 @@ from sklearn.model_selection import StratifiedKFold
 
 from evals.baselines import baro_rank, trace_pagerank_rank
 from evals.metrics import fault_type_scores, ranking_scores
+from tools.core.errors import DatasetError, TamoError
 from tools.learned.aligned import AlignedTelemetry, align_case
 from tools.learned.classifier import UNKNOWN, classify, example, train_classifier
 from tools.learned.fusion import FusedTelemetry, fuse
@@ -32,7 +33,6 @@ from tools.learned.models import LearnedModels, load_models
 from tools.learned.results import RootCauseRanking
 from tools.learned.train import Epochs, TrainingCase, train_models
 from tools.telemetry.datasets import get_adapter
-from tools.telemetry.errors import DatasetError, TamoError
 from tools.telemetry.model import CaseTelemetry, LabelledCase, Modality
 
 LEARNED_METHODS = (

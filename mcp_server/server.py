@@ -25,7 +25,7 @@ import agent.diagnose_tool  # noqa: F401  (registers diagnose_incident)
 import tools.toolbox  # noqa: F401  (registers the toolbox tools)
 from agent.prompts import render
 from mcp_server.confirm import confirm_repair
-from tools.telemetry.errors import NotFoundError
+from tools.core.errors import NotFoundError
 from tools.toolbox.context import ToolContext
 from tools.toolbox.spec import REGISTRY, ToolSpec
 

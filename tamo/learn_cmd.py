@@ -13,10 +13,10 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from evals.harness import METHODS, dataset_signature, evaluate, load_aligned
-from evals.report import results_table
+from evals.results_table import results_table
 from tamo.console import console, fail
+from tools.core.errors import TamoError
 from tools.learned.train import TrainingCase, train_models
-from tools.telemetry.errors import TamoError
 
 
 def _parts(days: str | None, runs: str | None) -> list[str] | None:

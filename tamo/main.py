@@ -13,7 +13,7 @@ import sys
 import typer
 
 from tamo.console import fail
-from tools.telemetry.errors import TamoError
+from tools.core.errors import TamoError
 
 COMMAND_MODULES = (
     "tamo.ingest_cmd",

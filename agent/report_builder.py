@@ -16,10 +16,10 @@ from openai import APIError
 
 from agent.priority import assign_priority
 from agent.prompts import render
-from agent.report import NO_LLM, Analysis, Hypothesis, Impact, Remediation, Report
+from agent.report_model import NO_LLM, Analysis, Hypothesis, Impact, Remediation, Report
 from agent.state import InvestigationState
 from agent.tokens import count
-from tools.telemetry.settings import LLMSettings
+from tools.core.settings import LLMSettings
 
 
 def _impact(state: InvestigationState) -> Impact:
