@@ -20,7 +20,7 @@ import typer
 
 from tamo.console import console
 from tamo.ingest_cmd import one_line_errors, store_option
-from tools.telemetry.errors import TamoError
+from tools.core.errors import TamoError
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -46,7 +46,7 @@ def serve(
 
     from agent.scope import parse_duration
     from mcp_server.live import Retention, build_live_server
-    from tools.telemetry.settings import get_settings
+    from tools.core.settings import get_settings
     from tools.telemetry.store_client import ServerFile, open_store
     from tools.toolbox.context import ToolContext
 

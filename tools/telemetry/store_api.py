@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from tools.telemetry.errors import InputError, NotFoundError, TamoError
+from tools.core.errors import InputError, NotFoundError, TamoError
 from tools.telemetry.model import TimeWindow
 from tools.telemetry.store import TelemetryStore
 from tools.telemetry.store_schema import KINDS

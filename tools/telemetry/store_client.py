@@ -22,7 +22,7 @@ import httpx
 import networkx as nx
 import pyarrow as pa
 
-from tools.telemetry.errors import BackendError, NotFoundError, TamoError
+from tools.core.errors import BackendError, NotFoundError, TamoError
 from tools.telemetry.ingest import IngestResult, parse_file
 from tools.telemetry.model import TimeWindow
 from tools.telemetry.store import TelemetryStore
