@@ -140,9 +140,11 @@ def _sample_traces(spans: pa.Table, k: int = 5) -> list[str]:
     return seen
 
 
-def measure_impact(incident: Incident, traces: TraceSource) -> Impact:
-    """Every service of the window against normal, and the entry points' figures."""
-    now_w, base_w, how = baseline_windows(incident, traces)
+def measure_impact(incident: Incident, traces: TraceSource, how: str | None = None) -> Impact:
+    """Every service of the window against normal, and the entry points' figures; ``how``
+    says where a baseline the caller already chose came from."""
+    now_w, base_w, chosen = baseline_windows(incident, traces)
+    how = how or chosen
     spans = traces.spans(now_w, limit=SPAN_LIMIT)
     now = _per_service(spans, now_w.seconds)
     base = _per_service(traces.spans(base_w, limit=SPAN_LIMIT), base_w.seconds) if base_w else {}

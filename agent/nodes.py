@@ -19,9 +19,10 @@ from langchain_openai import ChatOpenAI
 from langgraph.runtime import Runtime
 from langgraph.types import interrupt
 
+from agent.corroborate import corroborate
 from agent.evidence import run_tool
 from agent.gather import deterministic_gather, llm_gather
-from agent.impact import measure_impact
+from agent.impact import baseline_windows, measure_impact
 from agent.priority import assign_priority
 from agent.report_builder import build_report
 from agent.report_model import EvidenceItem, Impact
@@ -30,6 +31,8 @@ from tools.core.errors import TamoError
 from tools.core.settings import LLMSettings
 from tools.toolbox import warm
 from tools.toolbox.context import ToolContext
+from tools.toolbox.spec import WindowInput
+from tools.toolbox.traces import analysis_for
 
 
 @dataclass
@@ -67,9 +70,19 @@ def scope(state: InvestigationState, runtime: Rt) -> dict[str, Any]:
 
     incident = state["incident"]
     ctx = runtime.context.ctx
+    baseline_note = None
+    if incident.baseline is None:  # one normal for every tool: impact, T1-T3, trace analytics
+        try:
+            now, base, baseline_note = baseline_windows(incident, ctx.traces)
+        except TamoError:
+            base = None
+        if base is not None:
+            incident = incident.model_copy(update={"window": now, "baseline": base})
     if ctx.incident != incident:
         ctx.scope(incident)
     return {
+        "incident": incident,
+        "baseline_note": baseline_note or state.get("baseline_note"),
         "usage": state.get("usage") or Usage(),
         "evidence": state.get("evidence") or [],
         "not_checked": state.get("not_checked") or [],
@@ -83,7 +96,7 @@ def _impact(state: InvestigationState, rt: Rt) -> Impact:
     """Every service of the window against normal (:mod:`agent.impact`), filed as evidence."""
     ctx = rt.context.ctx
     try:
-        impact = measure_impact(state["incident"], ctx.traces)
+        impact = measure_impact(state["incident"], ctx.traces, state.get("baseline_note"))
     except TamoError as exc:
         state["not_checked"].append(f"impact not measured: {exc}")
         return Impact()
@@ -121,7 +134,21 @@ def fuse(state: InvestigationState, runtime: Rt) -> dict[str, Any]:
 
 
 def localize(state: InvestigationState, runtime: Rt) -> dict[str, Any]:
-    return {**_touched(state), "ranking": _run(state, runtime, "localize_root_cause", {})}
+    """T2's ranking, corroborated by the call-chain analytics (:mod:`agent.corroborate`)."""
+    ranking = _run(state, runtime, "localize_root_cause", {})
+    traced = _run(state, runtime, "analyze_traces", {"top_k": 3})
+    if ranking is not None and traced is not None:
+        ranking, note = corroborate(ranking, analysis_for(runtime.context.ctx, WindowInput()))
+        if note:
+            state["evidence"].append(
+                EvidenceItem(
+                    id=f"E{len(state['evidence']) + 1}",
+                    tool="corroborate",
+                    query="T2 ranking vs where anomalous traces start",
+                    summary=note,
+                )
+            )
+    return {**_touched(state), "ranking": ranking}
 
 
 def classify(state: InvestigationState, runtime: Rt) -> dict[str, Any]:
@@ -129,7 +156,6 @@ def classify(state: InvestigationState, runtime: Rt) -> dict[str, Any]:
 
 
 def match(state: InvestigationState, runtime: Rt) -> dict[str, Any]:
-    _run(state, runtime, "analyze_traces", {"top_k": 3})
     found = _run(state, runtime, "match_fingerprint", {})
     names = [m.summary for m in found.matches] if found is not None else []
     return {**_touched(state), "fingerprints": names}

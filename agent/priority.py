@@ -29,11 +29,6 @@ RULES: list[Rule] = [
         "users: error rate >= 25% and up >= 20 points over normal",
         lambda i: i.error_rate >= 0.25 and _err_up(i) >= 0.20,
     ),
-    (
-        "P0",
-        "users: error rate up >= 5 points over normal, >= 3 services affected",
-        lambda i: _err_up(i) >= 0.05 and len(i.affected_services) >= 3,
-    ),
     ("P1", "users: error rate up >= 5 points over normal", lambda i: _err_up(i) >= 0.05),
     ("P1", "users: p95 latency >= 3x normal", lambda i: _slower(i, 200)),
     ("P2", "users: error rate up >= 1 point over normal", lambda i: _err_up(i) >= 0.01),

@@ -34,6 +34,7 @@ class Approval(BaseModel):
 
 class InvestigationState(TypedDict, total=False):
     incident: Incident
+    baseline_note: str | None  # where normal was measured, when the caller gave no baseline
     request_repair: bool  # pause for approval and execute when a plan matches
     dry_run: bool
     evidence: list[EvidenceItem]
