@@ -17,6 +17,7 @@ from tools.core.errors import TamoError
 
 COMMAND_MODULES = (
     "tamo.ingest_cmd",
+    "tamo.serve_cmd",
     "tamo.query_cmd",
     "tamo.cases_cmd",
     "tamo.prometheus_cmd",

@@ -40,6 +40,7 @@ from tools.telemetry.model import (
     to_ns,
 )
 from tools.telemetry.sources import LogSource, MetricSource, TraceSource
+from tools.telemetry.trace_model import SpanForest, service_calls
 
 Z_CLIP = 100.0
 COUNT_CHANNELS = {"trace_calls", "trace_errors", "log_lines", "log_errors", "log_novel", "log_cut"}
@@ -267,22 +268,14 @@ def _to_tensor(
 
 
 def _call_graph(spans: list[pa.Table], entities: list[str]) -> nx.DiGraph:
+    """Service call graph of the window and baseline spans (the one trace model's edges)."""
     graph = nx.DiGraph()
     graph.add_nodes_from(entities)
     for table in spans:
-        if table.num_rows == 0:
-            continue
-        df = table.select(["trace_id", "span_id", "parent_id", "service", "pod"]).to_pandas()
-        df["entity"] = df["service"].fillna(df["pod"])
-        parent = df.set_index(["trace_id", "span_id"])["entity"]
-        parent = parent[~parent.index.duplicated()]
-        idx = pd.MultiIndex.from_arrays([df["trace_id"], df["parent_id"].fillna("")])
-        df["caller"] = parent.reindex(idx).to_numpy()
-        calls = df.dropna(subset=["caller"])
-        calls = calls[calls["caller"] != calls["entity"]]
-        for (a, b), n in calls.groupby(["caller", "entity"]).size().items():
+        for edge in service_calls(SpanForest.build(table)):
+            a, b = edge.caller, edge.callee
             prev = graph.edges[a, b]["calls"] if graph.has_edge(a, b) else 0
-            graph.add_edge(a, b, calls=prev + int(n))
+            graph.add_edge(a, b, calls=prev + edge.calls)
     return graph
 
 

@@ -20,12 +20,12 @@ from tools.core.severity import Severity, spellings_at_least
 from tools.learned.channels import metric_channel, metric_sign
 from tools.telemetry.log_templates import TemplateMiner
 from tools.telemetry.model import service_from_pod
+from tools.telemetry.trace_model import SpanForest, span_services
 
 SERIES_COLUMNS = ["key", "entity", "channel", "bin", "value", "sign"]
 _ERROR_BODY = re.compile(r"\b(?:ERROR|FATAL|SEVERE)\b|Exception|Traceback|\bpanic\b")
 # A statement "never ends a request" when it was seen this often and ended at most this share.
 CUT_MIN_SEEN, CUT_MAX_SHARE = 3, 0.1
-_OK_CODES = {"", "0", "ok", "OK", "200", "201", "204", "STATUS_CODE_OK", "UNSET"}
 
 
 _DTYPES = {"key": object, "entity": object, "channel": object, "bin": "int64"}
@@ -77,40 +77,22 @@ def metric_series(metrics: pa.Table, start_ns: int, step_ns: int, n_bins: int) -
 
 
 def _span_frame(spans: pa.Table) -> pd.DataFrame:
-    cols = ["trace_id", "span_id", "parent_id", "service", "pod", "start_ns", "duration_ns"]
-    cols += ["status", "error_code"]
-    df = spans.select(cols).to_pandas()
-    df["entity"] = _entity(df["service"], df["pod"])
-    df = df.dropna(subset=["entity", "start_ns", "duration_ns"])
-    df["dur_ms"] = df["duration_ns"].astype("float64") / 1e6
-    child = df.groupby(["trace_id", "parent_id"])["dur_ms"].sum()
-    idx = pd.MultiIndex.from_arrays([df["trace_id"], df["span_id"]])
-    df["self_ms"] = (df["dur_ms"] - child.reindex(idx).fillna(0.0).to_numpy()).clip(lower=0.0)
-    code = df["error_code"].fillna("").astype(str)
-    df["is_error"] = (df["status"] == "error") | ~code.isin(_OK_CODES)
-    by_id = df.set_index(["trace_id", "span_id"])[["entity", "dur_ms"]]
-    by_id = by_id[~by_id.index.duplicated()]
-    pidx = pd.MultiIndex.from_arrays([df["trace_id"], df["parent_id"].fillna("")])
-    df["parent_entity"] = by_id["entity"].reindex(pidx).to_numpy()
-    df["parent_ms"] = by_id["dur_ms"].reindex(pidx).to_numpy()
-    # A client span (nested in its service, one child, in another service) spends its own time
-    # on the wire: that gap belongs to the callee's edge, not to the caller's self time.
-    cross = df["parent_entity"].notna() & (df["parent_entity"] != df["entity"])
-    n_child = df.groupby(["trace_id", "parent_id"]).size()
-    n_cross = df[cross].groupby(["trace_id", "parent_id"]).size()
-    nested = (df["parent_entity"] == df["entity"]).to_numpy()  # not the service's entry span
-    single_cross = (
-        nested
-        & (n_child.reindex(idx).fillna(0).to_numpy() == 1)
-        & (n_cross.reindex(idx).fillna(0).to_numpy() == 1)
-    )
-    df.loc[single_cross, "self_ms"] = np.nan
-    parent_is_client = pd.Series(single_cross, index=idx).groupby(level=[0, 1]).first()
-    df["gap_ms"] = np.where(
-        cross & parent_is_client.reindex(pidx).fillna(False).to_numpy(dtype=bool),
-        (df["parent_ms"] - df["dur_ms"]).clip(lower=0.0),
-        np.nan,
-    )
+    """One row per exported span with its entity, duration, self time, error flag and wire time
+    from the one trace model (:class:`SpanForest`: a client span's time is wire time, charged to
+    the callee's edge as ``gap_ms``, and the client span has no self time)."""
+    ok = pc.and_(pc.is_valid(spans["start_ns"]), pc.is_valid(spans["duration_ns"]))
+    ok = pc.and_(ok, pc.is_valid(span_services(spans)))
+    spans = spans.filter(pc.fill_null(ok, False))
+    forest = SpanForest.build(spans)
+    df = spans.select(["trace_id", "span_id", "parent_id", "start_ns"]).to_pandas()
+    names = np.array(forest.service_names, dtype=object)
+    df["entity"] = names[forest.service]
+    df["dur_ms"] = forest.duration_ns / 1e6
+    df["self_ms"] = np.where(forest.client, np.nan, forest.self_ns / 1e6)
+    df["is_error"] = forest.is_error
+    parent_svc = forest.parent_service()
+    df["parent_entity"] = np.where(parent_svc >= 0, names[np.maximum(parent_svc, 0)], None)
+    df["gap_ms"] = forest.wire_ns / 1e6
     return df
 
 
