@@ -75,6 +75,16 @@ def _retried_later(forest: TraceForest, group: np.ndarray, n_groups: int) -> np.
     return covered
 
 
+def _failed_within(forest: TraceForest) -> np.ndarray:
+    """Spans that failed or under which something failed: an attempt whose client span says OK
+    while the callee's span under it failed is a failed attempt all the same."""
+    failed = forest.is_error.copy()
+    for d in range(int(forest.depth.max(initial=0)), 0, -1):
+        level = np.nonzero((forest.depth == d) & failed)[0]
+        failed[forest.parent[level]] = True
+    return failed
+
+
 def _failure_runs(group: np.ndarray, start: np.ndarray, failed: np.ndarray) -> np.ndarray:
     """Per sibling group, the longest run of failed attempts one after another (start order)."""
     n_groups = int(group.max(initial=-1)) + 1
@@ -157,7 +167,8 @@ def span_signals(forest: TraceForest, base: ModuleBaseline, config: TraceConfig)
     # repeats are a retry storm when attempts kept failing one after another (or there are far
     # too many): an agent loop that calls a tool a few more times than usual, or rate-limited
     # calls each retried once, is not
-    failures = _failure_runs(group, forest.start_ns[has_parent], forest.is_error[has_parent])
+    failed = _failed_within(forest)[has_parent]
+    failures = _failure_runs(group, forest.start_ns[has_parent], failed)
     storm = (failures >= config.retry_min_failures) | (counts > 2 * limit)
     group_excess = np.where(storm, counts - limit, np.minimum(counts - limit, 0))
     span_excess = np.zeros(forest.n_spans)
