@@ -16,19 +16,14 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from tools.core.severity import Severity, spellings_at_least
 from tools.learned.channels import metric_channel, metric_sign
+from tools.telemetry.log_templates import TemplateMiner
 from tools.telemetry.model import service_from_pod
 from tools.telemetry.trace_model import SpanForest, span_services
 
 SERIES_COLUMNS = ["key", "entity", "channel", "bin", "value", "sign"]
-_ERROR_SEVERITIES = {"ERROR", "FATAL", "CRITICAL", "SEVERE", "ALERT", "EMERGENCY"}
 _ERROR_BODY = re.compile(r"\b(?:ERROR|FATAL|SEVERE)\b|Exception|Traceback|\bpanic\b")
-_MASKS = (
-    re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"),
-    re.compile(r"\b[0-9a-fA-F]{16,}\b"),
-    re.compile(r"\b\d+(\.\d+)*\b"),
-)
-_CODE_LOCATION = re.compile(r"(?P<loc>[A-Za-z_][\w.$]*#\d+)")
 # A statement "never ends a request" when it was seen this often and ended at most this share.
 CUT_MIN_SEEN, CUT_MAX_SHARE = 3, 0.1
 
@@ -142,35 +137,11 @@ def trace_series(spans: pa.Table, start_ns: int, step_ns: int, n_bins: int) -> p
     return long[SERIES_COLUMNS]
 
 
-def _templates(body: pa.Array) -> pa.Array:
-    """Cheap Drain-like templates, vectorised: ids and numbers masked, then only the words kept
-    (letters and ``_``/``#``), first 80 characters: the logger, level and message wording.
-
-    A code location (Logback ``Class#line``) is kept whole in front: two statements of one method
-    often differ only by their line number, and which of them still logs is what shows where an
-    injected exception cut the code path."""
-    text = pc.utf8_slice_codeunits(body, 0, 240)
-    where = pc.struct_field(pc.extract_regex(text, pattern=_CODE_LOCATION.pattern), "loc")
-    for pattern in _MASKS:
-        text = pc.replace_substring_regex(text, pattern=pattern.pattern, replacement=" ")
-    text = pc.replace_substring_regex(text, pattern=r"[^A-Za-z_#]+", replacement=" ")
-    text = pc.replace_substring_regex(text, pattern=r"(^| )[A-Za-z]( |$)", replacement=" ")
-    words = pc.utf8_slice_codeunits(pc.utf8_trim_whitespace(text), 0, 80)
-    return pc.utf8_ltrim_whitespace(
-        pc.binary_join_element_wise(pc.fill_null(where, ""), words, " ")
-    )
-
-
-def log_template(body: str) -> str:
-    """The template of one log line (same rule as the vectorised form)."""
-    return str(_templates(pa.array([body]))[0])
-
-
-def _log_frame(logs: pa.Table) -> pd.DataFrame:
+def _log_frame(logs: pa.Table, miner: TemplateMiner) -> pd.DataFrame:
     body = pc.fill_null(logs.column("body"), "")
     sev = pc.utf8_upper(pc.fill_null(logs.column("severity"), ""))
     is_error = pc.or_(
-        pc.is_in(sev, value_set=pa.array(sorted(_ERROR_SEVERITIES))),
+        pc.is_in(sev, value_set=pa.array(spellings_at_least(Severity.ERROR))),
         pc.match_substring_regex(
             pc.utf8_slice_codeunits(body, 0, 400), pattern=_ERROR_BODY.pattern
         ),
@@ -182,7 +153,7 @@ def _log_frame(logs: pa.Table) -> pd.DataFrame:
                 logs.column("service").to_pandas(), logs.column("pod").to_pandas()
             ).to_numpy(),
             "is_error": is_error.to_numpy(zero_copy_only=False),
-            "template": _templates(body).to_numpy(zero_copy_only=False),
+            "template": miner.template_ids(body),
             "trace_id": logs.column("trace_id").to_numpy(zero_copy_only=False),
         }
     )
@@ -194,14 +165,16 @@ def _log_frame(logs: pa.Table) -> pd.DataFrame:
     return df
 
 
-def log_templates_by_entity(logs: pa.Table) -> dict[str, set[str]]:
+def log_templates_by_entity(logs: pa.Table, miner: TemplateMiner) -> dict[str, set[int]]:
+    """The template ids each entity wrote, mined with ``miner`` (the alignment's one miner, so
+    the window's lines are compared with the baseline's by the same ids)."""
     if logs.num_rows == 0:
         return {}
-    df = _log_frame(logs)
+    df = _log_frame(logs, miner)
     return {e: set(g["template"]) for e, g in df.groupby("entity")}
 
 
-def log_endings(logs: pa.Table) -> pd.Series:
+def log_endings(logs: pa.Table, miner: TemplateMiner) -> pd.Series:
     """``(entity, template) -> share`` of the entity's traces that this statement ended, for
     statements seen at least ``CUT_MIN_SEEN`` times in traced lines.
 
@@ -210,24 +183,25 @@ def log_endings(logs: pa.Table) -> pd.Series:
     is. Compared per statement, this is indifferent to the workload mix that moves raw counts."""
     if logs.num_rows == 0:
         return pd.Series(dtype="float64")
-    df = _log_frame(logs).dropna(subset=["last"])
+    df = _log_frame(logs, miner).dropna(subset=["last"])
     stats = df.groupby(["entity", "template"])["last"].agg(["size", "mean"])
     return stats.loc[stats["size"] >= CUT_MIN_SEEN, "mean"]
 
 
 def log_series(
     logs: pa.Table,
+    miner: TemplateMiner,
     start_ns: int,
     step_ns: int,
     n_bins: int,
-    known_templates: dict[str, set[str]] | None,
+    known_templates: dict[str, set[int]] | None,
     endings: pd.Series | None = None,
 ) -> pd.DataFrame:
     """Per-entity line counts, error-level counts, error lines of templates unseen in the
     baseline, and requests whose code path was cut (see :func:`log_endings`)."""
     if logs.num_rows == 0:
         return empty_series()
-    df = _log_frame(logs)
+    df = _log_frame(logs, miner)
     df["bin"] = _bins(df["ts_ns"], start_ns, step_ns)
     df = df[(df["bin"] >= 0) & (df["bin"] < n_bins)]
     if df.empty:

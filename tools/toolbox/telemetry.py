@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel, Field
 
+from tools.core.severity import severity_of, spellings_at_least
 from tools.telemetry.model import TimeWindow
 from tools.telemetry.trace_model import error_spans, has_parent_id
 from tools.toolbox.context import ToolContext
@@ -258,14 +259,10 @@ def _distinct_lines(logs: pa.Table) -> list[dict]:
     ]
 
 
-_SEVERITY_ORDER = ["TRACE", "DEBUG", "INFO", "WARN", "WARNING", "ERROR", "CRITICAL", "FATAL"]
-
-
 def _at_least(severity: str) -> list[str]:
-    sev = severity.upper()
-    if sev not in _SEVERITY_ORDER:
-        return [sev]
-    return _SEVERITY_ORDER[_SEVERITY_ORDER.index(sev) :]
+    """The stored spellings of ``severity`` or worse; an unknown name matches only itself."""
+    level = severity_of(severity)
+    return [severity.upper()] if level is None else spellings_at_least(level)
 
 
 def _counts(column: pa.ChunkedArray, top_k: int) -> dict[str, int]:
@@ -279,7 +276,7 @@ def search_logs(inp: SearchLogsInput, ctx: ToolContext) -> SearchLogsResult:
     """Group the log lines of a window into message patterns (Drain templates) with counts, the
     services that emit them and one fenced example each; never returns raw dumps. Costs one bounded
     log query plus template mining. Use after query_traces to explain an erroring service."""
-    from tools.traces.log_templates import TemplateMiner
+    from tools.telemetry.log_templates import TemplateMiner
 
     window = ctx.window(inp.start, inp.end)
     services = ctx.services(inp.services)

@@ -18,6 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from tools.telemetry.log_templates import TemplateMiner
 from tools.traces.alerts import AlertLinker, TraceIncident
 from tools.traces.clustering import cluster_vectors
 from tools.traces.config import TraceConfig
@@ -25,7 +26,6 @@ from tools.traces.correlate import correlate
 from tools.traces.detector import NormalModel, ScoredBatch
 from tools.traces.fingerprint import METRIC_FLAGS, Fingerprint, structure_string
 from tools.traces.knowledge_base import KnowledgeBase, KnownMatch
-from tools.traces.log_templates import TemplateMiner
 from tools.traces.reconstruct import InputCounters, reconstruct
 from tools.traces.results import TraceAnalysis, TraceCluster, TraceRows
 from tools.traces.root_cause import root_cause
