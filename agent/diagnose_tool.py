@@ -1,8 +1,8 @@
-"""``diagnose_incident``: the whole investigation as one tool (registered in the toolbox).
+"""``diagnose_incident``: the whole investigation as one tool (listed beside the toolbox's tools).
 
 Why it lives in ``agent/``: it runs the LangGraph investigation, and the toolbox (below the agent)
-must not import the agent. It registers itself in the same tool registry, so the MCP server
-exposes it like every other tool, from this one definition.
+must not import the agent. It is described with the same :func:`~tools.toolbox.spec.tool`, and
+the MCP server lists it beside the toolbox's tools, so it is exposed from this one definition.
 """
 
 from __future__ import annotations

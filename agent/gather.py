@@ -23,8 +23,9 @@ from agent.report_model import EvidenceItem, Usage
 from agent.tokens import count_messages
 from tools.core.settings import LLMSettings
 from tools.telemetry.model import Incident
+from tools.toolbox import TOOLBOX
 from tools.toolbox.context import ToolContext
-from tools.toolbox.spec import REGISTRY, untrusted
+from tools.toolbox.spec import untrusted
 
 EVIDENCE_TOOLS = ("query_traces", "search_logs", "query_promql")
 REPORT_RESERVE_TOKENS = 720  # the report call (~670 measured); the loop never eats into it
@@ -82,7 +83,7 @@ def llm_gather(
 ) -> Incident:
     """The evidence loop: model proposes tool calls (evidence, and once the scope the learned
     tools study), we run them, until done or out of budget. Returns the incident as scoped."""
-    tools = [REGISTRY[n].openai_schema() for n in EVIDENCE_TOOLS]
+    tools = [TOOLBOX[n].openai_schema() for n in EVIDENCE_TOOLS]
     model = llm.bind_tools(tools)
     budget = settings.max_tool_calls
     messages: list[BaseMessage] = [

@@ -90,7 +90,7 @@ def _with_llm(datasets: Path, cases: list[LabelledCase]) -> list[dict[str, Any]]
 
     from agent.graph import memory_checkpointer
     from agent.run import Investigator
-    from tests.agent.fake_openai import FakeOpenAI
+    from evals.scripted_openai import FakeOpenAI
     from tools.core.settings import LLMSettings, Settings
     from tools.telemetry.datasets import get_adapter
     from tools.toolbox.context import ToolContext
