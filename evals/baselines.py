@@ -8,8 +8,9 @@
   ``detect_onset``, BARO's own multivariate BOCPD finds the time (:mod:`evals.baselines_bocpd`).
   Each part drops its constant series, the two keep the series they share, every series is scaled
   by ``RobustScaler`` fitted on the normal part (median, inter-quartile range, a zero range read
-  as 1; memory in MB as RCAEval converts it, since with a zero range the unit is the scale), scored by its largest scaled value (signed: a drop is not an anomaly to BARO), and
-  services are ranked by their first series in that order. The earlier version took ``|z|``,
+  as 1; memory in MB as RCAEval converts it, since with a zero range the unit is the scale),
+  scored by its largest scaled value (signed: a drop is not an anomaly to BARO), and services
+  are ranked by their first series in that order. The earlier version took ``|z|``,
   replaced a zero IQR by the standard deviation and dropped only series constant in the normal
   part: that put queue-master and the databases first and scored Sock Shop Acc@1 0.67 where
   RCAEval's code gives 0.97 on the same files.

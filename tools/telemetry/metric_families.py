@@ -46,7 +46,9 @@ SLI_FAMILIES = frozenset({"latency", "errors", "availability"})
 
 # Series that describe something else than the entity they are labelled with: a host shared by
 # many services would blame every tenant; a client-side latency measures the *callee*.
-_EXCLUDE = re.compile(r"(^|_)(node|machine|host)_|client_lat|client_(request_)?duration|rpc_client_")
+_EXCLUDE = re.compile(
+    r"(^|_)(node|machine|host)_|client_lat|client_(request_)?duration|rpc_client_"
+)
 _RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("availability", re.compile(r"success|availab|apdex|(^|_)up$|healthy")),
     ("errors", re.compile(r"error|err(_|$)|fail|5xx|exception|fault|panic|reject|abort")),
@@ -118,7 +120,9 @@ def _label_map(labels: str | None) -> dict[str, str]:
         parsed = json.loads(labels)
     except ValueError:
         return {}
-    return {normalise(str(k)): str(v) for k, v in parsed.items()} if isinstance(parsed, dict) else {}
+    if not isinstance(parsed, dict):
+        return {}
+    return {normalise(str(k)): str(v) for k, v in parsed.items()}
 
 
 @lru_cache(maxsize=65536)
@@ -181,60 +185,60 @@ def _rates(df: pd.DataFrame) -> pd.DataFrame:
     return out[dt > 0]
 
 
-def _histogram_means(df: pd.DataFrame) -> tuple[pd.DataFrame, int]:
-    """``X_sum`` / ``X_count`` rate pairs (same labels) -> one ``X_mean`` latency series."""
-    stem = df["name"].str.replace(r"_(sum|count)$", "", regex=True)
-    sums = df[df["name"].str.endswith("_sum")].assign(stem=stem)
-    counts = df[df["name"].str.endswith("_count")].assign(stem=stem)
-    on = ["stem", "service", "pod", "labels", "ts_ns"]
-    pairs = sums.merge(counts[[*on, "value"]], on=on, suffixes=("", "_n"))
-    if pairs.empty:
-        return df.iloc[:0], 0
-    mean = pairs.assign(
-        name=pairs["stem"] + "_mean",
-        value=np.where(pairs["value_n"] > 0, pairs["value"] / pairs["value_n"].where(pairs["value_n"] > 0), np.nan),
+def _histogram_means(rated: pd.DataFrame) -> tuple[pd.DataFrame, set[str]]:
+    """``X_sum`` / ``X_count`` rate pairs (same labels) -> one ``X_mean`` series (a latency
+    when X is a duration); returns the means and the names of the ``_sum`` series they replace."""
+    stem = rated["name"].str.replace(r"_(sum|count)$", "", regex=True)
+    sums = rated[rated["name"].str.endswith("_sum")].assign(stem=stem)
+    counts = rated[rated["name"].str.endswith("_count")].assign(stem=stem)
+    series = ["stem", "service", "pod", "labels"]
+    pairs = sums.merge(
+        counts[[*series, "ts_ns", "value"]], on=[*series, "ts_ns"], suffixes=("", "_n")
     )
+    if pairs.empty:
+        return rated.iloc[:0].drop(columns="key"), set()
+    busy = pairs["value_n"] > 0
+    pairs["value"] = (pairs["value"] / pairs["value_n"]).where(busy)
     # an idle interval has no mean: carry the previous one (no requests is not zero latency)
-    mean["value"] = mean.groupby(["stem", "service", "pod", "labels"])["value"].ffill()
-    mean = mean.dropna(subset=["value"])
-    return mean[list(METRIC_SCHEMA.names)], int(pairs.groupby(["stem", "service", "pod", "labels"]).ngroups)
+    pairs["value"] = pairs.groupby(series)["value"].ffill()
+    means = pairs.dropna(subset=["value"]).assign(name=lambda f: f["stem"] + "_mean")
+    return means[list(METRIC_SCHEMA.names)], set(sums["name"].unique()) & set(pairs["name"])
 
 
 def prepare_metrics(
-    metrics: pa.Table, health: MetricHealth | None = None
+    metrics: pa.Table, health: MetricHealth | None = None, *, scored: bool = True
 ) -> tuple[pa.Table, MetricHealth]:
-    """Metric samples as the aligner should read them (see module doc) and what was wrong."""
+    """Metric samples as the aligner should read them (see module doc) and what was wrong.
+
+    ``scored`` marks the incident window (its series are counted per family); the fault-free
+    part adds only its dropped samples to ``health``.
+    """
     health = health or MetricHealth()
     if metrics.num_rows == 0:
         return metrics, health
     df = metrics.select(list(METRIC_SCHEMA.names)).to_pandas()
     finite = np.isfinite(df["value"].astype("float64"))
     health.non_finite_samples += int((~finite).sum())
-    df = df[finite]
-    df["key"] = _series_key(df) + "|" + df["labels"].fillna("")
+    df = df[finite].assign(key=lambda f: _series_key(f) + "|" + f["labels"].fillna(""))
     bucket = df["name"].str.endswith("_bucket")
-    health.buckets_dropped += int(df.loc[bucket, "key"].nunique())
-    df = df[~bucket]
-    counter = df["name"].map(is_counter)
-    health.counters_as_rates += int(df.loc[counter, "key"].nunique())
-    rated = _rates(df[counter]) if counter.any() else df.iloc[:0]
-    hist = rated["name"].str.contains(r"_(?:sum|count)$", regex=True)
-    means, n_means = _histogram_means(rated)
-    health.histogram_means += n_means
-    # a histogram's _count stays (its rate is the request rate); its _sum is in the mean
-    paired_sums = set(means["name"].str.replace(r"_mean$", "_sum", regex=True)) if n_means else set()
-    rated = rated[~(hist & rated["name"].isin(paired_sums))]
-    out = pd.concat([df[~counter], rated.drop(columns="key"), means], ignore_index=True)
-    out = out[list(METRIC_SCHEMA.names)].dropna(subset=["value"])
-    out = out[np.isfinite(out["value"].astype("float64"))]
-    keys = _series_key(out) + "|" + out["labels"].fillna("")
-    g = out.groupby(keys)["value"]
-    health.series += int(g.ngroups)
-    health.constant_series += int((g.max() == g.min()).sum())
-    fam = out.drop_duplicates(subset=None).assign(k=keys).drop_duplicates("k")
-    for family in [series_family(n, lab) or "excluded" for n, lab in zip(fam["name"], fam["labels"], strict=True)]:
-        health.by_family[family] = health.by_family.get(family, 0) + 1
-    table = pa.Table.from_pandas(out.reset_index(drop=True), schema=METRIC_SCHEMA, preserve_index=False)
+    counter = ~bucket & df["name"].map(is_counter)
+    rated = _rates(df[counter])
+    means, replaced = _histogram_means(rated)
+    rated = rated[~rated["name"].isin(replaced)].drop(columns="key")
+    out = pd.concat([df[~counter & ~bucket].drop(columns="key"), rated, means], ignore_index=True)
+    if scored:
+        health.buckets_dropped += int(df.loc[bucket, "key"].nunique())
+        health.counters_as_rates += int(df.loc[counter, "key"].nunique())
+        health.histogram_means += int(means.groupby(["name", "service", "pod", "labels"]).ngroups)
+        key = _series_key(out) + "|" + out["labels"].fillna("")
+        g = out.groupby(key)["value"]
+        health.series += int(g.ngroups)
+        health.constant_series += int((g.max() == g.min()).sum())
+        first = out.assign(key=key).drop_duplicates("key")
+        for name, labels in zip(first["name"], first["labels"], strict=True):
+            family = series_family(name, labels) or "not used"
+            health.by_family[family] = health.by_family.get(family, 0) + 1
+    table = pa.Table.from_pandas(out, schema=METRIC_SCHEMA, preserve_index=False)
     return table, health
 
 
