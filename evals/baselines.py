@@ -1,4 +1,4 @@
-"""The two baselines the harness runs next to TAMO, implemented here from their papers' idea.
+"""The baselines the harness runs next to TAMO, implemented here from their papers' idea.
 
 * ``baro``: BARO as RCAEval runs it (Pham et al., FSE 2024; RCAEval 1.8.1 ``e2e/baro.py``),
   metrics only. The data is split into a normal and an anomalous part at the anomaly time: the
@@ -31,7 +31,7 @@ from evals.baselines_bocpd import change_step
 from tools.learned.aligned import align_tables
 from tools.learned.channels import CHANNEL_INDEX
 from tools.telemetry.errors import NotFoundError
-from tools.telemetry.metric_families import SLI_FAMILIES, metric_family
+from tools.telemetry.metric_families import SLI_FAMILIES, metric_family, prepare_metrics
 from tools.telemetry.model import (
     LOG_SCHEMA,
     METRIC_SCHEMA,
@@ -40,6 +40,7 @@ from tools.telemetry.model import (
     service_from_pod,
     to_ns,
 )
+from tools.telemetry.topology import Topology
 
 
 def _metric_frame(table: pa.Table) -> pd.DataFrame:
@@ -143,3 +144,31 @@ def trace_pagerank_rank(ct: CaseTelemetry) -> list[str]:
     pers = {e: float(s) + 1e-6 for e, s in zip(ents, anomaly, strict=True)}
     pr = nx.pagerank(graph, alpha=0.85, personalization=pers, weight="weight")
     return sorted(ents, key=lambda e: (-pr[e], e))
+
+
+def metric_walk_rank(ct: CaseTelemetry, topology: Topology) -> list[str]:
+    """A graph-traversal baseline for metrics-only systems (MicroCause/CloudRanger style).
+
+    Each service's anomaly is its largest robust |z| (median/IQR of the fault-free part) over
+    its metric series after counters are read as rates; a personalised PageRank over the declared
+    caller -> callee graph (anomaly as the restart vector, edges weighted by the callee's
+    anomaly) moves mass down the calls to the component whose trouble the callers inherit.
+    """
+    win, _ = prepare_metrics(ct.metrics)
+    base, _ = prepare_metrics(ct.baseline_metrics, scored=False)
+    w, b = _metric_frame(win), _metric_frame(base)
+    if w.empty or b.empty:
+        return []
+    g = b.groupby("key")["value"]
+    med, iqr = g.median(), (g.quantile(0.75) - g.quantile(0.25))
+    iqr = iqr.where(iqr > 0, g.std()).where(lambda s: s > 0, 1.0)
+    w = w[w["key"].isin(med.index)]
+    z = ((w["value"] - w["key"].map(med)) / w["key"].map(iqr)).abs()
+    anomaly = z.groupby(w["entity"]).max().fillna(0.0)
+    graph = topology.graph()
+    graph.add_nodes_from(anomaly.index)
+    for a, c in graph.edges:
+        graph.edges[a, c]["weight"] = 1.0 + float(anomaly.get(c, 0.0))
+    pers = {n: float(anomaly.get(n, 0.0)) + 1e-6 for n in graph.nodes}
+    pr = nx.pagerank(graph, alpha=0.85, personalization=pers, weight="weight")
+    return sorted((n for n in pr if n in anomaly.index), key=lambda n: (-pr[n], n))

@@ -84,6 +84,7 @@ _UNIT_RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("latency", re.compile(r"_(seconds|milliseconds|ms|us|microseconds)$")),
     ("memory", re.compile(r"_bytes$")),
 )
+HISTOGRAM_MEAN = "_mean"  # the suffix of the series prepare_metrics derives from _sum/_count
 _COUNTER = re.compile(r"_(total|count|sum)$")
 _HISTOGRAM_SUFFIX = re.compile(r"_(count|sum|bucket)$")
 # Label keys whose value says a request failed (Prometheus ``code``, OTel ``http.response...``).
@@ -102,6 +103,13 @@ def metric_family(name: str, unit: str | None = None) -> str | None:
     low = normalise(name)
     if _EXCLUDE.search(low):
         return None
+    if low.endswith("_count"):
+        # a histogram's or summary's count is how many requests (or events) there were
+        stem = metric_family(low.removesuffix("_count"))
+        return stem if stem in ("errors", "gc") else "load"
+    if low.endswith(HISTOGRAM_MEAN):  # a histogram's mean: its unit says what it averages
+        stem = low.removesuffix(HISTOGRAM_MEAN)
+        return next((f for f, p in _UNIT_RULES if p.search(stem)), None) or metric_family(stem)
     for family, pattern in _RULES:
         if pattern.search(low):
             return family
@@ -131,7 +139,7 @@ def series_family(name: str, labels: str | None) -> str | None:
     a ``unit`` label (OTel's metric unit, when the source kept it) is the unit."""
     lab = _label_map(labels)
     family = metric_family(name, lab.get("unit"))
-    if family in ("load", "latency", "generic"):
+    if family in ("load", "generic"):  # a count of failed requests; their latency stays latency
         status = next((lab[k] for k in _STATUS_KEYS if k in lab), None)
         outcome = lab.get("outcome", "")
         if (status is not None and _FAILED_STATUS.match(status)) or outcome.upper() in (
@@ -200,8 +208,8 @@ def _histogram_means(rated: pd.DataFrame) -> tuple[pd.DataFrame, set[str]]:
     busy = pairs["value_n"] > 0
     pairs["value"] = (pairs["value"] / pairs["value_n"]).where(busy)
     # an idle interval has no mean: carry the previous one (no requests is not zero latency)
-    pairs["value"] = pairs.groupby(series)["value"].ffill()
-    means = pairs.dropna(subset=["value"]).assign(name=lambda f: f["stem"] + "_mean")
+    pairs["value"] = pairs.groupby(series, dropna=False)["value"].ffill()
+    means = pairs.dropna(subset=["value"]).assign(name=lambda f: f["stem"] + HISTOGRAM_MEAN)
     return means[list(METRIC_SCHEMA.names)], set(sums["name"].unique()) & set(pairs["name"])
 
 
@@ -229,7 +237,7 @@ def prepare_metrics(
     if scored:
         health.buckets_dropped += int(df.loc[bucket, "key"].nunique())
         health.counters_as_rates += int(df.loc[counter, "key"].nunique())
-        health.histogram_means += int(means.groupby(["name", "service", "pod", "labels"]).ngroups)
+        health.histogram_means += int(means.groupby(["name", "service", "pod", "labels"], dropna=False).ngroups)
         key = _series_key(out) + "|" + out["labels"].fillna("")
         g = out.groupby(key)["value"]
         health.series += int(g.ngroups)
