@@ -10,9 +10,10 @@ is ``generic``: still a channel, never dropped. docs/telemetry.md lists the rule
 
 Counters are cumulative, so their raw level says nothing: :func:`prepare_metrics` turns
 ``*_total`` / ``*_count`` / ``*_sum`` series into per-second rates (a drop is a counter reset, as
-in PromQL's ``rate``), replaces a histogram's ``_sum``/``_count`` pair by its mean (``_sum``
-rate / ``_count`` rate: a latency) and drops its ``_bucket`` series (the mean summarises them),
-and counts what it dropped: non-finite samples, constant series and series absent from a part.
+in PromQL's ``rate``), adds a histogram's mean (``_sum`` rate / ``_count`` rate: a latency) in
+place of its ``_sum``, drops its ``_bucket`` series (the mean summarises them), turns request
+counters split by a status label into an error ratio (failed / all) in place of the failed
+counts, and counts what it met: non-finite samples, constant series, series absent from a part.
 """
 
 from __future__ import annotations
@@ -121,16 +122,18 @@ def metric_family(name: str, unit: str | None = None) -> str | None:
     return "generic"
 
 
-def _label_map(labels: str | None) -> dict[str, str]:
+def _label_json(labels: str | None) -> dict[str, object]:
     if not labels:
         return {}
     try:
         parsed = json.loads(labels)
     except ValueError:
         return {}
-    if not isinstance(parsed, dict):
-        return {}
-    return {normalise(str(k)): str(v) for k, v in parsed.items()}
+    return parsed if isinstance(parsed, dict) else {}
+
+
+def _label_map(labels: str | None) -> dict[str, str]:
+    return {normalise(str(k)): str(v) for k, v in _label_json(labels).items()}
 
 
 @lru_cache(maxsize=65536)
@@ -171,6 +174,7 @@ class MetricHealth:
     missing_series: int = 0  # in the fault-free part but not in the window, or the reverse
     counters_as_rates: int = 0
     histogram_means: int = 0
+    error_ratios: int = 0
     buckets_dropped: int = 0
     by_family: dict[str, int] = field(default_factory=dict)
 
@@ -213,6 +217,48 @@ def _histogram_means(rated: pd.DataFrame) -> tuple[pd.DataFrame, set[str]]:
     return means[list(METRIC_SCHEMA.names)], set(sums["name"].unique()) & set(pairs["name"])
 
 
+def _status_of(labels: str | None) -> tuple[str | None, str]:
+    """(the request status a series is labelled with, its labels without it)."""
+    lab = _label_json(labels)
+    key = next((k for k in lab if normalise(k) in _STATUS_KEYS or normalise(k) == "outcome"), None)
+    if key is None:
+        return None, labels or ""
+    status = str(lab.pop(key))
+    return status, json.dumps(lab, sort_keys=True, separators=(",", ":"))
+
+
+def _failed(status: str) -> bool:
+    return bool(_FAILED_STATUS.match(status)) or status.upper() in ("SERVER_ERROR", "FAILURE")
+
+
+def _error_ratios(rated: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
+    """Request counters split by status -> one ``<stem>_error_ratio`` series per endpoint.
+
+    Why: a failed-request count sits in the same metric name as the successful ones, so its
+    level is judged against theirs (a 2/s error count beside 200/s of 200s reads as nothing);
+    the failed share of all requests is the SRE's error ratio. Returns the ratios and a mask of
+    the failed-status count rows they replace.
+    """
+    parsed = rated["labels"].map(_status_of)
+    status = parsed.map(lambda p: p[0])
+    has = status.notna() & rated["name"].map(lambda n: series_family(n, None) == "load")
+    if not has.any():
+        return rated.iloc[:0].drop(columns="key"), pd.Series(False, index=rated.index)
+    part = rated[has].assign(rest=parsed[has].map(lambda p: p[1]), failed=status[has].map(_failed))
+    part["bad"] = part["value"].where(part["failed"], 0.0)
+    series = ["name", "service", "pod", "rest", "ts_ns"]
+    agg = part.groupby(series, dropna=False)[["value", "bad"]].sum().reset_index()
+    agg = agg[agg["value"] > 0]
+    ratio = agg.assign(
+        name=agg["name"].str.replace(r"_(total|count)$", "", regex=True) + "_error_ratio",
+        labels=agg["rest"],
+        value=agg["bad"] / agg["value"],
+    )
+    replaced = pd.Series(False, index=rated.index)
+    replaced[part.index[part["failed"]]] = True
+    return ratio[list(METRIC_SCHEMA.names)], replaced
+
+
 def prepare_metrics(
     metrics: pa.Table, health: MetricHealth | None = None, *, scored: bool = True
 ) -> tuple[pa.Table, MetricHealth]:
@@ -232,12 +278,19 @@ def prepare_metrics(
     counter = ~bucket & df["name"].map(is_counter)
     rated = _rates(df[counter])
     means, replaced = _histogram_means(rated)
-    rated = rated[~rated["name"].isin(replaced)].drop(columns="key")
-    out = pd.concat([df[~counter & ~bucket].drop(columns="key"), rated, means], ignore_index=True)
+    ratios, failed_counts = _error_ratios(rated)
+    rated = rated[~rated["name"].isin(replaced) & ~failed_counts].drop(columns="key")
+    parts = [df[~counter & ~bucket].drop(columns="key"), rated, means, ratios]
+    out = pd.concat(parts, ignore_index=True)
     if scored:
         health.buckets_dropped += int(df.loc[bucket, "key"].nunique())
         health.counters_as_rates += int(df.loc[counter, "key"].nunique())
-        health.histogram_means += int(means.groupby(["name", "service", "pod", "labels"], dropna=False).ngroups)
+        health.error_ratios += int(
+            ratios.groupby(["name", "service", "pod", "labels"], dropna=False).ngroups
+        )
+        health.histogram_means += int(
+            means.groupby(["name", "service", "pod", "labels"], dropna=False).ngroups
+        )
         key = _series_key(out) + "|" + out["labels"].fillna("")
         g = out.groupby(key)["value"]
         health.series += int(g.ngroups)
