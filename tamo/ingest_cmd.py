@@ -97,9 +97,10 @@ def ingest_topology(store: TelemetryStore, path: Path) -> None:
         f"topology: {len(topology.edges)} edges between {len(topology.services)} services"
         f" from {path}",
         highlight=False,
+        soft_wrap=True,
     )
     for w in topology.warnings(set(store.services())):
-        console.print(f"[yellow]warning:[/] {path}: {w}", highlight=False)
+        console.print(f"[yellow]warning:[/] {path}: {w}", highlight=False, soft_wrap=True)
 
 
 def _progress() -> Progress:

@@ -241,7 +241,8 @@ def _error_ratios(rated: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
     """
     parsed = rated["labels"].map(_status_of)
     status = parsed.map(lambda p: p[0])
-    has = status.notna() & rated["name"].map(lambda n: series_family(n, None) == "load")
+    counts = rated["name"].map(lambda n: series_family(n, None) == "load").astype(bool)
+    has = status.notna().astype(bool) & counts
     if not has.any():
         return rated.iloc[:0].drop(columns="key"), pd.Series(False, index=rated.index)
     part = rated[has].assign(rest=parsed[has].map(lambda p: p[1]), failed=status[has].map(_failed))
