@@ -109,7 +109,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("out/eval"))
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--metrics-only-seeds", default="0,1,2", help="'' skips that eval")
     args = parser.parse_args(argv)
+    if args.metrics_only_seeds:  # the unseen metrics-only system is generated: no dataset needed
+        from evals import metrics_only
+
+        args.out.mkdir(parents=True, exist_ok=True)
+        seeds = args.metrics_only_seeds.split(",")
+        metrics_only.main(["--seeds", *seeds, "--json", str(args.out / "metrics_only.json")])
     if not (args.datasets / "README.md").exists() and not any(
         (args.datasets / f).is_dir() for f in DATASETS.values()
     ):
