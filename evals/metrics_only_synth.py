@@ -90,9 +90,12 @@ def _simulate(
         callees[a].append(b)
     order = _topological_order(services, edges)
     t = np.arange(steps)
-    wave = 1.0 + 0.25 * np.sin(2 * np.pi * (t + rng.integers(0, 1440)) / 1440 * 24)
+    day = 86_400 // STEP_S  # the daily load cycle, at a random phase
+    wave = 1.0 + 0.25 * np.sin(2 * np.pi * (t + rng.integers(0, day)) / day)
     entry = 200.0 * wave * (1 + 0.05 * rng.standard_normal(steps))
-    fanout = {e: float(rng.uniform(0.3, 1.5)) for e in edges}
+    # each caller spreads its requests over its callees (a request makes ~1-2 downstream calls)
+    n_out = {s: max(1, sum(1 for a, _ in edges if a == s)) for s in services}
+    fanout = {(a, b): float(rng.uniform(0.5, 2.0)) / n_out[a] for a, b in edges}
     own_ms = {s: float(rng.uniform(2, 40)) for s in services}
     cpu_per_req = {s: float(rng.uniform(0.0005, 0.004)) for s in services}
     mem0 = {s: float(rng.uniform(80e6, 900e6)) for s in services}
@@ -109,7 +112,8 @@ def _simulate(
     mem = {s: mem0[s] * (1 + 0.01 * rng.standard_normal(steps)) for s in services}
     gc = {s: 0.002 * (1 + 0.2 * rng.standard_normal(steps)) for s in services}
     if fault == "cpu":
-        cpu[root] = cpu[root] + active * rng.uniform(1.5, 3.0)
+        # a CPU hog: one to three times the component's usual usage on top of its own
+        cpu[root] = cpu[root] + active * rng.uniform(1.0, 3.0) * float(np.median(cpu[root]))
         own_lat[root] = own_lat[root] * (1 + active * rng.uniform(2.0, 5.0))
     elif fault == "memory":
         mem[root] = mem[root] * (1 + ramp * rng.uniform(0.6, 1.5))

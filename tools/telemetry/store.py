@@ -180,6 +180,9 @@ class TelemetryStore:
 
     def topology(self) -> Topology | None:
         """The declared service graph, or ``None`` when none was ingested."""
+        exists = self._rows("SELECT 1 FROM duckdb_tables() WHERE table_name = 'topology'", [])
+        if not exists:  # a store written before topologies, opened read-only
+            return None
         rows = self._rows("SELECT caller, callee, source_id FROM topology", [])
         if not rows:
             return None
