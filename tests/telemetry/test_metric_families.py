@@ -71,7 +71,7 @@ def test_labels_refine_the_family() -> None:
     assert series_family("x_count", json.dumps({"outcome": "SERVER_ERROR"})) == "errors"
     assert series_family("widget", json.dumps({"unit": "ms"})) == "latency"
     assert metric_sign("pod_success_rate_percent") == -1.0 and metric_sign("cpu") == 1.0
-    assert metric_channel("custom_widget_level") == "metric_other"
+    assert metric_channel("custom_widget_level") == "metric_load"  # generic still counts
     assert metric_channel("jvm_gc_pause_seconds_sum") == "metric_memory"
 
 
