@@ -28,9 +28,9 @@ import pandas as pd
 import pyarrow as pa
 
 from evals.baselines_bocpd import change_step
+from tools.core.errors import NotFoundError
 from tools.learned.aligned import align_tables
 from tools.learned.channels import CHANNEL_INDEX
-from tools.telemetry.errors import NotFoundError
 from tools.telemetry.metric_families import SLI_FAMILIES, metric_family, prepare_metrics
 from tools.telemetry.model import (
     LOG_SCHEMA,

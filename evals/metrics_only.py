@@ -2,13 +2,13 @@
 through ``tamo ingest`` and the agent's ``diagnose_incident`` tool, next to two baselines.
 
 Why this path: it is the one a metrics-only user takes. Each case gets a fresh store file filled
-by the real ``tamo ingest`` command (in process, so the eval is not dominated by interpreter
-starts), and the agent's tool is called with the incident window and the fault-free hour before
-it: no label (root, fault kind, onset) reaches the engine. With no trained models and no LLM key
-the engine runs as a new user's install does. The baselines see the same window and hour:
-``baro`` (BARO's robust scorer, RCAEval's rules) and ``walk`` (personalised PageRank over the
-declared topology), both on the counters read as rates (raw cumulative counters would be unfair
-to them). Several seeds (a different system each), Acc@1/Acc@3 with the spread over seeds.
+by the real ``tamo ingest`` command (a process, as a user runs it), and the agent's tool is called
+with the incident window and the fault-free hour before it: no label (root, fault kind, onset)
+reaches the engine. With no trained models and no LLM key the engine runs as a new user's install
+does. The baselines see the same window and hour: ``baro`` (BARO's robust scorer, RCAEval's
+rules) and ``walk`` (personalised PageRank over the declared topology), both on the counters read
+as rates (raw cumulative counters would be unfair to them). Several seeds (a different system
+each), Acc@1/Acc@3 with the spread over seeds.
 
     python -m evals.metrics_only --seeds 0 1 2 [--json out.json]
 """
@@ -19,10 +19,14 @@ import argparse
 import json
 import os
 import statistics
+import subprocess
+import sys
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+import pyarrow as pa
 
 from evals.baselines import baro_rank, metric_walk_rank
 from evals.metrics_only_synth import FAULTS, SynthCase, generate
@@ -37,21 +41,19 @@ def _window(a: int, b: int) -> TimeWindow:
 
 
 def _ingest(store_file: Path, case: SynthCase) -> None:
-    from typer.testing import CliRunner
-
-    from tamo.main import app
-
-    res = CliRunner().invoke(
-        app, ["ingest", str(case.prom), str(case.topology), "--store", str(store_file)]
+    """``tamo ingest metrics.prom topology.json --store FILE``, as a user runs it."""
+    cmd = [sys.executable, "-m", "tamo.main", "ingest", str(case.prom), str(case.topology)]
+    res = subprocess.run(
+        [*cmd, "--store", str(store_file)], capture_output=True, text=True, check=False
     )
-    if res.exit_code != 0:
-        raise RuntimeError(f"tamo ingest failed on {case.prom}: {res.output.strip()[:300]}")
+    if res.returncode != 0:
+        raise RuntimeError(f"tamo ingest failed on {case.prom}: {res.stderr.strip()[:300]}")
 
 
 def _diagnose(store_file: Path, case: SynthCase) -> list[str]:
-    import agent.diagnose_tool  # noqa: F401  (registers diagnose_incident)
+    from agent.diagnose_tool import diagnose_incident
     from tools.telemetry.store import TelemetryStore
-    from tools.toolbox import REGISTRY, ToolContext
+    from tools.toolbox.context import ToolContext
 
     with TelemetryStore(store_file, read_only=True) as store:
         incident = Incident(
@@ -60,7 +62,7 @@ def _diagnose(store_file: Path, case: SynthCase) -> list[str]:
             question="latency and errors up at the gateway",
         )
         ctx = ToolContext(store, store, store, incident=incident)
-        out = REGISTRY["diagnose_incident"](ctx).model_dump()
+        out = diagnose_incident(ctx).model_dump()
     alts = [a.rsplit(" ", 1)[0] for a in out["alternatives"]]
     return [s for s in [out["root_cause"], *alts] if s]
 
@@ -72,8 +74,6 @@ def _baseline_case(store_file: Path, case: SynthCase) -> CaseTelemetry:
     baseline = _window(case.start_s, case.window_start_s)
     with TelemetryStore(store_file, read_only=True) as store:
         names = store.metric_names()
-        import pyarrow as pa
-
         metrics = pa.concat_tables([store.series(n, window) for n in names])
         base = pa.concat_tables([store.series(n, baseline) for n in names])
     label = LabelledCase(
@@ -133,9 +133,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         # a new user's install: no trained models, no LLM key (deterministic agent)
         os.environ["TAMO_MODELS_DIR"] = str(work / "no-models")
         os.environ.pop("TAMO_LLM_API_KEY", None)
-        from tools.telemetry.settings import get_settings
+        from tools.core.settings import get_settings
 
-        get_settings.cache_clear() if hasattr(get_settings, "cache_clear") else None
+        get_settings.cache_clear()
         by_seed = {s: run_seed(s, args.cases_per_fault, work) for s in args.seeds}
     result = {"seeds": args.seeds, "summary": summary(by_seed), "cases": by_seed}
     print(_table(result["summary"], args.seeds))

@@ -25,6 +25,7 @@ Components export in three conventions, chosen per component (Spring/Micrometer
 
 from __future__ import annotations
 
+import itertools
 import json
 import zlib
 from dataclasses import dataclass
@@ -56,11 +57,12 @@ class SynthCase:
 def make_topology(rng: np.random.Generator) -> tuple[list[str], list[tuple[str, str]]]:
     tiers = [[f"{name}-{i}" if n > 1 else name for i in range(n)] for name, n in _TIERS]
     edges: set[tuple[str, str]] = set()
-    for upper, lower in zip(tiers, tiers[1:], strict=False):
+    for upper, lower in itertools.pairwise(tiers):
         for callee in lower:  # every component has a caller
             edges.add((str(rng.choice(upper)), callee))
         for caller in upper:  # every caller calls 1-3 components of the next tier
-            for callee in rng.choice(lower, size=min(len(lower), rng.integers(1, 4)), replace=False):
+            size = min(len(lower), int(rng.integers(1, 4)))
+            for callee in rng.choice(lower, size=size, replace=False):
                 edges.add((caller, str(callee)))
     flat = [s for t in tiers for s in t]
     for _ in range(4):  # cross-tier shortcuts (an edge service reading a store directly)
@@ -141,7 +143,8 @@ def _simulate(
         for c in callees[s]:
             err[s] = np.clip(err[s] + 0.6 * min(1.0, fanout[(s, c)]) * err[c], 0, 1)
     return {
-        s: {"rate": rate[s], "err": err[s], "lat": lat[s], "cpu": cpu[s], "mem": mem[s], "gc": gc[s]}
+        s: {"rate": rate[s], "err": err[s], "lat": lat[s], "cpu": cpu[s], "mem": mem[s]}
+        | {"gc": gc[s]}
         for s in services
     }
 
@@ -162,37 +165,46 @@ def _exposition(
     lines: list[str] = []
     steps = len(next(iter(series.values()))["rate"])
     for s, m in series.items():
-        pod = f'pod="{s}-7d9f8-{zlib.crc32(s.encode()) % 99999:05d}"'
+        pod = f'pod="{s}-7d9f8-{zlib.crc32(s.encode()) % 99999:05d}",container="{s}"'
+        svc = f'service="{s}"'
         ok = np.cumsum(m["rate"] * (1 - m["err"]) * STEP_S)
         bad = np.cumsum(m["rate"] * m["err"] * STEP_S)
         dur_ok = np.cumsum(m["rate"] * (1 - m["err"]) * m["lat"] * STEP_S)
         dur_bad = np.cumsum(m["rate"] * m["err"] * m["lat"] * STEP_S)
-        cpu = np.cumsum(m["cpu"] * STEP_S)
-        gc = np.cumsum(m["gc"] * m["rate"] / 50.0 * STEP_S)
-        conv = conventions[s]
+        # (name, labels, cumulative or gauge values, decimals) per exporter convention
+        rows: list[tuple[str, str, np.ndarray, int]] = [
+            ("container_cpu_usage_seconds_total", pod, np.cumsum(m["cpu"] * STEP_S), 4)
+        ]
+        if conventions[s] == 0:  # Spring Boot / Micrometer
+            for status, n, d in (("200", ok, dur_ok), ("500", bad, dur_bad)):
+                lab = f'{svc},uri="/api",status="{status}"'
+                rows += [
+                    ("http_server_requests_seconds_count", lab, n, 2),
+                    ("http_server_requests_seconds_sum", lab, d, 4),
+                ]
+            gc = np.cumsum(m["gc"] * m["rate"] / 50.0 * STEP_S)
+            rows += [
+                ("process_resident_memory_bytes", svc, m["mem"], 0),
+                ("jvm_gc_pause_seconds_sum", svc, gc, 4),
+            ]
+        elif conventions[s] == 1:  # Go Prometheus client
+            rows += [
+                ("requests_total", f'{svc},code="200"', ok, 2),
+                ("requests_total", f'{svc},code="500"', bad, 2),
+                ("request_duration_seconds_sum", svc, dur_ok + dur_bad, 4),
+                ("request_duration_seconds_count", svc, ok + bad, 2),
+                ("process_resident_memory_bytes", svc, m["mem"], 0),
+            ]
+        else:  # OpenTelemetry SDK exported to Prometheus (milliseconds)
+            rows += [
+                ("rpc_server_duration_milliseconds_sum", svc, (dur_ok + dur_bad) * 1000.0, 2),
+                ("rpc_server_duration_milliseconds_count", svc, ok + bad, 2),
+                ("rpc_server_errors_total", svc, bad, 2),
+                ("container_memory_working_set_bytes", pod, m["mem"], 0),
+            ]
         for i in range(steps):
             ts = (t0 + i * STEP_S) * 1000
-            svc = f'service="{s}"'
-            lines.append(f'container_cpu_usage_seconds_total{{{pod},container="{s}"}} {cpu[i]:.4f} {ts}')
-            if conv == 0:
-                for status, n, d in (("200", ok, dur_ok), ("500", bad, dur_bad)):
-                    lab = f'{svc},uri="/api",status="{status}"'
-                    lines.append(f"http_server_requests_seconds_count{{{lab}}} {n[i]:.2f} {ts}")
-                    lines.append(f"http_server_requests_seconds_sum{{{lab}}} {d[i]:.4f} {ts}")
-                lines.append(f"process_resident_memory_bytes{{{svc}}} {m['mem'][i]:.0f} {ts}")
-                lines.append(f"jvm_gc_pause_seconds_sum{{{svc}}} {gc[i]:.4f} {ts}")
-            elif conv == 1:
-                lines.append(f'requests_total{{{svc},code="200"}} {ok[i]:.2f} {ts}')
-                lines.append(f'requests_total{{{svc},code="500"}} {bad[i]:.2f} {ts}')
-                lines.append(f"request_duration_seconds_sum{{{svc}}} {dur_ok[i] + dur_bad[i]:.4f} {ts}")
-                lines.append(f"request_duration_seconds_count{{{svc}}} {ok[i] + bad[i]:.2f} {ts}")
-                lines.append(f"process_resident_memory_bytes{{{svc}}} {m['mem'][i]:.0f} {ts}")
-            else:
-                ms = 1000.0
-                lines.append(f"rpc_server_duration_milliseconds_sum{{{svc}}} {(dur_ok[i] + dur_bad[i]) * ms:.2f} {ts}")
-                lines.append(f"rpc_server_duration_milliseconds_count{{{svc}}} {ok[i] + bad[i]:.2f} {ts}")
-                lines.append(f'rpc_server_errors_total{{{svc}}} {bad[i]:.2f} {ts}')
-                lines.append(f'container_memory_working_set_bytes{{{pod},container="{s}"}} {m["mem"][i]:.0f} {ts}')
+            lines += [f"{name}{{{lab}}} {v[i]:.{d}f} {ts}" for name, lab, v, d in rows]
     return "\n".join(lines) + "\n"
 
 

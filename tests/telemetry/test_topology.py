@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tools.telemetry.errors import InputError
+from tools.core.errors import InputError
 from tools.telemetry.store import TelemetryStore
 from tools.telemetry.topology import (
     Topology,

@@ -25,7 +25,7 @@ from pathlib import Path
 import networkx as nx
 from pydantic import BaseModel, Field
 
-from tools.telemetry.errors import InputError
+from tools.core.errors import InputError
 
 MAX_BYTES = 32 * 1024 * 1024
 
