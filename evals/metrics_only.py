@@ -1,14 +1,14 @@
 """The metrics-only target: an unseen system fed as Prometheus text + topology.json, diagnosed
 through ``tamo ingest`` and the agent's ``diagnose_incident`` tool, next to two baselines.
 
-Why this path: it is the one a metrics-only user takes. Each case gets a fresh store file filled
-by the real ``tamo ingest`` command (a process, as a user runs it), and the agent's tool is called
-with the incident window and the fault-free hour before it: no label (root, fault kind, onset)
-reaches the engine. With no trained models and no LLM key the engine runs as a new user's install
-does. The baselines see the same window and hour: ``baro`` (BARO's robust scorer, RCAEval's
-rules) and ``walk`` (personalised PageRank over the declared topology), both on the counters read
-as rates (raw cumulative counters would be unfair to them). Several seeds (a different system
-each), Acc@1/Acc@3 with the spread over seeds.
+Why this path: it is the one a metrics-only user takes. Each system (seed) gets one store file
+filled by the real ``tamo ingest`` command (a process, as a user runs it); for each incident the
+agent's tool is called with the incident window and the fault-free hour before it, and no label
+(root, fault kind, onset) reaches the engine. With no trained models and no LLM key the engine
+runs as a new user's install does. The baselines see the same window and hour: ``baro`` (BARO's
+robust scorer, RCAEval's rules) and ``walk`` (personalised PageRank over the declared topology),
+both on the counters read as rates (raw cumulative counters would be unfair to them). Several
+seeds (a different system each), Acc@1/Acc@3 with the spread over seeds.
 
     python -m evals.metrics_only --seeds 0 1 2 [--json out.json]
 """
@@ -40,14 +40,14 @@ def _window(a: int, b: int) -> TimeWindow:
     return TimeWindow(start=datetime.fromtimestamp(a, UTC), end=datetime.fromtimestamp(b, UTC))
 
 
-def _ingest(store_file: Path, case: SynthCase) -> None:
-    """``tamo ingest metrics.prom topology.json --store FILE``, as a user runs it."""
-    cmd = [sys.executable, "-m", "tamo.main", "ingest", str(case.prom), str(case.topology)]
-    res = subprocess.run(
-        [*cmd, "--store", str(store_file)], capture_output=True, text=True, check=False
-    )
+def _ingest(store_file: Path, cases: list[SynthCase]) -> None:
+    """``tamo ingest *.prom topology.json --store FILE``, as a user runs it (one system's store
+    holds all its incidents, days apart)."""
+    files = [str(c.prom) for c in cases] + [str(cases[0].topology)]
+    cmd = [sys.executable, "-m", "tamo.main", "ingest", *files, "--store", str(store_file)]
+    res = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if res.returncode != 0:
-        raise RuntimeError(f"tamo ingest failed on {case.prom}: {res.stderr.strip()[:300]}")
+        raise RuntimeError(f"tamo ingest failed: {res.stderr.strip()[:300]}")
 
 
 def _diagnose(store_file: Path, case: SynthCase) -> list[str]:
@@ -91,10 +91,10 @@ def _baseline_case(store_file: Path, case: SynthCase) -> CaseTelemetry:
 
 def run_seed(seed: int, cases_per_fault: int, work: Path) -> list[dict[str, Any]]:
     cases = generate(work / f"seed{seed}", seed, cases_per_fault)
+    store_file = work / f"seed{seed}" / "store.duckdb"
+    _ingest(store_file, cases)
     rows = []
     for case in cases:
-        store_file = work / f"seed{seed}" / f"{case.case_id.replace('/', '_')}.duckdb"
-        _ingest(store_file, case)
         ct = _baseline_case(store_file, case)
         rankings = {
             "tamo": _diagnose(store_file, case),

@@ -222,7 +222,8 @@ def generate(out: Path, seed: int, cases_per_fault: int = 4) -> list[SynthCase]:
     for fault in FAULTS:
         for k, root in enumerate(rng.choice(roots, cases_per_fault, replace=False)):
             root = str(root)
-            t0 = 1_767_225_600 + int(rng.integers(0, 30)) * 86_400  # a day in January 2026
+            # one incident every other day from 2026-01-01: one store can hold them all
+            t0 = 1_767_225_600 + len(cases) * 2 * 86_400
             onset = BASELINE_STEPS + LEAD_STEPS + int(rng.integers(-3, 4))
             series = _simulate(rng, services, edges, root, fault, onset, steps)
             prom = out / f"{fault}-{k}.prom"
