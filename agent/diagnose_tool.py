@@ -1,8 +1,8 @@
-"""``diagnose_incident``: the whole investigation as one tool (registered in the toolbox).
+"""``diagnose_incident``: the whole investigation as one tool (listed beside the toolbox's tools).
 
 Why it lives in ``agent/``: it runs the LangGraph investigation, and the toolbox (below the agent)
-must not import the agent. It registers itself in the same tool registry, so the MCP server
-exposes it like every other tool, from this one definition.
+must not import the agent. It is described with the same :func:`~tools.toolbox.spec.tool`, and
+the MCP server lists it beside the toolbox's tools, so it is exposed from this one definition.
 """
 
 from __future__ import annotations
@@ -10,9 +10,11 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 from agent.graph import memory_checkpointer
+from agent.report_model import Impact
 from agent.run import Investigator
-from tools.telemetry.errors import TamoError
+from tools.core.errors import TamoError
 from tools.telemetry.model import Incident
+from tools.telemetry.topology import edges_of
 from tools.toolbox.context import ToolContext
 from tools.toolbox.spec import ScopeInput, tool, untrusted
 
@@ -20,12 +22,18 @@ from tools.toolbox.spec import ScopeInput, tool, untrusted
 class DiagnoseInput(ScopeInput):
     question: str | None = Field(None, description="the alert text or question")
     trace_id: str | None = None
+    edges: list[tuple[str, str]] | None = Field(
+        None, description="service graph [[caller, callee], ...] if not ingested"
+    )
 
 
 class DiagnoseResult(BaseModel):
     investigation_id: str
     title: str
     priority: str
+    impact: list[str] = Field(
+        default_factory=list, description="users, then affected services: now vs normal"
+    )
     root_cause: str | None
     confidence: float | None
     fault_type: str
@@ -40,6 +48,19 @@ class DiagnoseResult(BaseModel):
     prompt_tokens: int
 
 
+def impact_lines(i: Impact, k: int = 4) -> list[str]:
+    """Users' figures, then the affected services (now vs normal), one line each."""
+    base = "" if i.baseline is None else f" vs {i.baseline}"
+    out = [f"users ({', '.join(i.entry_points) or '-'}): {i.error_rate:.1%} errors{base}"]
+    for s in [s for s in i.services if s.affected][:k]:
+        factor = f", p50 x{s.latency_factor:.2f}" if s.latency_factor else ""
+        out.append(
+            f"{s.service}: errors {s.baseline_error_rate or 0:.1%} -> {s.error_rate:.1%}"
+            f"{factor} ({s.baseline_p50_ms} -> {s.p50_ms} ms), {s.rate_per_s:.1f} req/s"
+        )
+    return out
+
+
 def _investigator(ctx: ToolContext) -> Investigator:
     # In memory: an MCP/tool caller wants the report now; resumable runs use `tamo diagnose`.
     return ctx.cached("investigator", lambda: Investigator(ctx, checkpointer=memory_checkpointer()))
@@ -51,6 +72,8 @@ def diagnose_incident(inp: DiagnoseInput, ctx: ToolContext) -> DiagnoseResult:
     with confidence, fault type, priority P0-P3, evidence with links, the matched repair plan
     (dry-run only, nothing executed) and alternatives. ~1-2 s offline. CALL THIS FIRST; drill
     down with query_traces/search_logs/query_promql only where it is unsure."""
+    if inp.edges:  # this investigation's service graph (the store's stays as it is)
+        ctx.remember("topology", edges_of(inp.edges, "diagnose_incident.edges"))
     base = ctx.incident
     window = ctx.window(inp.start, inp.end)
     same = base is not None and base.window == window
@@ -73,6 +96,7 @@ def diagnose_incident(inp: DiagnoseInput, ctx: ToolContext) -> DiagnoseResult:
         investigation_id=inv.thread_id,
         title=untrusted(r.title, 120),
         priority=f"{r.priority.level} ({r.priority.rule})",
+        impact=impact_lines(r.impact),
         root_cause=r.analysis.root_cause,
         confidence=r.analysis.root_cause_confidence,
         fault_type=r.analysis.fault_type,

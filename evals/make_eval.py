@@ -34,9 +34,10 @@ from evals.generalise import (
     score_case,
     summarise,
 )
-from evals.harness import METHODS, PROTOCOLS, Loaded, dataset_signature, evaluate, load_aligned
+from evals.harness import METHODS, evaluate
 from evals.protocols import PROTOCOLS as FOLD_PROTOCOLS
-from evals.report import generalisation_markdown, markdown_table, results_table
+from evals.results_table import generalisation_markdown, markdown_table, results_table
+from tools.learned.labelled_cases import PROTOCOLS, Loaded, dataset_signature, load_aligned
 from tools.learned.models import LearnedModels
 from tools.learned.train import TrainingCase, train_models
 
@@ -170,6 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("out/eval"))
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--seeds", default="0,1,2", help="seeds of the generalisation runs")
+    parser.add_argument("--metrics-only-seeds", default="0,1,2", help="'' skips that eval")
     args = parser.parse_args(argv)
     if not (args.datasets / "README.md").exists() and not any(
         (args.datasets / f).is_dir() for f in DATASETS.values()
@@ -183,6 +185,11 @@ def main(argv: list[str] | None = None) -> int:
         console.print("[yellow]no dataset found: nothing evaluated[/]")
         return 0
     console.print(results_table(results))
+    if args.metrics_only_seeds:  # the unseen metrics-only system (generated, see its module)
+        from evals import metrics_only
+
+        mo_seeds = args.metrics_only_seeds.split(",")
+        metrics_only.main(["--seeds", *mo_seeds, "--json", str(args.out / "metrics_only.json")])
     command = "python -m evals.make_eval " + " ".join(sys.argv[1:] if argv is None else argv)
     path = write_markdown(results, runs, args.out, command.strip())
     console.print(path.read_text().split("## Generalisation", 1)[1])

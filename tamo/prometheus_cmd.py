@@ -21,15 +21,15 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from tamo.console import console
+from tools.core.errors import TamoError
+from tools.core.settings import Settings, get_settings
 from tools.telemetry.backends.prometheus import PrometheusClient
-from tools.telemetry.errors import TamoError
 from tools.telemetry.local_prometheus import (
     LocalPrometheus,
     LocalPrometheusState,
     OpenMetricsSummary,
 )
 from tools.telemetry.model import from_ns
-from tools.telemetry.settings import Settings, get_settings
 
 
 def state_file(settings: Settings) -> Path:
@@ -88,9 +88,9 @@ def _metric_tables(
         for _, source_id, table in adapter.iter_telemetry(root, parts or None, kinds=["metrics"]):
             yield source_id, table
     if store_path is not None:
-        from tools.telemetry.store import TelemetryStore
+        from tools.telemetry.store_client import open_store
 
-        with TelemetryStore(store_path, read_only=True) as store:
+        with open_store(store_path, read_only=True) as store:  # through `tamo serve` if it runs
             window = store.extent("metrics")
             if window is not None:
                 for name in store.metric_names():

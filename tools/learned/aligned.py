@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from tools.core.errors import NotFoundError
 from tools.learned.changepoint import ChangePoint, detect
 from tools.learned.channels import CHANNEL_INDEX, CHANNELS, LOG_CHANNELS, TRACE_CHANNELS
 from tools.learned.incident import IncidentTelemetry
@@ -33,7 +34,8 @@ from tools.learned.series import (
     metric_series,
     trace_series,
 )
-from tools.telemetry.errors import NotFoundError
+from tools.telemetry.log_templates import TemplateMiner
+from tools.telemetry.metric_families import MetricHealth, count_missing, prepare_metrics
 from tools.telemetry.model import (
     LOG_SCHEMA,
     METRIC_SCHEMA,
@@ -45,6 +47,8 @@ from tools.telemetry.model import (
     empty_table,
 )
 from tools.telemetry.sources import LogSource, MetricSource, TraceSource
+from tools.telemetry.topology import Topology, merged_call_graph
+from tools.telemetry.trace_model import SpanForest, service_calls
 
 Z_CLIP = 100.0
 COUNT_CHANNELS = {"trace_calls", "trace_errors", "log_lines", "log_errors", "log_novel", "log_cut"}
@@ -89,6 +93,8 @@ class AlignedTelemetry:
     onset_bin: int = 0  # first step at/after the fault (alert) time; earlier steps are lead-in
     system: str | None = None
     change_point: ChangePoint | None = None  # set when the onset was detected (no alert time)
+    # dropped/odd metric series (non-finite samples, constant, missing, counters read as rates)
+    metric_health: dict[str, object] = field(default_factory=dict)
 
     @property
     def onset_detected(self) -> bool:
@@ -123,7 +129,12 @@ class AlignedTelemetry:
         raw[:, idx, :] = np.nan
         present[:, idx] = False
         base[:, idx, :] = 0.0
-        graph = self.call_graph if modality != Modality.TRACES else nx.DiGraph()
+        graph = self.call_graph
+        if modality == Modality.TRACES:  # a declared topology is not trace evidence: it stays
+            graph = nx.DiGraph()
+            graph.add_edges_from(
+                (a, b, d) for a, b, d in self.call_graph.edges(data=True) if d.get("declared")
+            )
         graph.add_nodes_from(self.entities)
         return AlignedTelemetry(
             X=X,
@@ -141,6 +152,7 @@ class AlignedTelemetry:
             onset_bin=self.onset_bin,
             system=self.system,
             change_point=self.change_point,
+            metric_health=self.metric_health,
         )
 
 
@@ -176,13 +188,14 @@ def _series_on_grid(
     start_ns: int,
     step_ns: int,
     n_bins: int,
-    templates: dict[str, set[str]] | None,
+    miner: TemplateMiner,
+    templates: dict[str, set[int]] | None,
     endings: pd.Series | None = None,
 ) -> pd.DataFrame:
     parts = [
         metric_series(metrics, start_ns, step_ns, n_bins),
         trace_series(spans, start_ns, step_ns, n_bins),
-        log_series(logs, start_ns, step_ns, n_bins, templates, endings),
+        log_series(logs, miner, start_ns, step_ns, n_bins, templates, endings),
     ]
     parts = [p for p in parts if not p.empty]
     return pd.concat(parts, ignore_index=True) if parts else empty_series()
@@ -281,35 +294,33 @@ def _to_tensor(
 
 
 def _call_graph(spans: list[pa.Table], entities: list[str]) -> nx.DiGraph:
+    """Service call graph of the window and baseline spans (the one trace model's edges)."""
     graph = nx.DiGraph()
     graph.add_nodes_from(entities)
     for table in spans:
-        if table.num_rows == 0:
-            continue
-        df = table.select(["trace_id", "span_id", "parent_id", "service", "pod"]).to_pandas()
-        df["entity"] = df["service"].fillna(df["pod"])
-        parent = df.set_index(["trace_id", "span_id"])["entity"]
-        parent = parent[~parent.index.duplicated()]
-        idx = pd.MultiIndex.from_arrays([df["trace_id"], df["parent_id"].fillna("")])
-        df["caller"] = parent.reindex(idx).to_numpy()
-        calls = df.dropna(subset=["caller"])
-        calls = calls[calls["caller"] != calls["entity"]]
-        for (a, b), n in calls.groupby(["caller", "entity"]).size().items():
+        for edge in service_calls(SpanForest.build(table)):
+            a, b = edge.caller, edge.callee
             prev = graph.edges[a, b]["calls"] if graph.has_edge(a, b) else 0
-            graph.add_edge(a, b, calls=prev + int(n))
+            graph.add_edge(a, b, calls=prev + edge.calls)
     return graph
 
 
-def _log_endings(logs: pa.Table, b_logs: pa.Table, window: TimeWindow, onset_ns: int | None):
+def _log_endings(
+    logs: pa.Table,
+    b_logs: pa.Table,
+    window: TimeWindow,
+    onset_ns: int | None,
+    miner: TemplateMiner,
+) -> pd.Series:
     """Which statements end a request normally: the fault-free logs, else the lead-in before the
     onset, else the window's first part (as for the templates)."""
     if b_logs.num_rows:
-        return log_endings(b_logs)
+        return log_endings(b_logs, miner)
     lead_end = onset_ns if onset_ns is not None and onset_ns > window.start_ns else None
     lead_end = lead_end or window.start_ns + int(
         (window.end_ns - window.start_ns) * FALLBACK_FRACTION
     )
-    return log_endings(logs.filter(pa.compute.less(logs.column("ts_ns"), lead_end)))
+    return log_endings(logs.filter(pa.compute.less(logs.column("ts_ns"), lead_end)), miner)
 
 
 def align_tables(
@@ -324,34 +335,44 @@ def align_tables(
     system: str | None = None,
     alert_ns: int | None = None,
     source: str | None = None,
+    topology: Topology | None = None,
 ) -> AlignedTelemetry:
-    """The core of :func:`align` and :func:`align_incident`: tables in, aligned tensor out.
+    """The core of :func:`align` and :func:`align_case`: tables in, aligned tensor out.
 
     ``alert_ns`` is when an alert fired, when one did: steps before it are a lead-in that
     normalises the rest, and only later steps are scored. Without it the onset is detected
     (:func:`tools.learned.changepoint.detect`) on the tensor scored against the baseline alone,
-    and the tensor is then rescored with the detected lead-in. ``source`` names the data in errors.
+    and the tensor is then rescored with the detected lead-in. ``source`` names the data in
+    errors. ``topology`` is a
+    declared service graph, merged into the traced call graph.
     """
     b_spans = baseline_spans if baseline_spans is not None else empty_table(SPAN_SCHEMA)
     b_logs = baseline_logs if baseline_logs is not None else empty_table(LOG_SCHEMA)
     b_metrics = baseline_metrics if baseline_metrics is not None else empty_table(METRIC_SCHEMA)
-    where = source or "incident window"
+    # metric names of any convention: counters as rates, histograms as means, NaN dropped
+    health = MetricHealth()
+    count_missing(metrics, b_metrics, health)
+    metrics, _ = prepare_metrics(metrics, health)
+    b_metrics, _ = prepare_metrics(b_metrics, health, scored=False)
     if spans.num_rows + logs.num_rows + metrics.num_rows == 0:
         raise NotFoundError(
             f"no metrics, spans or logs in the incident window {window.start} - {window.end}",
-            source=where,
+            source=source or "incident window",
         )
     step = float(step_s) if step_s else _metric_step_s(metrics if metrics.num_rows else b_metrics)
     step_ns = int(step * 1e9)
     n_bins = max(1, int(np.ceil((window.end_ns - window.start_ns) / step_ns)))
-    known = log_templates_by_entity(b_logs) if b_logs.num_rows else None
+    miner = TemplateMiner()  # one per alignment: baseline and window lines share template ids
+    known = log_templates_by_entity(b_logs, miner) if b_logs.num_rows else None
     if known is None and logs.num_rows:
         # no fault-free logs: templates of the window's first part are "known"
         cut = window.start_ns + int((window.end_ns - window.start_ns) * FALLBACK_FRACTION)
         early = logs.filter(pa.compute.less(logs.column("ts_ns"), cut))
-        known = log_templates_by_entity(early)
-    endings = _log_endings(logs, b_logs, window, alert_ns)
-    win = _series_on_grid(spans, logs, metrics, window.start_ns, step_ns, n_bins, known, endings)
+        known = log_templates_by_entity(early, miner)
+    endings = _log_endings(logs, b_logs, window, alert_ns, miner)
+    win = _series_on_grid(
+        spans, logs, metrics, window.start_ns, step_ns, n_bins, miner, known, endings
+    )
     b_lo_hi = [
         r
         for r in (
@@ -363,7 +384,7 @@ def align_tables(
     if b_lo_hi:
         b_start = min(r[0] for r in b_lo_hi)
         b_bins = max(1, int(np.ceil((max(r[1] for r in b_lo_hi) - b_start) / step_ns)))
-        base = _series_on_grid(b_spans, b_logs, b_metrics, b_start, step_ns, b_bins, known)
+        base = _series_on_grid(b_spans, b_logs, b_metrics, b_start, step_ns, b_bins, miner, known)
     else:
         b_bins, base = 0, empty_series()
     change: ChangePoint | None = None
@@ -380,14 +401,15 @@ def align_tables(
         if onset_bin > 0 and not b_logs.num_rows and logs.num_rows:
             # the lead-in's normal request endings, now that the lead-in is known
             onset_ns = window.start_ns + onset_bin * step_ns
-            endings = _log_endings(logs, b_logs, window, onset_ns)
-            log_part = log_series(logs, window.start_ns, step_ns, n_bins, known, endings)
+            endings = _log_endings(logs, b_logs, window, onset_ns, miner)
+            log_part = log_series(logs, miner, window.start_ns, step_ns, n_bins, known, endings)
             win = pd.concat([win[~win["channel"].isin(LOG_CHANNELS)], log_part], ignore_index=True)
     zw, zb, fb_channels = _zscore(win, base, n_bins, onset_bin)
     entities = sorted(set(zw["entity"].dropna()))
     if not entities:
         raise NotFoundError(
-            "no telemetry in the incident window could be attributed to a service", source=where
+            "no telemetry in the incident window could be attributed to a service",
+            source=source or "incident window",
         )
     X, raw, present = _to_tensor(zw, entities, n_bins)
     BX, _, _ = _to_tensor(zb, entities, b_bins)
@@ -416,7 +438,7 @@ def align_tables(
         channels=list(CHANNELS),
         step_s=step,
         start_ns=window.start_ns,
-        call_graph=_call_graph([spans, b_spans], entities),
+        call_graph=merged_call_graph(_call_graph([spans, b_spans], entities), topology, entities),
         modalities=modalities,
         baseline_X=BX,
         edge_z=edge_z,
@@ -424,10 +446,13 @@ def align_tables(
         onset_bin=onset_bin,
         system=system,
         change_point=change,
+        metric_health=health.as_dict(),
     )
 
 
-def align_incident(incident: IncidentTelemetry, step_s: float | None = None) -> AlignedTelemetry:
+def align_incident(
+    incident: IncidentTelemetry, step_s: float | None = None, topology: Topology | None = None
+) -> AlignedTelemetry:
     """Align one incident's tables (window + fault-free baseline); the engine's only input type."""
     return align_tables(
         incident.spans,
@@ -441,6 +466,7 @@ def align_incident(incident: IncidentTelemetry, step_s: float | None = None) -> 
         system=incident.system,
         alert_ns=incident.alert_ns,
         source=incident.source,
+        topology=topology,
     )
 
 
@@ -459,15 +485,22 @@ def align(
     incident: Incident,
     metric_names: list[str] | None = None,
     step_s: float | None = None,
+    topology: Topology | None = None,
     alert_ns: int | None = None,
 ) -> AlignedTelemetry:
     """Align telemetry read from sources for an incident; any source may be ``None``.
 
     ``metric_names`` lists the metric names (or PromQL expressions on Prometheus) to read; by
     default a source that can list its metric names (the embedded store) is asked. The
-    incident's ``baseline`` window, when given, supplies the fault-free scale; ``alert_ns`` is
-    when the alert fired (without it the onset is detected in the window).
+    incident's ``baseline`` window, when given, supplies the fault-free scale. ``topology``
+    defaults to the one declared in the embedded store, when a source is one. ``alert_ns`` is when
+    the alert fired (without it the onset is detected in the window).
     """
+    if topology is None:
+        topology = next(
+            (s.topology() for s in (metrics, traces) if s is not None and hasattr(s, "topology")),
+            None,
+        )
 
     names = metric_names
     if names is None and metrics is not None and hasattr(metrics, "metric_names"):
@@ -497,4 +530,5 @@ def align(
         system=incident.system,
         alert_ns=alert_ns,
         source=incident.task_id,
+        topology=topology,
     )

@@ -8,6 +8,7 @@ writes it and the report says it was produced without an LLM.
 
 from __future__ import annotations
 
+import re
 import time
 
 from langchain_core.messages import HumanMessage, SystemMessage
@@ -16,26 +17,11 @@ from openai import APIError
 
 from agent.priority import assign_priority
 from agent.prompts import render
-from agent.report import NO_LLM, Analysis, Hypothesis, Impact, Remediation, Report
+from agent.report_model import NO_LLM, Analysis, Hypothesis, Impact, Remediation, Report
 from agent.state import InvestigationState
 from agent.tokens import count
-from tools.telemetry.settings import LLMSettings
-
-
-def _impact(state: InvestigationState) -> Impact:
-    f = state["impact"]
-    change = None
-    if f.p95_ms and f.baseline_p95_ms:
-        change = round((f.p95_ms - f.baseline_p95_ms) / f.baseline_p95_ms * 100, 1)
-    return Impact(
-        affected_services=f.affected_services,
-        requests=f.requests,
-        error_rate=f.error_rate,
-        baseline_error_rate=f.baseline_error_rate,
-        p95_ms=f.p95_ms,
-        baseline_p95_ms=f.baseline_p95_ms,
-        latency_change_pct=change,
-    )
+from tools.core.settings import LLMSettings
+from tools.learned.results import RootCauseRanking
 
 
 def _causal_chain(state: InvestigationState) -> list[str]:
@@ -111,12 +97,21 @@ def _confidence(p: float | None) -> str:
     return f"{p:.0%} calibrated" if p is not None else "no calibrated confidence: untrained ranker"
 
 
+def _impact_line(i: Impact) -> str:
+    """The impact in one line for the model: users' figures and the affected services."""
+    users = f"users {i.error_rate:.1%} errors, p95 {i.p95_ms} ms"
+    if i.baseline is not None:
+        users += f" (normal {i.baseline_error_rate or 0:.1%}, {i.baseline_p95_ms} ms)"
+    affected = "; ".join(f"{s.service}: {s.why}" for s in i.services if s.affected)
+    return f"{users}; affected: {affected or 'none'}"
+
+
 def _llm_summary(
     llm: ChatOpenAI, state: InvestigationState, a: Analysis, rep: Report
 ) -> tuple[str | None, int, int]:
     context = "\n".join(
         [
-            f"impact: {rep.impact.model_dump_json(exclude_none=True)}",
+            f"impact: {_impact_line(rep.impact)}",
             f"priority: {rep.priority.level} ({rep.priority.rule})",
             f"remediation: {rep.remediation.strategy or 'none'} {rep.remediation.actions}",
             f"alternatives: {[(h.entity, h.confidence) for h in rep.alternatives]}",
@@ -135,6 +130,40 @@ def _llm_summary(
     meta = ai.usage_metadata
     prompt_tokens = meta["input_tokens"] if meta else count(render("sre_system") + prompt)
     return str(ai.content).strip(), prompt_tokens, meta["output_tokens"] if meta else 0
+
+
+_VERDICT = re.compile(r"^\s*`?VERDICT:\s*(?P<who>[^`\n]+?)`?\s*$", re.MULTILINE)
+
+
+def split_verdict(text: str) -> tuple[str, str | None]:
+    """(the narrative without its verdict line, the service the model named)."""
+    found = list(_VERDICT.finditer(text))
+    if not found:
+        return text, None
+    who = found[-1].group("who").strip().strip("<>*\"' ")
+    return _VERDICT.sub("", text).strip(), who or None
+
+
+def _judgement(a: Analysis, ranking: RootCauseRanking | None, who: str) -> None:
+    """Keep the model's verdict; where it differs from the ranking, say both with evidence."""
+    a.llm_root_cause = who
+    if a.root_cause is None or who == a.root_cause:
+        return
+    ranked = {r.entity: r for r in (ranking.ranking if ranking else [])}
+    top = ranked.get(a.root_cause)
+
+    def why(entity: str) -> str:
+        r = ranked.get(entity)
+        if r is None:
+            return f"{entity} is not in the ranking's top {len(ranked)}"
+        moved = "; ".join(f"{e.channel} {e.detail}".strip() for e in r.evidence[:2])
+        return f"{entity} score {r.score:.2f}" + (f" ({moved})" if moved else "")
+
+    a.disagreement = (
+        f"The LLM judges {who} the root cause; the ranking puts {a.root_cause} first. "
+        f"Ranking: {why(a.root_cause) if top else a.root_cause}; {why(who)}. "
+        "The plan follows the ranking; weigh both."
+    )
 
 
 def build_report(
@@ -160,7 +189,7 @@ def build_report(
         evidence=state["evidence"],
         known_incidents=state.get("fingerprints") or [],
     )
-    impact = _impact(state)
+    impact = state.get("impact") or Impact()
     alternatives = [
         Hypothesis(
             entity=r.entity,
@@ -206,7 +235,10 @@ def build_report(
             rep.not_checked.append(f"LLM summary failed ({type(exc).__name__}); template used")
             rep.produced_with = f"{NO_LLM}; LLM {settings.model} gathered evidence"
     if narrative:
-        rep.analysis.summary = narrative
+        text, who = split_verdict(narrative)
+        rep.analysis.summary = text
+        if who:
+            _judgement(rep.analysis, ranking, who)
     else:
         rep.analysis.summary = _template_summary(analysis, impact, rep.priority.level)
     usage.seconds = round(time.time() - state["started_at"], 3)
