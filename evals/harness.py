@@ -10,9 +10,10 @@ Why it is built this way:
   a model that saw its label), or, with ``classifier="models"``, by the ones in the models
   directory (transfer: train on one system, test on another). The leave-one-fault-type-out,
   leave-one-day-out and cross-system protocols are :mod:`evals.generalise` (``make eval``).
-* No label reaches the engine: :func:`alert_time` is the only place a label (the injection time)
-  is read, and only under the ``alert`` protocol, as the alert an SRE would have; under
-  ``window`` the engine gets the window alone and detects the onset itself.
+* No label reaches the engine: :func:`~tools.learned.labelled_cases.alert_time` is the only
+  place a label (the injection time) is read, and only under the ``alert`` protocol, as the
+  alert an SRE would have; under ``window`` the engine gets the window alone and detects the
+  onset itself.
 """
 
 from __future__ import annotations

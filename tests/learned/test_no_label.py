@@ -6,10 +6,10 @@ from typing import Any
 
 import pytest
 
-from evals.harness import alert_time
 from tests.learned.conftest import make_case
 from tools.learned import align_case, classify_fault, fuse_modalities, localize_root_cause
 from tools.learned.incident import IncidentTelemetry
+from tools.learned.labelled_cases import alert_time
 from tools.telemetry.model import CaseTelemetry, to_ns
 
 LABEL_FIELDS = ("case_id", "service", "fault_type", "pod", "injected_at", "system", "dataset")
