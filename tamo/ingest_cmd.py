@@ -8,7 +8,7 @@ re-running the same command is idempotent (a file replaces its previous rows).
 
 from __future__ import annotations
 
-import contextlib
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -173,26 +173,14 @@ def ingest_dataset(store: TelemetryStore, dataset: str, root: Path, parts: list[
 
 
 def serve_otlp(listen: str, store_path: Path | None) -> None:
-    """Receive OTLP/HTTP into the store until interrupted, then flush and report."""
-    from tools.telemetry.otlp_receiver import OtlpReceiver
+    """``--listen [HOST:]PORT``: the same process as ``tamo serve`` (OTLP, MCP and the store API),
+    so other commands keep working while it receives."""
+    from tamo.serve_cmd import serve
 
     host, _, port = listen.rpartition(":")
     if not port.isdigit():
         raise TamoError(f"expected [HOST:]PORT, got {listen!r}", source="--listen")
-    with open_store(store_path) as store:
-        try:
-            receiver = OtlpReceiver(store, host or "127.0.0.1", int(port))
-        except OSError as exc:
-            raise TamoError(f"cannot listen: {exc.strerror or exc}", source=listen) from None
-        console.print(
-            f"receiving OTLP/HTTP on {receiver.url}/v1/{{traces,logs,metrics}} into {store.path}"
-            " (Ctrl-C stops)",
-            highlight=False,
-        )
-        with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises the Ctrl-C it handled
-            receiver.serve_forever()
-        console.print(f"received {receiver.written}", highlight=False)
-        _totals(store)
+    serve(host or "127.0.0.1", int(port), store_path, os.environ.get("TAMO_MCP_TOKEN"), None)
 
 
 def register(app: typer.Typer) -> None:
@@ -217,7 +205,7 @@ def register(app: typer.Typer) -> None:
         listen: str | None = typer.Option(
             None,
             "--listen",
-            help="Run an OTLP/HTTP receiver on [HOST:]PORT (default host 127.0.0.1) until Ctrl-C.",
+            help="Serve OTLP/HTTP (as `tamo serve`) on [HOST:]PORT (default host 127.0.0.1).",
         ),
     ) -> None:
         """Load telemetry into the embedded store (atomic per file; re-ingest replaces)."""
