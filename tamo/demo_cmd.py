@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from prometheus_client import start_http_server
@@ -43,17 +43,7 @@ from tools.repair import (
     auto_approver,
     load_strategies,
 )
-from tools.repair.closed_loop import ClosedLoop, LoopEvent
-from tools.repair.detect import complete_traces
 from tools.repair.executors import TestbedExecutor
-from tools.repair.report import (
-    Figures,
-    effect_plot,
-    effect_queries,
-    figures,
-    heatmap,
-    write_dashboard,
-)
 from tools.telemetry.backends.prometheus import PrometheusClient
 from tools.telemetry.errors import TamoError
 from tools.telemetry.ingest import parse_text
@@ -61,6 +51,10 @@ from tools.telemetry.local_prometheus import LocalPrometheus, free_loopback_port
 from tools.telemetry.model import TimeWindow
 from tools.telemetry.settings import get_settings
 from tools.telemetry.store import TelemetryStore
+
+if TYPE_CHECKING:  # the loop's detector (torch) and the figures (matplotlib) load when a demo runs
+    from tools.repair.closed_loop import ClosedLoop, LoopEvent
+    from tools.repair.report import Figures
 
 
 @dataclass(frozen=True)
@@ -263,6 +257,8 @@ class Live:
 def _series(
     prom: PrometheusClient, start: float, end: float
 ) -> dict[str, list[tuple[float, float]]]:
+    from tools.repair.report import effect_queries
+
     out: dict[str, list[tuple[float, float]]] = {}
     window = TimeWindow(
         start=datetime.fromtimestamp(start, tz=UTC), end=datetime.fromtimestamp(end, tz=UTC)
@@ -370,6 +366,9 @@ def _closed_loop(
     after_s: float,
     engine: RuleEngine,
 ) -> dict[str, Any]:
+    from tools.repair.closed_loop import ClosedLoop
+    from tools.repair.report import effect_queries, figures
+
     tail = SpanTail(tb.spans_dir, store)
     load = Load(tb.router_url, rate)
     runner = RepairExecutor(
@@ -480,6 +479,9 @@ def _artifacts(
     after: Figures,
     out: dict[str, Any],
 ) -> None:
+    from tools.repair.detect import complete_traces
+    from tools.repair.report import effect_plot, heatmap, write_dashboard
+
     window = TimeWindow(
         start=datetime.fromtimestamp(t_load, tz=UTC), end=datetime.fromtimestamp(t_after, tz=UTC)
     )

@@ -11,17 +11,17 @@ import sys
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from agent.chat import HELP, ChatSession
-from agent.run import Investigator
-from agent.scope import case_context, window_incident
 from tamo.console import err_console, fail
-from tools.telemetry.model import Incident
 from tools.telemetry.settings import get_settings
-from tools.toolbox.context import ToolContext
+
+if TYPE_CHECKING:  # the agent, its tools and the learned models load only when a command runs
+    from agent.run import Investigator
+    from tools.telemetry.model import Incident
+    from tools.toolbox.context import ToolContext
 
 
 class Format(StrEnum):
@@ -40,6 +40,9 @@ NoLLM = Annotated[bool, typer.Option("--no-llm", help="ignore a configured LLM")
 
 
 def _context(dataset: str | None, root: Path | None, case: str | None) -> ToolContext:
+    from agent.scope import case_context
+    from tools.toolbox.context import ToolContext
+
     settings = get_settings()
     if dataset or case:
         if not (dataset and case):
@@ -58,12 +61,16 @@ def _incident(
     trace_id: str | None,
 ) -> Incident:
     """A dataset case brings its own window; otherwise the window comes from the options."""
+    from agent.scope import window_incident
+
     if ctx.case is not None and ctx.incident is not None:
         return ctx.incident
     return window_incident(start, end, last, services or [], question, trace_id)
 
 
 def _investigator(ctx: ToolContext, no_llm: bool, **kw: object) -> Investigator:
+    from agent.run import Investigator
+
     return Investigator(ctx, llm=not no_llm, **kw)  # type: ignore[arg-type]
 
 
@@ -136,6 +143,8 @@ def register(app: typer.Typer) -> None:
         no_llm: NoLLM = False,
     ) -> None:
         """Interactive investigation: tool calls shown live, answers streamed, /approve repairs."""
+        from agent.chat import HELP, ChatSession
+
         ctx = _context(dataset, root, case)
         incident = _incident(ctx, start, end, last, service, None, None)
 

@@ -12,10 +12,7 @@ from pathlib import Path
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from evals.harness import METHODS, dataset_signature, evaluate, load_aligned
-from evals.report import results_table
 from tamo.console import console, fail
-from tools.learned.train import TrainingCase, train_models
 from tools.telemetry.errors import TamoError
 
 
@@ -49,6 +46,9 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Train T1 (diffusion, fault-free data), T2 (frequency attention, self-supervised) and T3
         (fault-type classifier, labels) and write verified checkpoints to OUT."""
+        from evals.harness import dataset_signature, load_aligned
+        from tools.learned.train import TrainingCase, train_models
+
         try:
             parts = _parts(days, runs)
             with _progress() as bar:
@@ -81,7 +81,9 @@ def register(app: typer.Typer) -> None:
         models: Path | None = typer.Option(
             None, help="models directory (default: train T1/T2 here, label-free)"
         ),
-        method: str = typer.Option("tamo", help=f"one of: {', '.join(METHODS)}"),
+        method: str = typer.Option(
+            "tamo", help="tamo, an ablation or a baseline (an unknown name lists them)"
+        ),
         classifier: str = typer.Option(
             "cv", help="cv (k-fold within system) or models (the trained T3)"
         ),
@@ -89,6 +91,9 @@ def register(app: typer.Typer) -> None:
         seed: int = typer.Option(0, help="random seed"),
     ) -> None:
         """Diagnose every labelled case and score the ranking (Acc@k) and fault type (macro-F1)."""
+        from evals.harness import evaluate
+        from evals.report import results_table
+
         try:
             with _progress() as bar:
                 tasks: dict[str, int] = {}

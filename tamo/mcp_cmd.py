@@ -15,12 +15,8 @@ from typing import Annotated
 
 import typer
 
-from agent.scope import case_context
-from mcp_server.auth import http_auth
-from mcp_server.server import build_server
 from tamo.console import fail
 from tools.telemetry.settings import get_settings
-from tools.toolbox.context import ToolContext
 
 
 class Transport(StrEnum):
@@ -47,6 +43,11 @@ def register(app: typer.Typer) -> None:
         case: Annotated[str | None, typer.Option(help="case id")] = None,
     ) -> None:
         """Run the MCP server (tools, resources, the investigate_alert prompt)."""
+        from agent.scope import case_context
+        from mcp_server.auth import http_auth
+        from mcp_server.server import build_server
+        from tools.toolbox.context import ToolContext
+
         settings = get_settings()
         if dataset or case:
             if not (dataset and case):

@@ -11,11 +11,8 @@ import os
 
 import typer
 
-from agent.run import Investigator
-from agent.slack import SlackFront
 from tamo.console import err_console, fail
 from tools.telemetry.settings import get_settings
-from tools.toolbox.context import ToolContext
 
 
 def register(app: typer.Typer) -> None:
@@ -27,6 +24,10 @@ def register(app: typer.Typer) -> None:
             fail("set SLACK_BOT_TOKEN and SLACK_APP_TOKEN (Socket Mode) to run the Slack bot")
         from slack_bolt import App
         from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+        from agent.run import Investigator
+        from agent.slack import SlackFront
+        from tools.toolbox.context import ToolContext
 
         approvers = {
             u.strip() for u in os.environ.get("TAMO_SLACK_APPROVERS", "").split(",") if u.strip()

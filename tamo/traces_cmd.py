@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
@@ -19,7 +20,9 @@ from rich.table import Table
 from tamo.console import console, fail
 from tools.telemetry.errors import TamoError
 from tools.telemetry.ingest import parse_file
-from tools.traces import KnowledgeBase, TraceConfig, analyze_traces
+
+if TYPE_CHECKING:  # the analytics (torch, scikit-learn) load only when a command runs
+    from tools.traces import KnowledgeBase
 
 traces_app = typer.Typer(help="Call-chain anomaly analysis and the anomaly knowledge base.")
 kb_app = typer.Typer(help="The anomaly knowledge base: fingerprints, root causes, fixes.")
@@ -27,6 +30,8 @@ traces_app.add_typer(kb_app, name="kb")
 
 
 def _kb(path: Path | None) -> KnowledgeBase:
+    from tools.traces import KnowledgeBase
+
     return KnowledgeBase(path)
 
 
@@ -55,6 +60,8 @@ def analyze_command(
     seed: int = typer.Option(0, "--seed", help="Seed of every random step."),
 ) -> None:
     """Find anomalous traces: score, cluster, root span (service::operation) and reason."""
+    from tools.traces import TraceConfig, analyze_traces
+
     try:
         parsed = parse_file(input_file)
         baseline = parse_file(baseline_file).spans if baseline_file else None
