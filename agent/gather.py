@@ -10,11 +10,9 @@ tools are offered; a call to anything else is refused and counted.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
-from langchain_openai import ChatOpenAI
-from openai import APIError
 
 from agent.evidence import model_view, run_tool
 from agent.prompts import render
@@ -24,6 +22,9 @@ from tools.telemetry.model import Incident
 from tools.telemetry.settings import LLMSettings
 from tools.toolbox.context import ToolContext
 from tools.toolbox.spec import REGISTRY, untrusted
+
+if TYPE_CHECKING:  # the OpenAI client loads only when an LLM is configured
+    from langchain_openai import ChatOpenAI
 
 EVIDENCE_TOOLS = ("query_traces", "search_logs", "query_promql")
 REPORT_RESERVE_TOKENS = 800  # what the report call needs; the loop never eats into it
@@ -79,6 +80,8 @@ def llm_gather(
     on_event: Callable[[dict[str, Any]], None] | None = None,
 ) -> None:
     """The evidence loop: model proposes tool calls, we run them, until done or out of budget."""
+    from openai import APIError
+
     tools = [REGISTRY[n].openai_schema() for n in EVIDENCE_TOOLS]
     model = llm.bind_tools(tools)
     budget = settings.max_tool_calls

@@ -12,10 +12,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from langchain_core.runnables import RunnableConfig
-from langchain_openai import ChatOpenAI
 from langgraph.runtime import Runtime
 from langgraph.types import interrupt
 
@@ -25,6 +24,9 @@ from agent.reporting import build_report
 from agent.state import Approval, ImpactFigures, InvestigationState
 from tools.telemetry.settings import LLMSettings
 from tools.toolbox import warm
+
+if TYPE_CHECKING:  # the OpenAI client loads only when an LLM is configured
+    from langchain_openai import ChatOpenAI
 from tools.toolbox.context import ToolContext
 
 

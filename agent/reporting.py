@@ -9,10 +9,9 @@ writes it and the report says it was produced without an LLM.
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 from langchain_core.messages import HumanMessage, SystemMessage
-from langchain_openai import ChatOpenAI
-from openai import APIError
 
 from agent.priority import assign_priority
 from agent.prompts import render
@@ -20,6 +19,9 @@ from agent.report import NO_LLM, Analysis, Hypothesis, Impact, Remediation, Repo
 from agent.state import InvestigationState
 from agent.tokens import count
 from tools.telemetry.settings import LLMSettings
+
+if TYPE_CHECKING:  # the OpenAI client loads only when an LLM is configured
+    from langchain_openai import ChatOpenAI
 
 
 def _impact(state: InvestigationState) -> Impact:
@@ -192,6 +194,8 @@ def build_report(
         usage=usage,
     )
     if narrative is None and llm is not None:
+        from openai import APIError
+
         try:
             narrative, p_tok, c_tok = _llm_summary(llm, state, analysis, rep)
             usage.llm_calls += 1

@@ -11,9 +11,8 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from langchain_openai import ChatOpenAI
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.types import Command
 
@@ -25,6 +24,9 @@ from tools.telemetry.errors import NotFoundError
 from tools.telemetry.model import Incident
 from tools.telemetry.settings import Settings
 from tools.toolbox.context import ToolContext
+
+if TYPE_CHECKING:  # the OpenAI client loads only when an LLM is configured
+    from langchain_openai import ChatOpenAI
 
 
 @dataclass
