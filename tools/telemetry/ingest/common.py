@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
 import pyarrow as pa
 
 from tools.telemetry.errors import InputError
@@ -71,6 +72,10 @@ class Counter:
         return out
 
 
+# json.dumps with arguments builds an encoder per call; attributes are encoded once per span
+_ATTRIBUTES_ENCODER = json.JSONEncoder(ensure_ascii=False, default=str, allow_nan=True)
+
+
 def attributes_json(attrs: dict[str, Any], counter: Counter) -> str | None:
     """Attributes as JSON text, string values and the whole object capped; ``None`` if empty."""
     if not attrs:
@@ -78,7 +83,7 @@ def attributes_json(attrs: dict[str, Any], counter: Counter) -> str | None:
     capped = {
         k: cap(v, MAX_VALUE_CHARS, counter) if isinstance(v, str) else v for k, v in attrs.items()
     }
-    text = json.dumps(capped, ensure_ascii=False, default=str, allow_nan=True)
+    text = _ATTRIBUTES_ENCODER.encode(capped)
     if len(text) > MAX_ATTRIBUTES_CHARS:
         counter.truncated += 1
         kept: dict[str, Any] = {}
@@ -271,3 +276,29 @@ def iter_json_docs(path: str, text: str) -> list[tuple[int, Any]]:
             except json.JSONDecodeError as exc:
                 raise InputError(f"invalid JSON: {exc.msg}", path=path, line=i) from None
         return docs
+
+
+def json_documents(path: str, text: str) -> list[tuple[int, str]]:
+    """The JSON documents of a file as ``(line, text)``, not yet decoded: the whole file when it
+    is one document (any layout), else one per non-blank line (JSON Lines).
+
+    Why text: a reader can then decode each document its own way (typed, or into dicts); the
+    syntax check here runs in C without building anything (~1 GB/s). A syntax error is an
+    ``InputError`` at its line, exactly as :func:`iter_json_docs` reports it.
+    """
+    try:
+        msgspec.json.decode(text, type=msgspec.Raw)
+        return [(1, text)]
+    except msgspec.DecodeError:
+        pass
+    docs = []
+    for i, ln in enumerate(text.splitlines(), start=1):
+        if not ln.strip():
+            continue
+        try:
+            msgspec.json.decode(ln, type=msgspec.Raw)
+        except msgspec.DecodeError:
+            iter_json_docs(path, text)  # raises the error, at its line
+            raise  # unreachable unless the two syntax checks disagree
+        docs.append((i, ln))
+    return docs
