@@ -41,7 +41,7 @@ from tools.telemetry.model import SPAN_SCHEMA
 _HEX_DIGITS = "0123456789abcdef"
 
 
-class _Value(msgspec.Struct):
+class _Value(msgspec.Struct, gc=False):
     stringValue: str | UnsetType = UNSET
     boolValue: bool | UnsetType = UNSET
     intValue: int | str | UnsetType = UNSET
@@ -51,17 +51,17 @@ class _Value(msgspec.Struct):
     bytesValue: msgspec.Raw | UnsetType = UNSET
 
 
-class _KeyValue(msgspec.Struct):
+class _KeyValue(msgspec.Struct, gc=False):
     key: str
     value: _Value | UnsetType = UNSET
 
 
-class _Status(msgspec.Struct):
+class _Status(msgspec.Struct, gc=False):
     code: int | None = None
     message: str | None = None
 
 
-class _Span(msgspec.Struct):
+class _Span(msgspec.Struct, gc=False):
     traceId: str | None = None
     spanId: str | None = None
     parentSpanId: str | None = None
@@ -73,21 +73,21 @@ class _Span(msgspec.Struct):
     status: _Status | None = None
 
 
-class _Scope(msgspec.Struct):
+class _Scope(msgspec.Struct, gc=False):
     spans: list[_Span] | None = None
 
 
-class _Resource(msgspec.Struct):
+class _Resource(msgspec.Struct, gc=False):
     attributes: list[_KeyValue] | None = None
 
 
-class _ResourceSpans(msgspec.Struct):
+class _ResourceSpans(msgspec.Struct, gc=False):
     resource: _Resource | None = None
     scopeSpans: list[_Scope] | UnsetType | None = UNSET
     instrumentationLibrarySpans: list[_Scope] | None = None
 
 
-class _Request(msgspec.Struct):
+class _Request(msgspec.Struct, gc=False):
     resourceSpans: list[_ResourceSpans] | UnsetType | None = UNSET
     resourceLogs: msgspec.Raw | UnsetType = UNSET
     resourceMetrics: msgspec.Raw | UnsetType = UNSET
