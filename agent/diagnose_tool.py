@@ -1,8 +1,8 @@
 """``diagnose_incident``: the whole investigation as one tool (registered in the toolbox).
 
 Why it lives in ``agent/``: it runs the LangGraph investigation, and the toolbox (below the agent)
-must not import the agent. It registers itself in the same tool registry, so the MCP server
-exposes it like every other tool, from this one definition.
+must not import the agent. It is described with the same :func:`~tools.toolbox.spec.tool`, and
+the MCP server lists it beside the toolbox's tools, so it is exposed from this one definition.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 
 from agent.graph import memory_checkpointer
 from agent.run import Investigator
-from tools.telemetry.errors import TamoError
+from tools.core.errors import TamoError
 from tools.telemetry.model import Incident
 from tools.toolbox.context import ToolContext
 from tools.toolbox.spec import ScopeInput, tool, untrusted

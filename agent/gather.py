@@ -16,12 +16,13 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, System
 
 from agent.evidence import model_view, run_tool
 from agent.prompts import render
-from agent.report import EvidenceItem, Usage
+from agent.report_model import EvidenceItem, Usage
 from agent.tokens import count_messages
+from tools.core.settings import LLMSettings
 from tools.telemetry.model import Incident
-from tools.telemetry.settings import LLMSettings
+from tools.toolbox import TOOLBOX
 from tools.toolbox.context import ToolContext
-from tools.toolbox.spec import REGISTRY, untrusted
+from tools.toolbox.spec import untrusted
 
 if TYPE_CHECKING:  # the OpenAI client loads only when an LLM is configured
     from langchain_openai import ChatOpenAI
@@ -82,7 +83,7 @@ def llm_gather(
     """The evidence loop: model proposes tool calls, we run them, until done or out of budget."""
     from openai import APIError
 
-    tools = [REGISTRY[n].openai_schema() for n in EVIDENCE_TOOLS]
+    tools = [TOOLBOX[n].openai_schema() for n in EVIDENCE_TOOLS]
     model = llm.bind_tools(tools)
     budget = settings.max_tool_calls
     messages: list[BaseMessage] = [

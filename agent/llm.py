@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from tools.telemetry.settings import LLMSettings
+from tools.core.settings import LLMSettings
 
 if TYPE_CHECKING:  # the OpenAI client loads only when an LLM is configured
     from langchain_openai import ChatOpenAI

@@ -20,9 +20,9 @@ from langgraph.types import interrupt
 
 from agent.evidence import run_tool
 from agent.gather import deterministic_gather, llm_gather
-from agent.reporting import build_report
+from agent.report_builder import build_report
 from agent.state import Approval, ImpactFigures, InvestigationState
-from tools.telemetry.settings import LLMSettings
+from tools.core.settings import LLMSettings
 from tools.toolbox import warm
 
 if TYPE_CHECKING:  # the OpenAI client loads only when an LLM is configured
@@ -61,7 +61,7 @@ def _touched(state: InvestigationState) -> dict[str, Any]:
 
 
 def scope(state: InvestigationState, runtime: Rt) -> dict[str, Any]:
-    from agent.report import Usage
+    from agent.report_model import Usage
 
     incident = state["incident"]
     ctx = runtime.context.ctx

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from agent.report import Impact, Priority
+from agent.report_model import Impact, Priority
 
 Rule = tuple[str, str, Callable[[Impact], bool]]
 

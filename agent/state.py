@@ -13,7 +13,7 @@ from typing import Any, TypedDict
 
 from pydantic import BaseModel, Field
 
-from agent.report import EvidenceItem, Report, Usage
+from agent.report_model import EvidenceItem, Report, Usage
 from tools.learned.results import (
     CausalEdge,
     ChannelEvidence,

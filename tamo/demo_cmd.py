@@ -32,6 +32,8 @@ from tamo.console import console, fail
 from testbed.bed import Testbed
 from testbed.catalog import FAULTS
 from testbed.load import run_load_sync
+from tools.core.errors import TamoError
+from tools.core.settings import get_settings
 from tools.repair import (
     AuditEntry,
     AuditLog,
@@ -45,16 +47,14 @@ from tools.repair import (
 )
 from tools.repair.executors import TestbedExecutor
 from tools.telemetry.backends.prometheus import PrometheusClient
-from tools.telemetry.errors import TamoError
 from tools.telemetry.ingest import parse_text
 from tools.telemetry.local_prometheus import LocalPrometheus, free_loopback_port
 from tools.telemetry.model import TimeWindow
-from tools.telemetry.settings import get_settings
 from tools.telemetry.store import TelemetryStore
 
 if TYPE_CHECKING:  # the loop's detector (torch) and the figures (matplotlib) load when a demo runs
     from tools.repair.closed_loop import ClosedLoop, LoopEvent
-    from tools.repair.report import Figures
+    from tools.repair.effect_plots import Figures
 
 
 @dataclass(frozen=True)
@@ -257,7 +257,7 @@ class Live:
 def _series(
     prom: PrometheusClient, start: float, end: float
 ) -> dict[str, list[tuple[float, float]]]:
-    from tools.repair.report import effect_queries
+    from tools.repair.effect_plots import effect_queries
 
     out: dict[str, list[tuple[float, float]]] = {}
     window = TimeWindow(
@@ -367,7 +367,7 @@ def _closed_loop(
     engine: RuleEngine,
 ) -> dict[str, Any]:
     from tools.repair.closed_loop import ClosedLoop
-    from tools.repair.report import effect_queries, figures
+    from tools.repair.effect_plots import effect_queries, figures
 
     tail = SpanTail(tb.spans_dir, store)
     load = Load(tb.router_url, rate)
@@ -480,7 +480,7 @@ def _artifacts(
     out: dict[str, Any],
 ) -> None:
     from tools.repair.detect import complete_traces
-    from tools.repair.report import effect_plot, heatmap, write_dashboard
+    from tools.repair.effect_plots import effect_plot, heatmap, write_dashboard
 
     window = TimeWindow(
         start=datetime.fromtimestamp(t_load, tz=UTC), end=datetime.fromtimestamp(t_after, tz=UTC)

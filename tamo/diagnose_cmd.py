@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from tamo.console import err_console, fail
-from tools.telemetry.settings import get_settings
+from tools.core.settings import get_settings
 
 if TYPE_CHECKING:  # the agent, its tools and the learned models load only when a command runs
     from agent.run import Investigator

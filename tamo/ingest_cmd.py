@@ -19,9 +19,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from tamo.console import console, err_console
-from tools.telemetry.errors import InputError, TamoError
+from tools.core.errors import InputError, TamoError
+from tools.core.settings import get_settings
 from tools.telemetry.ingest import FORMATS, IngestResult, detect_format
-from tools.telemetry.settings import get_settings
 from tools.telemetry.store import TelemetryStore
 
 

@@ -13,14 +13,16 @@ from __future__ import annotations
 
 import importlib
 import sys
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
-import click
 import typer
 from typer.core import TyperCommand, TyperGroup
 
 from tamo.console import fail
-from tools.telemetry.errors import TamoError
+from tools.core.errors import TamoError
+
+if TYPE_CHECKING:
+    import click
 
 
 class Command(NamedTuple):
@@ -51,10 +53,6 @@ COMMANDS: dict[str, Command] = {
         "tamo.learn_cmd",
         "Train T1 (diffusion, fault-free data), T2 (frequency attention, self-supervised) and T3\n"
         "(fault-type classifier, labels) and write verified checkpoints to OUT.",
-    ),
-    "eval": Command(
-        "tamo.learn_cmd",
-        "Diagnose every labelled case and score the ranking (Acc@k) and fault type (macro-F1).",
     ),
     "diagnose": Command(
         "tamo.diagnose_cmd",

@@ -16,7 +16,7 @@ from typing import Annotated
 import typer
 
 from tamo.console import fail
-from tools.telemetry.settings import get_settings
+from tools.core.settings import get_settings
 
 
 class Transport(StrEnum):

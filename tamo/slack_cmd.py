@@ -12,7 +12,7 @@ import os
 import typer
 
 from tamo.console import err_console, fail
-from tools.telemetry.settings import get_settings
+from tools.core.settings import get_settings
 
 
 def register(app: typer.Typer) -> None:

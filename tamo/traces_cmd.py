@@ -18,8 +18,9 @@ import typer
 from rich.table import Table
 
 from tamo.console import console, fail
-from tools.telemetry.errors import TamoError
+from tools.core.errors import TamoError
 from tools.telemetry.ingest import parse_file
+from tools.telemetry.ingest.stream import open_spans
 
 if TYPE_CHECKING:  # the analytics (torch, scikit-learn) load only when a command runs
     from tools.traces import KnowledgeBase
@@ -59,25 +60,31 @@ def analyze_command(
     ),
     seed: int = typer.Option(0, "--seed", help="Seed of every random step."),
 ) -> None:
-    """Find anomalous traces: score, cluster, root span (service::operation) and reason."""
-    from tools.traces import TraceConfig, analyze_traces
+    """Find anomalous traces: score, cluster, root span (service::operation) and reason.
 
+    A file over 256 MiB is streamed (JSON Lines, a window at a time); smaller ones are read whole.
+    """
     try:
-        parsed = parse_file(input_file)
+        stream = open_spans(input_file)
+        parsed = parse_file(input_file) if stream is None else None
         baseline = parse_file(baseline_file).spans if baseline_file else None
-        logs = (
-            parse_file(logs_file).logs
-            if logs_file
-            else (parsed.logs if parsed.logs.num_rows else None)
-        )
+        if logs_file:
+            logs = parse_file(logs_file).logs
+        else:
+            logs = parsed.logs if parsed is not None and parsed.logs.num_rows else None
+        metrics = parsed.metrics if parsed is not None and parsed.metrics.num_rows else None
+        # the analytics (torch, scikit-learn) load after the reading: parsing with their many
+        # objects alive makes every garbage collection pass longer
+        from tools.traces import TraceConfig, analyze_traces
+
         kb = None if no_kb else _kb(kb_path)
         try:
             analysis = analyze_traces(
-                parsed.spans,
+                parsed.spans if parsed is not None else stream,
                 baseline=baseline,
                 kb=kb,
                 logs=logs,
-                metrics=parsed.metrics if parsed.metrics.num_rows else None,
+                metrics=metrics,
                 config=TraceConfig(seed=seed),
             )
         finally:

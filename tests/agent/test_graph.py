@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from agent.report import NO_LLM, Report
+from agent.report_model import NO_LLM, Report
 from agent.run import Investigator
 from tests.agent.conftest import RecordingExecutor, repair_ctx
-from tools.telemetry.settings import Settings
+from tools.core.settings import Settings
 from tools.toolbox.context import ToolContext
 
 SECTIONS = [
@@ -116,7 +116,7 @@ def test_crash_after_repair_resumes_without_repeating_it(
 def test_resume_of_unknown_investigation_is_a_clear_error(
     case_ctx: ToolContext, tmp_path: Path
 ) -> None:
-    from tools.telemetry.errors import NotFoundError
+    from tools.core.errors import NotFoundError
 
     inv = Investigator(case_ctx, llm=False, checkpointer=tmp_path / "cp.sqlite")
     with pytest.raises(NotFoundError, match="no investigation"):

@@ -21,7 +21,7 @@ from mcp_server.server import build_server
 from tests.agent.conftest import TOOLBOX_TOOLS, RecordingExecutor
 from tests.agent.synthetic import ABNORMAL, fenced_everywhere
 from tests.conftest import REPO, free_port
-from tools.telemetry.errors import ConfigError
+from tools.core.errors import ConfigError
 from tools.toolbox.context import ToolContext
 
 TOOLS = TOOLBOX_TOOLS | {"diagnose_incident"}

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tools.telemetry.errors import InputError
+from tools.core.errors import InputError
 from tools.traces.log_templates import TemplateMiner, mask
 
 

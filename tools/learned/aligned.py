@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from tools.core.errors import NotFoundError
 from tools.learned.channels import CHANNEL_INDEX, CHANNELS, LOG_CHANNELS, TRACE_CHANNELS
 from tools.learned.series import (
     empty_series,
@@ -26,7 +27,6 @@ from tools.learned.series import (
     metric_series,
     trace_series,
 )
-from tools.telemetry.errors import NotFoundError
 from tools.telemetry.model import (
     LOG_SCHEMA,
     METRIC_SCHEMA,

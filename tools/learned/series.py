@@ -16,11 +16,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from tools.core.severity import Severity, spellings_at_least
 from tools.learned.channels import metric_channel, metric_sign
 from tools.telemetry.model import service_from_pod
 
 SERIES_COLUMNS = ["key", "entity", "channel", "bin", "value", "sign"]
-_ERROR_SEVERITIES = {"ERROR", "FATAL", "CRITICAL", "SEVERE", "ALERT", "EMERGENCY"}
 _ERROR_BODY = re.compile(r"\b(?:ERROR|FATAL|SEVERE)\b|Exception|Traceback|\bpanic\b")
 _MASKS = (
     re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"),
@@ -188,7 +188,7 @@ def _log_frame(logs: pa.Table) -> pd.DataFrame:
     body = pc.fill_null(logs.column("body"), "")
     sev = pc.utf8_upper(pc.fill_null(logs.column("severity"), ""))
     is_error = pc.or_(
-        pc.is_in(sev, value_set=pa.array(sorted(_ERROR_SEVERITIES))),
+        pc.is_in(sev, value_set=pa.array(spellings_at_least(Severity.ERROR))),
         pc.match_substring_regex(
             pc.utf8_slice_codeunits(body, 0, 400), pattern=_ERROR_BODY.pattern
         ),

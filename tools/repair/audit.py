@@ -31,7 +31,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from tools.telemetry.errors import InputError, NotFoundError
+from tools.core.errors import InputError, NotFoundError
 
 GENESIS = "0" * 64
 

@@ -21,8 +21,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel
 
+from tools.core.errors import TamoError
 from tools.repair.strategy import _OPS, VerifyCheck, VerifySpec
-from tools.telemetry.errors import TamoError
 from tools.telemetry.model import TimeWindow
 from tools.telemetry.sources import MetricSource, TraceSource
 

@@ -39,7 +39,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from tools.telemetry.errors import InputError
+from tools.core.errors import InputError
 from tools.telemetry.ingest.common import Fail
 from tools.telemetry.ingest.otlp_json import IdEncoding, OtlpAccumulator, add_document
 from tools.telemetry.store import TelemetryStore

@@ -27,10 +27,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from tools.telemetry.errors import NotFoundError, TamoError
+from tools.core.errors import NotFoundError, TamoError
+from tools.core.settings import get_settings
 from tools.telemetry.ingest import IngestResult, parse_file
 from tools.telemetry.model import CaseTelemetry, TimeWindow
-from tools.telemetry.settings import get_settings
 from tools.telemetry.store_queries import (
     call_graph_sql,
     covering_window,

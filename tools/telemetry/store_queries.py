@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from tools.telemetry.errors import TamoError
+from tools.core.errors import TamoError
 from tools.telemetry.model import LOG_SCHEMA, METRIC_SCHEMA, SPAN_SCHEMA, TimeWindow
 
 # A parent span may start before the window of its child; how far back the call graph looks

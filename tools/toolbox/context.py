@@ -20,8 +20,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote, urlencode
 
+from tools.core.settings import Settings, get_settings
 from tools.telemetry.model import CaseTelemetry, Incident, TimeWindow
-from tools.telemetry.settings import Settings, get_settings
 from tools.telemetry.sources import LogSource, MetricSource, TraceSource
 
 DEFAULT_LOOKBACK = timedelta(minutes=15)

@@ -15,6 +15,7 @@ from pathlib import Path
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from tools.core.errors import NotFoundError
 from tools.repair import (
     Approval,
     AuditLog,
@@ -30,7 +31,6 @@ from tools.repair import (
     load_strategies,
 )
 from tools.repair.executors import KubernetesExecutor, TestbedExecutor, WebhookExecutor
-from tools.telemetry.errors import NotFoundError
 from tools.toolbox.context import ToolContext
 from tools.toolbox.spec import tool
 

@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel, Field
 
+from tools.core.severity import severity_of, spellings_at_least
 from tools.telemetry.model import TimeWindow
 from tools.toolbox.context import ToolContext
 from tools.toolbox.spec import WindowInput, looks_like_instruction, tool, untrusted
@@ -256,14 +257,10 @@ def _distinct_lines(logs: pa.Table) -> list[dict]:
     ]
 
 
-_SEVERITY_ORDER = ["TRACE", "DEBUG", "INFO", "WARN", "WARNING", "ERROR", "CRITICAL", "FATAL"]
-
-
 def _at_least(severity: str) -> list[str]:
-    sev = severity.upper()
-    if sev not in _SEVERITY_ORDER:
-        return [sev]
-    return _SEVERITY_ORDER[_SEVERITY_ORDER.index(sev) :]
+    """The stored spellings of ``severity`` or worse; an unknown name matches only itself."""
+    level = severity_of(severity)
+    return [severity.upper()] if level is None else spellings_at_least(level)
 
 
 def _counts(column: pa.ChunkedArray, top_k: int) -> dict[str, int]:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from tools.telemetry.errors import InputError
+from tools.core.errors import InputError
 
 WILDCARD = "<*>"
 _MASKS = (

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from tools.telemetry.settings import Settings
+from tools.core.settings import Settings
 from tools.telemetry.sources import LogSource, MetricSource, TraceSource
 
 if TYPE_CHECKING:

@@ -18,8 +18,8 @@ import networkx as nx
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from tools.core.errors import BackendError, InputError, NotFoundError
 from tools.telemetry.backends._http import BackendClient
-from tools.telemetry.errors import BackendError, InputError, NotFoundError
 from tools.telemetry.model import TimeWindow
 
 

@@ -17,11 +17,12 @@ from pathlib import Path
 import pyarrow as pa
 from pydantic import BaseModel
 
-from tools.telemetry.errors import InputError
+from tools.core.errors import InputError
 from tools.telemetry.ingest import jaeger_json, jsonl_logs, otlp_fast, otlp_json, prom_text
 from tools.telemetry.ingest.common import (
     Counter,
     Fail,
+    Undecoded,
     iter_json_docs,
     json_documents,
     log_rows,
@@ -144,8 +145,10 @@ def _otlp(text: str, path: str, _ts: int | None) -> ParsedTelemetry:
     acc = otlp_json.OtlpAccumulator()
     for line, doc in json_documents(path, text):
         fail = Fail(path, line)
-        if not otlp_fast.add_document(doc, acc, fail):
-            otlp_json.add_document(json.loads(doc), acc, fail)
+        if not isinstance(doc, Undecoded):
+            otlp_json.add_document(doc, acc, fail)
+        elif not otlp_fast.add_document(doc.text, acc, fail):
+            otlp_json.add_document(json.loads(doc.text), acc, fail)
     return ParsedTelemetry(
         "otlp-json",
         acc.spans.table(),

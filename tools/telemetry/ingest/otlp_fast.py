@@ -238,7 +238,7 @@ def add_document(raw: str | bytes, acc: OtlpAccumulator, fail: Fail) -> bool:
     if doc.resourceSpans is UNSET and doc.resourceLogs is UNSET and doc.resourceMetrics is UNSET:
         return False  # not an OTLP request at all: the walker says so
     others = (("resourceLogs", doc.resourceLogs), ("resourceMetrics", doc.resourceMetrics))
-    rest = {name: json.loads(part) for name, part in others if part is not UNSET}
+    rest = {name: json.loads(bytes(part)) for name, part in others if part is not UNSET}
     if rest:  # logs and metrics are few beside spans; the walker adds them (or raises)
         walk_document(rest, acc, fail)
     cols["attributes"] = [attributes_json(a, acc.counter) for a in cols["attributes"]]

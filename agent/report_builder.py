@@ -15,10 +15,10 @@ from langchain_core.messages import HumanMessage, SystemMessage
 
 from agent.priority import assign_priority
 from agent.prompts import render
-from agent.report import NO_LLM, Analysis, Hypothesis, Impact, Remediation, Report
+from agent.report_model import NO_LLM, Analysis, Hypothesis, Impact, Remediation, Report
 from agent.state import InvestigationState
 from agent.tokens import count
-from tools.telemetry.settings import LLMSettings
+from tools.core.settings import LLMSettings
 
 if TYPE_CHECKING:  # the OpenAI client loads only when an LLM is configured
     from langchain_openai import ChatOpenAI
