@@ -266,7 +266,9 @@ def iter_json_docs(path: str, text: str) -> list[tuple[int, Any]]:
         try:
             json.loads(lines[first])
         except json.JSONDecodeError:
-            raise InputError(f"invalid JSON: {whole.msg}", path=path, line=whole.lineno) from None
+            raise InputError(
+                f"invalid JSON at column {whole.colno}: {whole.msg}", path=path, line=whole.lineno
+            ) from None
         docs = []
         for i, ln in enumerate(lines, start=1):
             if not ln.strip():
@@ -274,7 +276,9 @@ def iter_json_docs(path: str, text: str) -> list[tuple[int, Any]]:
             try:
                 docs.append((i, json.loads(ln)))
             except json.JSONDecodeError as exc:
-                raise InputError(f"invalid JSON: {exc.msg}", path=path, line=i) from None
+                raise InputError(
+                    f"invalid JSON at column {exc.colno}: {exc.msg}", path=path, line=i
+                ) from None
         return docs
 
 
