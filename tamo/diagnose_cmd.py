@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from tamo.console import err_console, fail
+from tamo.imports import heavy_imports
 from tools.core.settings import get_settings
 
 if TYPE_CHECKING:  # the agent, its tools and the learned models load only when a command runs
@@ -40,8 +41,9 @@ NoLLM = Annotated[bool, typer.Option("--no-llm", help="ignore a configured LLM")
 
 
 def _context(dataset: str | None, root: Path | None, case: str | None) -> ToolContext:
-    from agent.scope import case_context
-    from tools.toolbox.context import ToolContext
+    with heavy_imports():
+        from agent.scope import case_context
+        from tools.toolbox.context import ToolContext
 
     settings = get_settings()
     if dataset or case:
@@ -69,7 +71,8 @@ def _incident(
 
 
 def _investigator(ctx: ToolContext, no_llm: bool, **kw: object) -> Investigator:
-    from agent.run import Investigator
+    with heavy_imports():
+        from agent.run import Investigator
 
     return Investigator(ctx, llm=not no_llm, **kw)  # type: ignore[arg-type]
 

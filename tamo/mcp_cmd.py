@@ -16,6 +16,7 @@ from typing import Annotated
 import typer
 
 from tamo.console import fail
+from tamo.imports import heavy_imports
 from tools.core.settings import get_settings
 
 
@@ -43,10 +44,11 @@ def register(app: typer.Typer) -> None:
         case: Annotated[str | None, typer.Option(help="case id")] = None,
     ) -> None:
         """Run the MCP server (tools, resources, the investigate_alert prompt)."""
-        from agent.scope import case_context
-        from mcp_server.auth import http_auth
-        from mcp_server.server import build_server
-        from tools.toolbox.context import ToolContext
+        with heavy_imports():
+            from agent.scope import case_context
+            from mcp_server.auth import http_auth
+            from mcp_server.server import build_server
+            from tools.toolbox.context import ToolContext
 
         settings = get_settings()
         if dataset or case:

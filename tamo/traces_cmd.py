@@ -18,6 +18,7 @@ import typer
 from rich.table import Table
 
 from tamo.console import console, fail
+from tamo.imports import heavy_imports
 from tools.core.errors import TamoError
 from tools.telemetry.ingest import parse_file
 from tools.telemetry.ingest.stream import open_spans
@@ -75,7 +76,8 @@ def analyze_command(
         metrics = parsed.metrics if parsed is not None and parsed.metrics.num_rows else None
         # the analytics (torch, scikit-learn) load after the reading: parsing with their many
         # objects alive makes every garbage collection pass longer
-        from tools.traces import TraceConfig, analyze_traces
+        with heavy_imports():
+            from tools.traces import TraceConfig, analyze_traces
 
         kb = None if no_kb else _kb(kb_path)
         try:
