@@ -20,8 +20,6 @@ from rich.table import Table
 from tamo.console import console, fail
 from tamo.imports import heavy_imports
 from tools.core.errors import TamoError
-from tools.telemetry.ingest import parse_file
-from tools.telemetry.ingest.stream import open_spans
 
 if TYPE_CHECKING:  # the analytics (torch, scikit-learn) load only when a command runs
     from tools.traces import KnowledgeBase
@@ -65,6 +63,9 @@ def analyze_command(
 
     A file over 256 MiB is streamed (JSON Lines, a window at a time); smaller ones are read whole.
     """
+    from tools.telemetry.ingest import parse_file
+    from tools.telemetry.ingest.stream import open_spans
+
     try:
         stream = open_spans(input_file)
         parsed = parse_file(input_file) if stream is None else None
