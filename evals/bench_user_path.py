@@ -276,26 +276,28 @@ async def _mcp_calls(datasets: Path, data_dir: Path) -> list[float]:
     seconds = []
     async with Client(build_server(ctx)) as c:
         for _ in range(RUNS + 1):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             await c.call_tool("diagnose_incident", {})
-            seconds.append(time.perf_counter() - t0)
-    return seconds[1:]  # the first call pays the imports and torch's initialisation
+            seconds.append((time.perf_counter() - t0, time.process_time() - c0))
+    return seconds
 
 
 def mcp(datasets: Path, data_dir: Path) -> list[dict]:
     if not (datasets / "nezha").exists():
         return []
     load = os.getloadavg()
-    c0 = time.process_time()
-    seconds = asyncio.run(_mcp_calls(datasets, data_dir))
-    cpu = (time.process_time() - c0) / (len(seconds) + 1)
-    runs = [Run(s, cpu, float("nan"), 0, load) for s in seconds]
+    (first, first_cpu), *warm = asyncio.run(_mcp_calls(datasets, data_dir))
+    runs = [Run(w, c, float("nan"), 0, load) for w, c in warm]
     row = _row(
-        "MCP diagnose_incident (in-memory fastmcp Client, warm server)",
+        "MCP diagnose_incident, repeated on one case (in-memory fastmcp Client)",
         runs,
         None,
         target="<= 1 s",
         column="in_process",
+        first_call_s=round(first, 3),
+        first_call_cpu_s=round(first_cpu, 3),
+        note="first call loads the case and imports the pipeline; repeats reuse the context's "
+        "per-window results",
     )
     row.pop("peak_rss_mb")
     return [row]
