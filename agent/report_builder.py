@@ -24,22 +24,6 @@ if TYPE_CHECKING:  # the OpenAI client loads only when an LLM is configured
     from langchain_openai import ChatOpenAI
 
 
-def _impact(state: InvestigationState) -> Impact:
-    f = state["impact"]
-    change = None
-    if f.p95_ms and f.baseline_p95_ms:
-        change = round((f.p95_ms - f.baseline_p95_ms) / f.baseline_p95_ms * 100, 1)
-    return Impact(
-        affected_services=f.affected_services,
-        requests=f.requests,
-        error_rate=f.error_rate,
-        baseline_error_rate=f.baseline_error_rate,
-        p95_ms=f.p95_ms,
-        baseline_p95_ms=f.baseline_p95_ms,
-        latency_change_pct=change,
-    )
-
-
 def _causal_chain(state: InvestigationState) -> list[str]:
     """Root cause first, then the services its strongest causal edges lead to."""
     ranking = state.get("ranking")
@@ -109,12 +93,21 @@ def _template_summary(a: Analysis, impact: Impact, level: str) -> str:
     )
 
 
+def _impact_line(i: Impact) -> str:
+    """The impact in one line for the model: users' figures and the affected services."""
+    users = f"users {i.error_rate:.1%} errors, p95 {i.p95_ms} ms"
+    if i.baseline is not None:
+        users += f" (normal {i.baseline_error_rate or 0:.1%}, {i.baseline_p95_ms} ms)"
+    affected = "; ".join(f"{s.service}: {s.why}" for s in i.services if s.affected)
+    return f"{users}; affected: {affected or 'none'}"
+
+
 def _llm_summary(
     llm: ChatOpenAI, state: InvestigationState, a: Analysis, rep: Report
 ) -> tuple[str | None, int, int]:
     context = "\n".join(
         [
-            f"impact: {rep.impact.model_dump_json(exclude_none=True)}",
+            f"impact: {_impact_line(rep.impact)}",
             f"priority: {rep.priority.level} ({rep.priority.rule})",
             f"remediation: {rep.remediation.strategy or 'none'} {rep.remediation.actions}",
             f"alternatives: {[(h.entity, h.confidence) for h in rep.alternatives]}",
@@ -157,7 +150,7 @@ def build_report(
         evidence=state["evidence"],
         known_incidents=state.get("fingerprints") or [],
     )
-    impact = _impact(state)
+    impact = state.get("impact") or Impact()
     alternatives = [
         Hypothesis(
             entity=r.entity,

@@ -13,7 +13,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import Progress
 
 from evals.harness import METHODS, evaluate
 from evals.results_table import results_table
@@ -46,14 +46,7 @@ def main(
 ) -> None:
     """Diagnose every labelled case and score the ranking (Acc@k) and fault type (macro-F1)."""
     try:
-        with Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=console,
-            transient=True,
-        ) as bar:
+        with Progress(console=console, transient=True) as bar:
             tasks: dict[str, int] = {}
 
             def tick(stage: str, done: int, total: int) -> None:

@@ -35,6 +35,10 @@ COMMANDS: dict[str, Command] = {
         "tamo.ingest_cmd",
         "Load telemetry into the embedded store (atomic per file; re-ingest replaces).",
     ),
+    "serve": Command(
+        "tamo.serve_cmd",
+        "Receive OTLP, serve MCP and the store to every other command, on one port.",
+    ),
     "query": Command(
         "tamo.query_cmd", "Query the embedded store: traces, logs, metrics, call graph."
     ),

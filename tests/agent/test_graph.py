@@ -39,10 +39,14 @@ def test_offline_report_has_every_section(case_ctx: ToolContext, tmp_path: Path)
     assert len(r.analysis.evidence) >= 5
     assert all(e.query for e in r.analysis.evidence)
     assert any(e.link and e.link.startswith("tamo://trace/") for e in r.analysis.evidence)
-    assert r.impact.error_rate > 0.2 and r.impact.baseline_error_rate == 0.0
+    # users (frontend) see no errors, only the latency; payment fails a third of its requests
+    assert r.impact.entry_points == ["frontend"] and r.impact.error_rate == 0.0
+    assert r.impact.baseline == "the given baseline window"
     assert r.impact.latency_change_pct > 100
-    assert "paymentservice" in r.impact.affected_services
-    assert r.priority.level == "P0" and "error rate" in r.priority.rule
+    pay = next(s for s in r.impact.services if s.service == "paymentservice")
+    assert pay.error_rate > 0.2 and pay.baseline_error_rate == 0.0 and pay.affected
+    assert {"paymentservice", "checkoutservice", "frontend"} <= set(r.impact.affected_services)
+    assert r.priority.level == "P1" and "latency" in r.priority.rule
     assert r.remediation.strategy == "payment_restart"
     assert (
         r.remediation.dry_run

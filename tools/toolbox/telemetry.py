@@ -11,12 +11,14 @@ from __future__ import annotations
 import json
 import math
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel, Field
 
 from tools.core.severity import severity_of, spellings_at_least
 from tools.telemetry.model import TimeWindow
+from tools.telemetry.trace_model import error_spans, has_parent_id
 from tools.toolbox.context import ToolContext
 from tools.toolbox.spec import WindowInput, looks_like_instruction, tool, untrusted
 
@@ -89,8 +91,8 @@ class QueryTracesResult(BaseModel):
 def _service_stats(spans: pa.Table, top_k: int) -> list[ServiceStat]:
     if spans.num_rows == 0:
         return []
-    is_err = pc.equal(spans["status"], "error")
-    t = spans.select(["service", "duration_ns"]).append_column("err", pc.cast(is_err, pa.int64()))
+    is_err = pa.array(error_spans(spans).astype(np.int64))
+    t = spans.select(["service", "duration_ns"]).append_column("err", is_err)
     agg = t.group_by("service").aggregate(
         [("err", "count"), ("err", "sum"), ("duration_ns", "tdigest", pc.TDigestOptions(q=0.95))]
     )
@@ -108,12 +110,12 @@ def _service_stats(spans: pa.Table, top_k: int) -> list[ServiceStat]:
 
 
 def _slowest_traces(ctx: ToolContext, spans: pa.Table, top_k: int) -> list[TraceRef]:
-    roots = spans.filter(pc.is_null(spans["parent_id"]))
+    roots = spans.filter(pa.array(~has_parent_id(spans)))
     if roots.num_rows == 0:
         roots = spans
     order = pc.sort_indices(roots, sort_keys=[("duration_ns", "descending")])
     top = roots.take(order[: top_k * 4]).to_pylist()
-    err_traces = set(spans.filter(pc.equal(spans["status"], "error"))["trace_id"].to_pylist())
+    err_traces = set(spans.filter(pa.array(error_spans(spans)))["trace_id"].to_pylist())
     out: list[TraceRef] = []
     seen: set[str] = set()
     for r in top:
@@ -167,7 +169,7 @@ def query_traces(inp: QueryTracesInput, ctx: ToolContext) -> QueryTracesResult:
         sort_keys=True,
     )
     n = spans.num_rows
-    errors = int(pc.sum(pc.equal(spans["status"], "error")).as_py() or 0) if n else 0
+    errors = int(error_spans(spans).sum())
     p50, p95 = _quantiles(spans["duration_ns"]) if n else (None, None)
     result = QueryTracesResult(
         query=f"spans {query} in [{window.start:%H:%M:%S}, {window.end:%H:%M:%S})",
@@ -274,7 +276,7 @@ def search_logs(inp: SearchLogsInput, ctx: ToolContext) -> SearchLogsResult:
     """Group the log lines of a window into message patterns (Drain templates) with counts, the
     services that emit them and one fenced example each; never returns raw dumps. Costs one bounded
     log query plus template mining. Use after query_traces to explain an erroring service."""
-    from tools.traces.log_templates import TemplateMiner
+    from tools.telemetry.log_templates import TemplateMiner
 
     window = ctx.window(inp.start, inp.end)
     services = ctx.services(inp.services)

@@ -20,9 +20,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from tools.core.severity import Severity, spellings_at_least
+from tools.telemetry.log_templates import TemplateMiner, mask
 from tools.traces.config import TraceConfig
 from tools.traces.fingerprint import METRIC_FLAGS
-from tools.traces.log_templates import TemplateMiner, mask
 
 _METRIC_PATTERNS = {
     # first match wins: a callback failure rate is a callback drop before it is an error rate
