@@ -63,8 +63,12 @@ def analyze_command(
 
     A file over 256 MiB is streamed (JSON Lines, a window at a time); smaller ones are read whole.
     """
-    from tools.telemetry.ingest import parse_file
-    from tools.telemetry.ingest.stream import open_spans
+    # the analytics (torch, scikit-learn) load first, frozen out of the collector's sight: the
+    # parse below allocates millions of objects, and each collection would walk theirs again
+    with heavy_imports():
+        from tools.telemetry.ingest import parse_file
+        from tools.traces import TraceConfig, analyze_traces
+        from tools.traces.stream import open_spans
 
     try:
         stream = open_spans(input_file)
@@ -75,11 +79,6 @@ def analyze_command(
         else:
             logs = parsed.logs if parsed is not None and parsed.logs.num_rows else None
         metrics = parsed.metrics if parsed is not None and parsed.metrics.num_rows else None
-        # the analytics (torch, scikit-learn) load after the reading: parsing with their many
-        # objects alive makes every garbage collection pass longer
-        with heavy_imports():
-            from tools.traces import TraceConfig, analyze_traces
-
         kb = None if no_kb else _kb(kb_path)
         try:
             analysis = analyze_traces(

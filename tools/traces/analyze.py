@@ -267,7 +267,7 @@ def _fingerprint(
 
 class SpanStream(Protocol):
     """Spans too many to hold at once, read twice: a sample to learn from, then the windows
-    (:class:`tools.telemetry.ingest.stream.SpanFileStream`); ``num_rows`` is known after either.
+    (:class:`tools.traces.stream.SpanFileStream`); ``num_rows`` is known after either.
     """
 
     num_rows: int

@@ -22,7 +22,6 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
@@ -32,9 +31,8 @@ from tools.core.errors import InputError
 from tools.telemetry.ingest import jaeger_json, otlp_fast, otlp_json
 from tools.telemetry.ingest.common import Counter, Fail, span_rows
 from tools.telemetry.model import SPAN_SCHEMA
-
-if TYPE_CHECKING:
-    from tools.traces.config import TraceConfig
+from tools.traces.analyze import iter_batches
+from tools.traces.config import TraceConfig
 
 STREAM_ABOVE_BYTES = 256 * 2**20  # smaller files are read whole, as the store reads them
 MAX_LINE_BYTES = 64 * 2**20  # one export request; the collector's batches are far smaller
@@ -155,8 +153,6 @@ class SpanFileStream:
     def batches(self, config: TraceConfig) -> Iterator[pa.Table]:
         """Pass 2: whole traces a window at a time; a trace is held back until no span of it can
         still come (its first span is a window older than the newest span seen)."""
-        from tools.traces.analyze import iter_batches
-
         pending: list[pa.Table] = []
         held = 0
         horizon_ns = int(config.window_s * 1e9)

@@ -10,9 +10,9 @@ import pytest
 
 from evals.traces_synth import generate, to_otlp_json
 from tools.core.errors import InputError
-from tools.telemetry.ingest import stream
-from tools.telemetry.ingest.stream import SpanFileStream
+from tools.traces import stream
 from tools.traces.config import TraceConfig
+from tools.traces.stream import SpanFileStream
 
 
 def _jsonl(tmp_path: Path, n_traces: int, per_line: int = 50) -> tuple[Path, int]:
