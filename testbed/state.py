@@ -140,19 +140,27 @@ class StateStore:
 
     def claim_dispatch(self, task_id: str, seq_no: int, origin: str) -> int | None:
         """Record dispatch ``(task_id, seq_no)``; ``None`` if it was seen before (idempotency),
-        else how many dispatches the task has had, this one included."""
+        else how many dispatches the task has had, this one included.
+
+        The claim and the count are one write transaction (``BEGIN IMMEDIATE`` takes the write
+        lock first): in autocommit mode another handle could insert between this INSERT and its
+        count, and two handles would report the same count.
+        """
         with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
             try:
-                self._conn.execute(
-                    "INSERT INTO dispatches VALUES (?, ?, ?, ?)",
+                claimed = self._conn.execute(
+                    "INSERT OR IGNORE INTO dispatches VALUES (?, ?, ?, ?)",
                     (task_id, seq_no, origin, time.time()),
-                )
-            except sqlite3.IntegrityError:
-                return None
-            (count,) = self._conn.execute(
-                "SELECT count(*) FROM dispatches WHERE task_id = ?", (task_id,)
-            ).fetchone()
-        return int(count)
+                ).rowcount
+                (count,) = self._conn.execute(
+                    "SELECT count(*) FROM dispatches WHERE task_id = ?", (task_id,)
+                ).fetchone()
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+        return int(count) if claimed else None
 
     def park_callback(self, task_id: str, payload: dict[str, Any]) -> None:
         with self._lock:
