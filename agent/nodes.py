@@ -23,7 +23,10 @@ from agent.evidence import run_tool
 from agent.gather import deterministic_gather, llm_gather
 from agent.reporting import build_report
 from agent.state import Approval, ImpactFigures, InvestigationState
+from tools.repair.identity import approving
+from tools.repair.safety import Approval as RepairApproval
 from tools.telemetry.settings import LLMSettings
+from tools.telemetry.untrusted import quote
 from tools.toolbox import warm
 from tools.toolbox.context import ToolContext
 
@@ -140,7 +143,11 @@ def classify(state: InvestigationState, runtime: Rt) -> dict[str, Any]:
 def match(state: InvestigationState, runtime: Rt) -> dict[str, Any]:
     _run(state, runtime, "analyze_traces", {"top_k": 3})
     found = _run(state, runtime, "match_fingerprint", {})
-    names = [m.summary for m in found.matches] if found is not None else []
+    names = [
+        f"{m.fingerprint_id}: known {quote(m.root_cause, 80)} "
+        f"(score {m.score:.2f}, fix {m.strategy or 'none recorded'})"
+        for m in (found.matches if found is not None else [])
+    ]
     return {**_touched(state), "fingerprints": names}
 
 
@@ -153,7 +160,6 @@ def plan(state: InvestigationState, runtime: Rt) -> dict[str, Any]:
     args = {
         "service": top.entity,
         "fault_type": fault.fault_type if fault else "unknown",
-        "confidence": round(top.score, 4),
         "error_codes": impact.error_codes,
         "metrics": {
             "error_rate": impact.error_rate,
@@ -181,7 +187,8 @@ def report(state: InvestigationState, runtime: Rt, config: RunnableConfig) -> di
 
 def after_report(state: InvestigationState) -> str:
     p = state.get("plan")
-    wants = state.get("request_repair") and p is not None and p.get("plan_id")
+    # a plan held back for weak evidence is shown, never put to a person to approve
+    wants = state.get("request_repair") and p is not None and p.get("plan_id") and p["executable"]
     return "approve" if wants and state.get("approval") is None else "end"
 
 
@@ -225,16 +232,14 @@ def _register_plan(state: InvestigationState, runtime: Rt) -> str:
 def execute(state: InvestigationState, runtime: Rt) -> dict[str, Any]:
     plan_id = _register_plan(state, runtime)
     a = state["approval"]
-    result = _run(
-        state,
-        runtime,
-        "execute_repair",
-        {
-            "plan_id": plan_id,
-            "dry_run": state.get("dry_run", True),
-            "approved_by": a.by or "agent-user",
-        },
-    )
+    # the decision came from the front that authenticated the person (Investigator.decide)
+    with approving(RepairApproval(approved=a.approved, by=a.by or "", reason=a.reason or "")):
+        result = _run(
+            state,
+            runtime,
+            "execute_repair",
+            {"plan_id": plan_id, "dry_run": state.get("dry_run", True)},
+        )
     return {**_touched(state), "execution": result.model_dump(mode="json") if result else None}
 
 

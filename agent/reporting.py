@@ -20,6 +20,7 @@ from agent.report import NO_LLM, Analysis, Hypothesis, Impact, Remediation, Repo
 from agent.state import InvestigationState
 from agent.tokens import count
 from tools.telemetry.settings import LLMSettings
+from tools.telemetry.untrusted import model_json, quote
 
 
 def _impact(state: InvestigationState) -> Impact:
@@ -63,7 +64,9 @@ def _remediation(state: InvestigationState) -> Remediation:
     dry = p.get("dry_run_result") or {}
     ex = state.get("execution")
     approval = state.get("approval")
-    if ex is not None:
+    if not p.get("executable"):
+        status = "held back (plan and report only): " + "; ".join(p.get("held_back", []))
+    elif ex is not None:
         status = ex["status"]
     elif approval is not None and not approval.approved:
         status = f"denied by {approval.by or 'approver'}"
@@ -94,14 +97,20 @@ def _remediation(state: InvestigationState) -> Remediation:
 def _template_summary(a: Analysis, impact: Impact, level: str) -> str:
     if a.root_cause is None:
         return "No root cause could be ranked from the available telemetry."
-    chain = f" Causal chain: {' → '.join(a.causal_chain)}." if len(a.causal_chain) > 1 else ""
+    chain = (
+        f" Causal chain: {' → '.join(quote(x, 60) for x in a.causal_chain)}."
+        if len(a.causal_chain) > 1
+        else ""
+    )
     fault = (
         f"the fault type is uncertain (best guess {a.fault_type}, {a.fault_probability:.0%})"
         if a.fault_low_confidence
         else f"the fault looks like {a.fault_type} ({a.fault_probability:.0%})"
     )
+    p = a.root_cause_confidence
     return (
-        f"{a.root_cause} is the most likely root cause ({(a.root_cause_confidence or 0):.0%}); "
+        f"{quote(a.root_cause, 60)} is the most likely root cause "
+        f"({'confidence not calibrated' if p is None else f'{p:.0%}'}); "
         f"{fault}.{chain} {impact.requests} requests in the window, error rate "
         f"{impact.error_rate:.1%}; priority {level}."
     )
@@ -110,20 +119,25 @@ def _template_summary(a: Analysis, impact: Impact, level: str) -> str:
 def _llm_summary(
     llm: ChatOpenAI, state: InvestigationState, a: Analysis, rep: Report
 ) -> tuple[str | None, int, int]:
-    context = "\n".join(
-        [
-            f"impact: {rep.impact.model_dump_json(exclude_none=True)}",
-            f"priority: {rep.priority.level} ({rep.priority.rule})",
-            f"remediation: {rep.remediation.strategy or 'none'} {rep.remediation.actions}",
-            f"alternatives: {[(h.entity, h.confidence) for h in rep.alternatives]}",
-            "evidence:",
-        ]
-        + [f"- {e.summary[:160]}" for e in a.evidence[:5]]
+    # One JSON document: every value (service names, evidence with its quoted telemetry) is a
+    # hardened JSON string, so nothing in it can close the prompt's <telemetry> wrapper.
+    context = model_json(
+        {
+            "impact": rep.impact.model_dump(mode="json", exclude_none=True),
+            "priority": {"level": rep.priority.level, "rule": rep.priority.rule},
+            "remediation": {
+                "strategy": rep.remediation.strategy,
+                "actions": rep.remediation.actions,
+            },
+            "alternatives": [[h.entity, h.confidence] for h in rep.alternatives],
+            "evidence": [e.summary for e in a.evidence[:5]],
+            "flagged_telemetry": [f.model_dump() for f in rep.flagged[:3]],
+        }
     )
     prompt = render(
         "report",
-        root_cause=f"{a.root_cause} (confidence {(a.root_cause_confidence or 0):.2%})",
-        fault_type=f"{a.fault_type} (probability {a.fault_probability:.2%})",
+        root_cause=model_json({"service": a.root_cause, "confidence": a.root_cause_confidence}),
+        fault_type=model_json({"fault_type": a.fault_type, "probability": a.fault_probability}),
         context=context,
     )
     messages = [SystemMessage(render("sre_system")), HumanMessage(prompt)]
@@ -147,7 +161,8 @@ def build_report(
     analysis = Analysis(
         summary="",
         root_cause=top.entity if top else None,
-        root_cause_confidence=round(top.score, 4) if top else None,
+        # the calibrated probability, never the relative score (the top is always 1.0)
+        root_cause_confidence=ranking.confidence if top else None,
         fault_type=fault.fault_type if fault else "unknown",
         fault_probability=round(fault.probability, 4) if fault else 0.0,
         fault_low_confidence=fault.low_confidence if fault else True,
@@ -178,7 +193,11 @@ def build_report(
     usage = state["usage"]
     rep = Report(
         title=f"Incident {incident.window.start:%Y-%m-%d %H:%M} UTC"
-        + (f": {analysis.root_cause} {analysis.fault_type}" if analysis.root_cause else ""),
+        + (
+            f": {quote(analysis.root_cause, 60)} {analysis.fault_type}"
+            if analysis.root_cause
+            else ""
+        ),
         window=incident.window,
         services=incident.services,
         produced_with=NO_LLM if llm is None else f"LLM {settings.model} + TAMO learned tools",

@@ -377,7 +377,7 @@ def _closed_loop(
         audit,
         SafetyPolicy(allow_targets=list(tb.urls), executed_by="auto-repair-engine"),
         verifier=Verifier(prom, store),
-        approver=auto_approver("demo:auto-approve"),  # a person would be asked here
+        approver=auto_approver(),  # a person would be asked here
         metrics=repair_metrics,
         on_event=live.audit_event,
     )

@@ -10,6 +10,11 @@ written to the audit log *before* it runs. The runner is resumable: handed the s
   idempotency key ``task_id:seq_no``, in which case re-sending the same key is harmless;
 * refuses when the task has used ``max_attempts`` runs or outlived its ``ttl_s``.
 
+Before anything runs, the policy decides: every target allow-listed, enough evidence for the
+diagnosis (calibrated confidence over the threshold and two modalities or a knowledge-base
+match), and an approval by an allow-listed, authenticated principal — each refusal audited with
+the identity it was given.
+
 A repair whose verification fails (or whose action fails) is rolled back — the inverse of every
 executed action, newest first, then the strategy's own ``rollback`` steps — and reported failed.
 """
@@ -199,6 +204,9 @@ class RepairExecutor:
         bad = self.policy.disallowed(plan)
         if bad:
             raise _Refused(f"targets not in the allow-list: {', '.join(bad)}")
+        weak = self.policy.evidence_problems(plan.diagnosis)
+        if weak:
+            raise _Refused(f"evidence too weak to act (plan and report only): {'; '.join(weak)}")
         for a in [*plan.actions, *plan.rollback]:
             self._executor(a)
         if not resuming:
@@ -228,14 +236,17 @@ class RepairExecutor:
             raise _Refused("approval required (strategy is not auto) and no approver configured")
         else:
             approval = self.approver(plan)
+        problem = self.policy.approval_problem(approval) if approval.approved else None
         self._rec(
             plan,
             ids,
             "approval",
-            status="approved" if approval.approved else "denied",
-            executed_by=approval.by,
-            details={"reason": approval.reason},
+            status="refused" if problem else "approved" if approval.approved else "denied",
+            executed_by=approval.by or "unauthenticated",
+            details={"reason": approval.reason, **({"refused": problem} if problem else {})},
         )
+        if problem:
+            raise _Refused(f"approval refused: {problem}")
         if not approval.approved:
             raise _Refused(f"not approved by {approval.by}: {approval.reason}")
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from tools.toolbox import learned, repair, spec, telemetry, traces
 from tools.toolbox.context import Links, ToolContext
-from tools.toolbox.spec import REGISTRY, ToolSpec, tool, untrusted
+from tools.toolbox.spec import REGISTRY, ToolSpec, tool
 
 
 def warm(ctx: ToolContext) -> None:
@@ -29,6 +29,5 @@ __all__ = [
     "telemetry",
     "tool",
     "traces",
-    "untrusted",
     "warm",
 ]
