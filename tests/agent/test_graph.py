@@ -105,7 +105,9 @@ def test_a_decision_by_anyone_but_an_approver_decides_nothing(
         assert out.pending_approval is not None  # still waiting for an approver
     assert recorder.executed() == []
     entries = setup(case_ctx).audit.entries(event="approval")
-    assert [(e.executed_by, e.status) for e in entries] == [(by or "unauthenticated", "refused")] * 2
+    assert [(e.executed_by, e.status) for e in entries] == [
+        (by or "unauthenticated", "refused")
+    ] * 2
     assert setup(case_ctx).audit.verify().ok
 
 

@@ -8,9 +8,9 @@ from agent.graph import memory_checkpointer
 from agent.run import Investigator
 from agent.slack import SlackFront, parse_request
 from tests.agent.conftest import SLACK_APPROVER, RecordingExecutor
-from tools.toolbox.repair import setup
 from tools.telemetry.model import Incident
 from tools.toolbox.context import ToolContext
+from tools.toolbox.repair import setup
 
 
 class Recorder:

@@ -55,10 +55,12 @@ def test_diagnose_markdown_with_repair_request(cli: CliRunner) -> None:
 
     out = cli.invoke(
         app,
-        ["diagnose", *WINDOW, "--service", "paymentservice", "--repair", "--approve-as", "dana"],
+        ["diagnose", *WINDOW, "--service", "paymentservice", "--repair", "--approve"],
     )
     assert out.exit_code == 0, out.output
     assert "## Remediation" in out.stdout and "## Priority" in out.stdout
+    # no calibration is installed here: the plan is shown, never put to approval or run
+    assert "held back" in out.stdout and "no calibrated confidence" in out.stdout
     assert "investigation id: inv-" in out.stderr
 
 

@@ -80,16 +80,23 @@ def model_json(data: Any) -> str:
     return _harden(json.dumps(data, separators=(",", ":"), ensure_ascii=False, default=str))
 
 
-_MD_SPECIAL = re.compile(r"([!-/:-@\[-`{-~])")  # every ASCII punctuation character
+# Characters that open markdown constructs anywhere in a line (links, images, emphasis, code,
+# HTML, tables, strikethrough, entities, autolinks' scheme colon), and line starts that open a
+# block (list item, heading underline, numbered list).
+_MD_INLINE = re.compile(r"([\\`*_{}\[\]()<>!#|~&:])")
+_MD_BULLET = re.compile(r"^(\s*)([-+=])")
+_MD_NUMBERED = re.compile(r"^(\s*\d+)([.)])")
 
 
 def markdown(text: str) -> str:
-    """Text safe to place in markdown as plain text: every ASCII punctuation character is
-    backslash-escaped (CommonMark allows that for all of them), so no link, image, emphasis,
-    heading, HTML or code span can form, and invisible characters are shown escaped."""
+    """Text safe to place in markdown as plain text: every character that can open a link,
+    image, emphasis, code span, HTML or a block is backslash-escaped (CommonMark allows that for
+    any ASCII punctuation), newlines become spaces and invisible characters are shown escaped,
+    so a log line renders as the characters it contains and nothing else."""
     flat = text.replace("\n", " ")
     visible = "".join(_escape_char(ch) if _needs_escape(ch) or ch < " " else ch for ch in flat)
-    return _MD_SPECIAL.sub(r"\\\1", visible)
+    inline = _MD_INLINE.sub(r"\\\1", visible)
+    return _MD_NUMBERED.sub(r"\1\\\2", _MD_BULLET.sub(r"\1\\\2", inline))
 
 
 def slack(text: str) -> str:
