@@ -121,10 +121,11 @@ _ROLE = re.compile(
     re.IGNORECASE,
 )
 _TOOL_CALL = re.compile(
-    r"execute_repair|plan_repair|tool_calls?|function_call|\"name\"\s*:|\"arguments\"\s*:"
-    r"|dry_run\s*=|approved_by",
+    r"execute_repair|plan_repair|tool_calls?|function_call|\"(name|arguments|role)\"\s*:"
+    r"|dry_run\s*=|approved_by|tamo\s+(repair|audit|diagnose)|\s--yes\b",
     re.IGNORECASE,
 )
+_PLACEHOLDER = re.compile(r"\{\{|\}\}|\{[a-z_]+\}")
 _MARKUP_RE = re.compile(r"\]\(|!\[|</?[a-zA-Z][^>]*>|```|«|»|<\|")
 _WORD = re.compile(r"\w+")
 
@@ -159,6 +160,8 @@ def flags(text: str | None, limit: int = 10_000) -> list[str]:
         out.append("tool-call syntax")
     if _MARKUP_RE.search(head):
         out.append("markup or fence")
+    if _PLACEHOLDER.search(head):
+        out.append("template placeholder")
     if any(unicodedata.category(ch) in ("Cf", "Cc", "Zl", "Zp") and ch not in "\t" for ch in head):
         out.append("invisible or control characters")
     if _mixed_script(head):
