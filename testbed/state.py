@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
+from testbed.client import TestbedError
+
 if TYPE_CHECKING:
     from testbed.config import StaticConfig
 
@@ -102,10 +104,14 @@ class StateStore:
         )
         self._lock = threading.Lock()
         self._pruned = 0.0
-        with self._lock:
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA synchronous=NORMAL")
-            self._conn.executescript(_SCHEMA)
+        try:
+            with self._lock:
+                self._conn.execute("PRAGMA journal_mode=WAL")
+                self._conn.execute("PRAGMA synchronous=NORMAL")
+                self._conn.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as exc:  # corrupt, locked past the timeout, not SQLite
+            self._conn.close()
+            raise TestbedError(f"state store unusable: {exc}", url=str(path)) from exc
 
     def write_snapshot(self, task_id: str, step: int, state: dict[str, Any]) -> str:
         key = snapshot_key(task_id, step)

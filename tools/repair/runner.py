@@ -40,6 +40,9 @@ from tools.telemetry.errors import TamoError
 log = logging.getLogger("tamo.repair")
 
 Status = Literal["success", "failed", "refused"]
+# Audit entries may come from several hosts; a history this far in the future means their
+# clocks disagree, and TTLs and verification windows computed across them mean nothing.
+MAX_CLOCK_SKEW_S = 60.0
 
 
 class RepairOutcome(BaseModel):
@@ -150,7 +153,13 @@ class RepairExecutor:
         try:
             if attempts >= plan.max_attempts:
                 raise _Refused(f"repair task used all {plan.max_attempts} attempts")
-            if self.clock() - first_ts > plan.ttl_s:
+            age = self.clock() - first_ts
+            if age < -MAX_CLOCK_SKEW_S:
+                raise _Refused(
+                    f"the task's audit history starts {-age:.0f}s in the future: clocks differ "
+                    "between the hosts writing the audit log; fix NTP before repairing"
+                )
+            if age > plan.ttl_s:
                 raise _Refused(f"repair task older than its TTL of {plan.ttl_s:g}s")
             self._rec(
                 plan,
@@ -359,8 +368,12 @@ class RepairExecutor:
                     else "no verification defined by the strategy"
                 )
                 return outcome
-            failed = [c.name for c in outcome.verification.checks if not c.passed]
-            failure = f"recovery not verified ({', '.join(failed)})"
+            failed = [
+                f"{c.name}: {c.note}" if c.note else c.name
+                for c in outcome.verification.checks
+                if not c.passed
+            ]
+            failure = f"recovery not verified ({'; '.join(failed)})"
         outcome.status, outcome.recovered, outcome.reason = "failed", False, failure
         outcome.rollback_applied = self._rollback(plan, ids, history, performed)
         return outcome
