@@ -13,7 +13,7 @@ from typing import Any
 from langchain_core.messages import HumanMessage, SystemMessage
 
 from agent.prompts import render
-from agent.report import Report
+from agent.report_model import Report
 from agent.run import Investigation, Investigator
 from tools.repair.identity import os_principal
 from tools.telemetry.model import Incident

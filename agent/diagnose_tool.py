@@ -1,8 +1,8 @@
-"""``diagnose_incident``: the whole investigation as one tool (registered in the toolbox).
+"""``diagnose_incident``: the whole investigation as one tool (listed beside the toolbox's tools).
 
 Why it lives in ``agent/``: it runs the LangGraph investigation, and the toolbox (below the agent)
-must not import the agent. It registers itself in the same tool registry, so the MCP server
-exposes it like every other tool, from this one definition.
+must not import the agent. It is described with the same :func:`~tools.toolbox.spec.tool`, and
+the MCP server lists it beside the toolbox's tools, so it is exposed from this one definition.
 """
 
 from __future__ import annotations
@@ -10,8 +10,9 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 from agent.graph import memory_checkpointer
+from agent.report_model import Impact
 from agent.run import Investigator
-from tools.telemetry.errors import TamoError
+from tools.core.errors import TamoError
 from tools.telemetry.model import Incident
 from tools.telemetry.untrusted import FlaggedText, clip, quote
 from tools.toolbox.context import ToolContext
@@ -27,6 +28,9 @@ class DiagnoseResult(BaseModel):
     investigation_id: str
     title: str
     priority: str
+    impact: list[str] = Field(
+        default_factory=list, description="users, then affected services: now vs normal"
+    )
     root_cause: str | None
     confidence: float | None
     fault_type: str
@@ -40,6 +44,19 @@ class DiagnoseResult(BaseModel):
     not_checked: list[str]
     tool_calls: int
     prompt_tokens: int
+
+
+def impact_lines(i: Impact, k: int = 4) -> list[str]:
+    """Users' figures, then the affected services (now vs normal), one line each."""
+    base = "" if i.baseline is None else f" vs {i.baseline}"
+    out = [f"users ({', '.join(i.entry_points) or '-'}): {i.error_rate:.1%} errors{base}"]
+    for s in [s for s in i.services if s.affected][:k]:
+        factor = f", p50 x{s.latency_factor:.2f}" if s.latency_factor else ""
+        out.append(
+            f"{s.service}: errors {s.baseline_error_rate or 0:.1%} -> {s.error_rate:.1%}"
+            f"{factor} ({s.baseline_p50_ms} -> {s.p50_ms} ms), {s.rate_per_s:.1f} req/s"
+        )
+    return out
 
 
 def _investigator(ctx: ToolContext) -> Investigator:
@@ -75,6 +92,7 @@ def diagnose_incident(inp: DiagnoseInput, ctx: ToolContext) -> DiagnoseResult:
         investigation_id=inv.thread_id,
         title=clip(r.title, 120),
         priority=f"{r.priority.level} ({r.priority.rule})",
+        impact=impact_lines(r.impact),
         root_cause=r.analysis.root_cause,
         confidence=r.analysis.root_cause_confidence,
         fault_type=r.analysis.fault_type,

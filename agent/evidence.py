@@ -13,11 +13,11 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from agent.report import EvidenceItem, Usage
+from agent.report_model import EvidenceItem, Usage
 from agent.tokens import count
 from tools.telemetry.untrusted import clip, model_json, quote
+from tools.toolbox import TOOLBOX
 from tools.toolbox.context import ToolContext
-from tools.toolbox.spec import REGISTRY
 
 MAX_RESULT_TOKENS = 220
 # Fields a person needs in the report but the model does not need to reason (links, echoes of
@@ -168,7 +168,7 @@ def run_tool(
     on_event: Callable[[dict[str, Any]], None] | None = None,
 ) -> ToolRun:
     """Run tool ``name`` with ``args``; errors become a result the caller can show, not a crash."""
-    spec = REGISTRY[name]
+    spec = TOOLBOX[name]
     usage.tool_calls += 1
     if on_event:
         on_event({"type": "tool_call", "tool": name, "args": args})

@@ -18,13 +18,13 @@ from openai import APIError
 
 from agent.evidence import model_view, run_tool
 from agent.prompts import render
-from agent.report import EvidenceItem, Usage
+from agent.report_model import EvidenceItem, Usage
 from agent.tokens import count_messages
+from tools.core.settings import LLMSettings
 from tools.telemetry.model import Incident
-from tools.telemetry.settings import LLMSettings
 from tools.telemetry.untrusted import clip, model_json
+from tools.toolbox import TOOLBOX
 from tools.toolbox.context import ToolContext
-from tools.toolbox.spec import REGISTRY
 
 EVIDENCE_TOOLS = ("query_traces", "search_logs", "query_promql")
 REPORT_RESERVE_TOKENS = 800  # what the report call needs; the loop never eats into it
@@ -83,7 +83,7 @@ def llm_gather(
     on_event: Callable[[dict[str, Any]], None] | None = None,
 ) -> None:
     """The evidence loop: model proposes tool calls, we run them, until done or out of budget."""
-    tools = [REGISTRY[n].openai_schema() for n in EVIDENCE_TOOLS]
+    tools = [TOOLBOX[n].openai_schema() for n in EVIDENCE_TOOLS]
     model = llm.bind_tools(tools)
     budget = settings.max_tool_calls
     messages: list[BaseMessage] = [

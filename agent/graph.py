@@ -23,7 +23,7 @@ from langgraph.graph.state import CompiledStateGraph
 
 from agent import nodes
 from agent.nodes import AgentDeps
-from agent.report import Analysis, Hypothesis, Impact, Priority, Remediation
+from agent.report_model import Analysis, Hypothesis, Impact, Priority, Remediation
 from agent.state import STATE_TYPES, InvestigationState
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from langchain_openai import ChatOpenAI
 
-from tools.telemetry.settings import LLMSettings
+from tools.core.settings import LLMSettings
 
 
 def make_llm(settings: LLMSettings) -> ChatOpenAI | None:

@@ -19,16 +19,23 @@ from langchain_openai import ChatOpenAI
 from langgraph.runtime import Runtime
 from langgraph.types import interrupt
 
+from agent.corroborate import corroborate
 from agent.evidence import run_tool
 from agent.gather import deterministic_gather, llm_gather
-from agent.reporting import build_report
-from agent.state import Approval, ImpactFigures, InvestigationState
+from agent.impact import baseline_windows, measure_impact
+from agent.priority import assign_priority
+from agent.report_builder import build_report
+from agent.report_model import EvidenceItem, Impact
+from agent.state import Approval, InvestigationState
+from tools.core.errors import TamoError
+from tools.core.settings import LLMSettings
 from tools.repair.identity import approving
 from tools.repair.safety import Approval as RepairApproval
-from tools.telemetry.settings import LLMSettings
 from tools.telemetry.untrusted import quote
 from tools.toolbox import warm
 from tools.toolbox.context import ToolContext
+from tools.toolbox.spec import WindowInput
+from tools.toolbox.traces import analysis_for
 
 
 @dataclass
@@ -62,13 +69,23 @@ def _touched(state: InvestigationState) -> dict[str, Any]:
 
 
 def scope(state: InvestigationState, runtime: Rt) -> dict[str, Any]:
-    from agent.report import Usage
+    from agent.report_model import Usage
 
     incident = state["incident"]
     ctx = runtime.context.ctx
+    baseline_note = None
+    if incident.baseline is None:  # one normal for every tool: impact, T1-T3, trace analytics
+        try:
+            now, base, baseline_note = baseline_windows(incident, ctx.traces)
+        except TamoError:
+            base = None
+        if base is not None:
+            incident = incident.model_copy(update={"window": now, "baseline": base})
     if ctx.incident != incident:
         ctx.scope(incident)
     return {
+        "incident": incident,
+        "baseline_note": baseline_note or state.get("baseline_note"),
         "usage": state.get("usage") or Usage(),
         "evidence": state.get("evidence") or [],
         "not_checked": state.get("not_checked") or [],
@@ -78,42 +95,29 @@ def scope(state: InvestigationState, runtime: Rt) -> dict[str, Any]:
     }
 
 
-def _impact(state: InvestigationState, rt: Rt) -> ImpactFigures:
-    """Error rate and p95 of the window, against the baseline window when one is known."""
-    now = _run(state, rt, "query_traces", {"top_k": 10})
-    if now is None:
-        return ImpactFigures()
-    fig = ImpactFigures(
-        requests=now.traces,
-        error_rate=now.error_rate,
-        p95_ms=now.p95_ms,
-        trace_ids=[t.trace_id for t in now.slowest_traces[:5]],
-    )
-    base_window = state["incident"].baseline
-    base_stats: dict[str, Any] = {}
-    if base_window is not None:
-        base = _run(
-            state,
-            rt,
-            "query_traces",
-            {"start": base_window.start, "end": base_window.end, "top_k": 20},
+def _impact(state: InvestigationState, rt: Rt) -> Impact:
+    """Every service of the window against normal (:mod:`agent.impact`), filed as evidence."""
+    ctx = rt.context.ctx
+    try:
+        impact = measure_impact(state["incident"], ctx.traces, state.get("baseline_note"))
+    except TamoError as exc:
+        state["not_checked"].append(f"impact not measured: {exc}")
+        return Impact()
+    if impact.baseline is None:
+        state["not_checked"].append("no baseline: impact is not compared with normal")
+    base = impact.baseline_error_rate
+    worst = ", ".join(f"{s.service} ({s.why})" for s in impact.services if s.affected) or "none"
+    state["evidence"].append(
+        EvidenceItem(
+            id=f"E{len(state['evidence']) + 1}",
+            tool="impact",
+            query=f"entry spans per service vs {impact.baseline or 'no baseline'}",
+            link=ctx.links.trace(impact.trace_ids[0]) if impact.trace_ids else None,
+            summary=f"{len(impact.services)} services, affected: {worst}; users "
+            f"{impact.error_rate:.1%} errors" + ("" if base is None else f" (normal {base:.1%})"),
         )
-        if base is not None and base.spans:
-            fig.baseline_error_rate = base.error_rate
-            fig.baseline_p95_ms = base.p95_ms
-            base_stats = {s.service: s for s in base.by_service}
-        else:
-            state["not_checked"].append("baseline window has no spans: impact not compared")
-    else:
-        state["not_checked"].append("no baseline window: impact is not compared with normal")
-    for s in now.by_service:
-        b = base_stats.get(s.service)
-        err = s.errors / max(s.spans, 1)
-        b_err = b.errors / max(b.spans, 1) if b else 0.0
-        slower = b is not None and s.p95_ms and b.p95_ms and s.p95_ms > 1.5 * b.p95_ms
-        if err > b_err + 0.01 or slower:
-            fig.affected_services.append(s.service)
-    return fig
+    )
+    return impact
 
 
 def gather(state: InvestigationState, runtime: Rt) -> dict[str, Any]:
@@ -133,7 +137,21 @@ def fuse(state: InvestigationState, runtime: Rt) -> dict[str, Any]:
 
 
 def localize(state: InvestigationState, runtime: Rt) -> dict[str, Any]:
-    return {**_touched(state), "ranking": _run(state, runtime, "localize_root_cause", {})}
+    """T2's ranking, corroborated by the call-chain analytics (:mod:`agent.corroborate`)."""
+    ranking = _run(state, runtime, "localize_root_cause", {})
+    traced = _run(state, runtime, "analyze_traces", {"top_k": 3})
+    if ranking is not None and traced is not None:
+        ranking, note = corroborate(ranking, analysis_for(runtime.context.ctx, WindowInput()))
+        if note:
+            state["evidence"].append(
+                EvidenceItem(
+                    id=f"E{len(state['evidence']) + 1}",
+                    tool="corroborate",
+                    query="T2 ranking vs where anomalous traces start",
+                    summary=note,
+                )
+            )
+    return {**_touched(state), "ranking": ranking}
 
 
 def classify(state: InvestigationState, runtime: Rt) -> dict[str, Any]:
@@ -141,7 +159,6 @@ def classify(state: InvestigationState, runtime: Rt) -> dict[str, Any]:
 
 
 def match(state: InvestigationState, runtime: Rt) -> dict[str, Any]:
-    _run(state, runtime, "analyze_traces", {"top_k": 3})
     found = _run(state, runtime, "match_fingerprint", {})
     names = [
         f"{m.fingerprint_id}: known {quote(m.root_cause, 80)} "
@@ -149,6 +166,25 @@ def match(state: InvestigationState, runtime: Rt) -> dict[str, Any]:
         for m in (found.matches if found is not None else [])
     ]
     return {**_touched(state), "fingerprints": names}
+
+
+# What the rule engine's severity condition sees: the priority the report will carry.
+SEVERITY_OF_PRIORITY = {"P0": "critical", "P1": "critical", "P2": "warn", "P3": "info"}
+
+
+def _plan_metrics(impact: Impact, service: str) -> dict[str, float]:
+    """Measured values strategy thresholds compare against: users' and the root cause's."""
+    out = {"error_rate": impact.error_rate}
+    if impact.p95_ms:
+        out["p95_ms"] = impact.p95_ms
+    own = next((s for s in impact.services if s.service == service), None)
+    if own is not None:
+        out["service_error_rate"] = own.error_rate
+        if own.p95_ms:
+            out["service_p95_ms"] = own.p95_ms
+        if own.latency_factor:
+            out["service_latency_factor"] = own.latency_factor
+    return out
 
 
 def plan(state: InvestigationState, runtime: Rt) -> dict[str, Any]:
@@ -161,10 +197,8 @@ def plan(state: InvestigationState, runtime: Rt) -> dict[str, Any]:
         "service": top.entity,
         "fault_type": fault.fault_type if fault else "unknown",
         "error_codes": impact.error_codes,
-        "metrics": {
-            "error_rate": impact.error_rate,
-            **({"p95_ms": impact.p95_ms} if impact.p95_ms else {}),
-        },
+        "metrics": _plan_metrics(impact, top.entity),
+        "severity": SEVERITY_OF_PRIORITY[assign_priority(impact).level],
         "trace_ids": impact.trace_ids,
         "incident_id": runtime.context.ctx.incident_key(),
     }

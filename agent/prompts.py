@@ -11,7 +11,7 @@ import string
 from functools import cache
 from pathlib import Path
 
-from tools.telemetry.errors import ConfigError
+from tools.core.errors import ConfigError
 
 PROMPTS_DIR = Path(__file__).resolve().parents[1] / "prompts"
 

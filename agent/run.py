@@ -20,10 +20,10 @@ from langgraph.types import Command
 from agent.graph import build_graph, sqlite_checkpointer
 from agent.llm import make_llm
 from agent.nodes import AgentDeps
-from agent.report import Report
-from tools.telemetry.errors import NotFoundError
+from agent.report_model import Report
+from tools.core.errors import NotFoundError
+from tools.core.settings import Settings
 from tools.telemetry.model import Incident
-from tools.telemetry.settings import Settings
 from tools.toolbox.context import ToolContext
 from tools.toolbox.repair import decision_refused
 

@@ -11,10 +11,10 @@ import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from tools.core.errors import ConfigError, DatasetError
+from tools.core.settings import Settings
 from tools.telemetry.datasets import get_adapter
-from tools.telemetry.errors import ConfigError, DatasetError
 from tools.telemetry.model import Incident, TimeWindow
-from tools.telemetry.settings import Settings
 from tools.toolbox.context import ToolContext
 
 _DURATION = re.compile(r"^(\d+)([smhd])$")

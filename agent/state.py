@@ -11,9 +11,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, TypedDict
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
-from agent.report import EvidenceItem, Report, Usage
+from agent.report_model import EvidenceItem, Impact, Report, ServiceImpact, Usage
 from tools.learned.results import (
     CausalEdge,
     ChannelEvidence,
@@ -33,26 +33,14 @@ class Approval(BaseModel):
     at: datetime | None = None
 
 
-class ImpactFigures(BaseModel):
-    """Measured from traces of the incident window, compared with the baseline window."""
-
-    requests: int = 0
-    error_rate: float = 0.0
-    baseline_error_rate: float | None = None
-    p95_ms: float | None = None
-    baseline_p95_ms: float | None = None
-    affected_services: list[str] = Field(default_factory=list)
-    error_codes: list[str] = Field(default_factory=list)
-    trace_ids: list[str] = Field(default_factory=list)
-
-
 class InvestigationState(TypedDict, total=False):
     incident: Incident
+    baseline_note: str | None  # where normal was measured, when the caller gave no baseline
     request_repair: bool  # pause for approval and execute when a plan matches
     dry_run: bool
     evidence: list[EvidenceItem]
     usage: Usage
-    impact: ImpactFigures
+    impact: Impact
     fusion: FusionSummary | None
     ranking: RootCauseRanking | None
     fault: FaultTypePrediction | None
@@ -74,7 +62,8 @@ STATE_TYPES: list[type] = [
     TimeWindow,
     Modality,
     Approval,
-    ImpactFigures,
+    Impact,
+    ServiceImpact,
     EvidenceItem,
     FlaggedText,
     Usage,

@@ -20,9 +20,9 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from tools.core.errors import NotFoundError
 from tools.learned.aligned import align_tables
 from tools.learned.channels import CHANNEL_INDEX
-from tools.telemetry.errors import NotFoundError
 from tools.telemetry.model import (
     LOG_SCHEMA,
     METRIC_SCHEMA,

@@ -56,8 +56,8 @@ def _row(metric: str, values: list[float], unit: str, **extra: Any) -> dict[str,
 def _offline(datasets: Path, cases: list[LabelledCase]) -> list[dict[str, Any]]:
     from agent.graph import memory_checkpointer
     from agent.run import Investigator
+    from tools.core.settings import Settings
     from tools.telemetry.datasets import get_adapter
-    from tools.telemetry.settings import Settings
     from tools.toolbox.context import ToolContext
 
     adapter = get_adapter("nezha")
@@ -90,9 +90,9 @@ def _with_llm(datasets: Path, cases: list[LabelledCase]) -> list[dict[str, Any]]
 
     from agent.graph import memory_checkpointer
     from agent.run import Investigator
-    from tests.agent.fake_openai import FakeOpenAI
+    from evals.scripted_openai import FakeOpenAI
+    from tools.core.settings import LLMSettings, Settings
     from tools.telemetry.datasets import get_adapter
-    from tools.telemetry.settings import LLMSettings, Settings
     from tools.toolbox.context import ToolContext
 
     adapter = get_adapter("nezha")
@@ -133,8 +133,8 @@ async def _mcp(datasets: Path, case: LabelledCase) -> list[dict[str, Any]]:
 
     from agent.tokens import count_json
     from mcp_server.server import build_server
+    from tools.core.settings import Settings
     from tools.telemetry.datasets import get_adapter
-    from tools.telemetry.settings import Settings
     from tools.telemetry.store import TelemetryStore
     from tools.toolbox.context import ToolContext
 

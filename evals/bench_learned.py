@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from evals.baselines import baro_rank
-from evals.harness import dataset_signature
 from tools.learned.aligned import align_case
 from tools.learned.api import classify_fault, fuse_modalities, localize_root_cause
+from tools.learned.labelled_cases import dataset_signature
 from tools.learned.train import Epochs, TrainingCase, train_models
 from tools.telemetry.datasets import get_adapter
 from tools.telemetry.model import LabelledCase

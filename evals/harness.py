@@ -24,15 +24,16 @@ from sklearn.model_selection import StratifiedKFold
 
 from evals.baselines import baro_rank, trace_pagerank_rank
 from evals.metrics import fault_type_scores, ranking_scores
-from tools.learned.aligned import AlignedTelemetry, align_case
+from tools.core.errors import DatasetError, TamoError
+from tools.learned.aligned import AlignedTelemetry
 from tools.learned.classifier import UNKNOWN, classify, example, train_classifier
 from tools.learned.fusion import FusedTelemetry, fuse
+from tools.learned.labelled_cases import Loaded, Progress, dataset_signature, load_aligned
 from tools.learned.localize import LocalizerConfig, localize
 from tools.learned.models import LearnedModels, load_models
 from tools.learned.results import RootCauseRanking
 from tools.learned.train import Epochs, TrainingCase, train_models
 from tools.telemetry.datasets import get_adapter
-from tools.telemetry.errors import DatasetError, TamoError
 from tools.telemetry.model import CaseTelemetry, LabelledCase, Modality
 
 LEARNED_METHODS = (
@@ -50,9 +51,6 @@ BASELINES: dict[str, Callable[[CaseTelemetry], list[str]]] = {
 METHODS = LEARNED_METHODS + tuple(BASELINES)
 _DROP = {"no-traces": Modality.TRACES, "no-logs": Modality.LOGS, "no-metrics": Modality.METRICS}
 
-Progress = Callable[[str, int, int], None]  # (stage, done, total)
-Loaded = list[tuple[LabelledCase, CaseTelemetry, AlignedTelemetry, float]]  # + load seconds
-
 
 @dataclass
 class Diagnosed:
@@ -62,31 +60,6 @@ class Diagnosed:
     fused: FusedTelemetry | None = None
     result: RootCauseRanking | None = None
     fault_type_pred: str | None = None
-
-
-def dataset_signature(
-    dataset: str, parts: list[str] | None, cases: list[LabelledCase]
-) -> dict[str, Any]:
-    return {"name": dataset, "parts": sorted(parts) if parts else "all", "cases": len(cases)}
-
-
-def load_aligned(
-    dataset: str, root: Path, parts: list[str] | None, progress: Progress | None = None
-) -> Loaded:
-    """Load and align every case, timing both (the first half of a diagnosis)."""
-    adapter = get_adapter(dataset)
-    cases = adapter.cases(root, parts)
-    if not cases:
-        raise DatasetError(f"no labelled cases for parts {parts or 'all'}", source=str(root))
-    out = []
-    for i, case in enumerate(cases):
-        t0 = time.perf_counter()
-        ct = adapter.load_case(root, case)
-        aligned = align_case(ct)
-        out.append((case, ct, aligned, time.perf_counter() - t0))
-        if progress is not None:
-            progress("load + align", i + 1, len(cases))
-    return out
 
 
 def _learned_diagnosis(

@@ -20,9 +20,10 @@ from typing import Any
 
 from rich.console import Console
 
-from evals.harness import METHODS, Loaded, dataset_signature, evaluate, load_aligned
-from evals.report import markdown_table, results_table
+from evals.harness import METHODS, evaluate
+from evals.results_table import markdown_table, results_table
 from tools.learned.classifier import train_classifier
+from tools.learned.labelled_cases import Loaded, dataset_signature, load_aligned
 from tools.learned.models import LearnedModels
 from tools.learned.train import TrainingCase, classifier_examples, train_models
 

@@ -16,7 +16,7 @@ import ipaddress
 from fastmcp.server.auth import TokenVerifier
 from fastmcp.server.auth.auth import AccessToken
 
-from tools.telemetry.errors import ConfigError
+from tools.core.errors import ConfigError
 
 DEFAULT_PRINCIPAL = "tamo-mcp-client"
 

@@ -32,6 +32,8 @@ from tamo.console import console, fail
 from testbed.bed import Testbed
 from testbed.catalog import FAULTS
 from testbed.load import run_load_sync
+from tools.core.errors import TamoError
+from tools.core.settings import get_settings
 from tools.repair import (
     AuditEntry,
     AuditLog,
@@ -45,8 +47,7 @@ from tools.repair import (
 )
 from tools.repair.closed_loop import ClosedLoop, LoopEvent
 from tools.repair.detect import complete_traces
-from tools.repair.executors import TestbedExecutor
-from tools.repair.report import (
+from tools.repair.effect_plots import (
     Figures,
     effect_plot,
     effect_queries,
@@ -54,12 +55,11 @@ from tools.repair.report import (
     heatmap,
     write_dashboard,
 )
+from tools.repair.executors import TestbedExecutor
 from tools.telemetry.backends.prometheus import PrometheusClient
-from tools.telemetry.errors import TamoError
 from tools.telemetry.ingest import parse_text
 from tools.telemetry.local_prometheus import LocalPrometheus, free_loopback_port
 from tools.telemetry.model import TimeWindow
-from tools.telemetry.settings import get_settings
 from tools.telemetry.store import TelemetryStore
 
 

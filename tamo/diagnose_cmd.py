@@ -19,8 +19,8 @@ from agent.chat import HELP, ChatSession
 from agent.run import Investigator
 from agent.scope import case_context, window_incident
 from tamo.console import err_console, fail
+from tools.core.settings import get_settings
 from tools.telemetry.model import Incident
-from tools.telemetry.settings import get_settings
 from tools.toolbox.context import ToolContext
 
 

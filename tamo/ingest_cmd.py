@@ -12,6 +12,7 @@ import contextlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.markup import escape
@@ -19,10 +20,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from tamo.console import console, err_console
-from tools.telemetry.errors import InputError, TamoError
+from tools.core.errors import InputError, TamoError
+from tools.core.settings import get_settings
 from tools.telemetry.ingest import FORMATS, IngestResult, detect_format
-from tools.telemetry.settings import get_settings
 from tools.telemetry.store import TelemetryStore
+
+if TYPE_CHECKING:
+    from tools.telemetry.store_client import RemoteStore
 
 
 @contextmanager
@@ -40,11 +44,12 @@ def one_line_errors() -> Iterator[None]:
         raise typer.Exit(2) from None
 
 
-def open_store(path: Path | None, *, read_only: bool = False) -> TelemetryStore:
-    """The store at ``path`` or the configured default (``TAMO_STORE_PATH`` / data dir)."""
-    return TelemetryStore(
-        path if path is not None else get_settings().store_file, read_only=read_only
-    )
+def open_store(path: Path | None, *, read_only: bool = False) -> TelemetryStore | RemoteStore:
+    """The store at ``path`` or the configured default (``TAMO_STORE_PATH`` / data dir), through
+    ``tamo serve`` when one serves it."""
+    from tools.telemetry.store_client import open_store as open_any
+
+    return open_any(path if path is not None else get_settings().store_file, read_only=read_only)
 
 
 def store_option() -> Path | None:

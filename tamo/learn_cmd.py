@@ -1,22 +1,21 @@
-"""``tamo train`` and ``tamo eval``: train the learned RCA tools and score them on labelled data.
+"""``tamo train``: train the learned RCA tools on labelled incidents and write checkpoints.
 
-Why here and thin: the work lives in :mod:`tools.learned.train` and :mod:`evals.harness`; this
-module parses options, shows progress and prints the result table.
+Why here and thin: the work lives in :mod:`tools.learned.train` and
+:mod:`tools.learned.labelled_cases`; this module parses options and shows progress. Scoring on
+labelled data is the project's evaluation (``python -m evals.evaluate``), not a product command.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from evals.harness import METHODS, dataset_signature, evaluate, load_aligned
-from evals.report import results_table
 from tamo.console import console, fail
+from tools.core.errors import TamoError
+from tools.learned.labelled_cases import dataset_signature, load_aligned
 from tools.learned.train import TrainingCase, train_models
-from tools.telemetry.errors import TamoError
 
 
 def _parts(days: str | None, runs: str | None) -> list[str] | None:
@@ -71,47 +70,3 @@ def register(app: typer.Typer) -> None:
         except TamoError as exc:
             fail(str(exc))
         console.print(f"[green]trained[/] on {len(cases)} cases -> {out} ({models.describe()})")
-
-    @app.command("eval")
-    def eval_(
-        dataset: str = typer.Option(..., help="nezha or sockshop-rcd"),
-        root: Path = typer.Option(..., help="dataset folder"),
-        days: str | None = typer.Option(None, help="Nezha days, comma-separated"),
-        runs: str | None = typer.Option(None, help="Sock Shop runs, comma-separated"),
-        models: Path | None = typer.Option(
-            None, help="models directory (default: train T1/T2 here, label-free)"
-        ),
-        method: str = typer.Option("tamo", help=f"one of: {', '.join(METHODS)}"),
-        classifier: str = typer.Option(
-            "cv", help="cv (k-fold within system) or models (the trained T3)"
-        ),
-        json_out: Path | None = typer.Option(None, "--json", help="write the result JSON here"),
-        seed: int = typer.Option(0, help="random seed"),
-    ) -> None:
-        """Diagnose every labelled case and score the ranking (Acc@k) and fault type (macro-F1)."""
-        try:
-            with _progress() as bar:
-                tasks: dict[str, int] = {}
-
-                def tick(stage: str, done: int, total: int) -> None:
-                    if stage not in tasks:
-                        tasks[stage] = bar.add_task(stage, total=total)
-                    bar.update(tasks[stage], completed=done)
-
-                result = evaluate(
-                    dataset,
-                    root,
-                    _parts(days, runs),
-                    method,
-                    models_dir=models,
-                    classifier=classifier,
-                    seed=seed,
-                    progress=tick,
-                )
-        except TamoError as exc:
-            fail(str(exc))
-        console.print(results_table([result]))
-        if json_out is not None:
-            json_out.parent.mkdir(parents=True, exist_ok=True)
-            json_out.write_text(json.dumps(result, indent=2))
-            console.print(f"wrote {json_out}")

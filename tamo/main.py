@@ -13,10 +13,11 @@ import sys
 import typer
 
 from tamo.console import fail
-from tools.telemetry.errors import TamoError
+from tools.core.errors import TamoError
 
 COMMAND_MODULES = (
     "tamo.ingest_cmd",
+    "tamo.serve_cmd",
     "tamo.query_cmd",
     "tamo.cases_cmd",
     "tamo.prometheus_cmd",

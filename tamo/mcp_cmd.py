@@ -21,7 +21,7 @@ from agent.scope import case_context
 from mcp_server.auth import http_auth, parse_tokens
 from mcp_server.server import build_server
 from tamo.console import fail
-from tools.telemetry.settings import get_settings
+from tools.core.settings import get_settings
 from tools.toolbox.context import ToolContext
 
 

@@ -21,15 +21,15 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from tamo.console import console
+from tools.core.errors import TamoError
+from tools.core.settings import Settings, get_settings
 from tools.telemetry.backends.prometheus import PrometheusClient
-from tools.telemetry.errors import TamoError
 from tools.telemetry.local_prometheus import (
     LocalPrometheus,
     LocalPrometheusState,
     OpenMetricsSummary,
 )
 from tools.telemetry.model import from_ns
-from tools.telemetry.settings import Settings, get_settings
 
 
 def state_file(settings: Settings) -> Path:

@@ -19,7 +19,7 @@ from rich.table import Table
 
 from tamo.console import console
 from tamo.ingest_cmd import one_line_errors, open_store, store_option
-from tools.telemetry.errors import TamoError
+from tools.core.errors import TamoError
 from tools.telemetry.model import TimeWindow, from_ns
 from tools.telemetry.store import TelemetryStore
 

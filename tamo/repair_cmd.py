@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from rich.table import Table
 
 from tamo.console import console, fail
+from tools.core.settings import get_settings
 from tools.repair import (
     Approval,
     AuditLog,
@@ -34,7 +35,6 @@ from tools.repair.executors import (
     TestbedExecutor,
     WebhookExecutor,
 )
-from tools.telemetry.settings import get_settings
 
 repair_app = typer.Typer(
     help="Repair strategies, plans and guarded execution.", no_args_is_help=True

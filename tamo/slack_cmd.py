@@ -14,7 +14,7 @@ import typer
 from agent.run import Investigator
 from agent.slack import SlackFront
 from tamo.console import err_console, fail
-from tools.telemetry.settings import get_settings
+from tools.core.settings import get_settings
 from tools.toolbox.context import ToolContext
 
 

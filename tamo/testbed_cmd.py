@@ -19,7 +19,7 @@ from tamo.console import console, fail
 from testbed import FAULTS, MODULES, Testbed, TestbedClient, TestbedError, attach
 from testbed.bed import stop_group
 from testbed.load import run_load_sync
-from tools.telemetry.settings import get_settings
+from tools.core.settings import get_settings
 
 WORKDIR_HELP = "Testbed folder (logs, spans, state); default: <data dir>/testbed."
 

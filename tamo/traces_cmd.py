@@ -17,7 +17,7 @@ import typer
 from rich.table import Table
 
 from tamo.console import console, fail
-from tools.telemetry.errors import TamoError
+from tools.core.errors import TamoError
 from tools.telemetry.ingest import parse_file
 from tools.traces import KnowledgeBase, TraceConfig, analyze_traces
 

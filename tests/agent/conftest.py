@@ -9,10 +9,10 @@ import pytest
 from pydantic import SecretStr
 
 from tests.agent.synthetic import synthetic_case
+from tools.core.settings import LLMSettings, Settings
 from tools.repair import ActionResult, AuditLog, PlannedAction, SafetyPolicy
 from tools.repair.identity import os_principal
 from tools.repair.strategy import parse_strategies
-from tools.telemetry.settings import LLMSettings, Settings
 from tools.toolbox.context import ToolContext
 from tools.toolbox.repair import RepairSetup, configure
 

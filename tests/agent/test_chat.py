@@ -5,8 +5,8 @@ from __future__ import annotations
 from agent.chat import ChatSession
 from agent.graph import memory_checkpointer
 from agent.run import Investigator
+from evals.scripted_openai import FakeOpenAI
 from tests.agent.conftest import RecordingExecutor, llm_settings
-from tests.agent.fake_openai import FakeOpenAI
 from tools.toolbox.context import ToolContext
 
 

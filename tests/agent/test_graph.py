@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from agent.report import NO_LLM, Report
+from agent.report_model import NO_LLM, Report
 from agent.run import Investigator
 from tests.agent.conftest import APPROVERS, Calibration, RecordingExecutor, repair_ctx
-from tools.telemetry.settings import Settings
+from tools.core.settings import Settings
 from tools.toolbox.context import ToolContext
 from tools.toolbox.repair import setup
 
@@ -40,10 +40,14 @@ def test_offline_report_has_every_section(case_ctx: ToolContext, tmp_path: Path)
     assert len(r.analysis.evidence) >= 5
     assert all(e.query for e in r.analysis.evidence)
     assert any(e.link and e.link.startswith("tamo://trace/") for e in r.analysis.evidence)
-    assert r.impact.error_rate > 0.2 and r.impact.baseline_error_rate == 0.0
+    # users (frontend) see no errors, only the latency; payment fails a third of its requests
+    assert r.impact.entry_points == ["frontend"] and r.impact.error_rate == 0.0
+    assert r.impact.baseline == "the given baseline window"
     assert r.impact.latency_change_pct > 100
-    assert "paymentservice" in r.impact.affected_services
-    assert r.priority.level == "P0" and "error rate" in r.priority.rule
+    pay = next(s for s in r.impact.services if s.service == "paymentservice")
+    assert pay.error_rate > 0.2 and pay.baseline_error_rate == 0.0 and pay.affected
+    assert {"paymentservice", "checkoutservice", "frontend"} <= set(r.impact.affected_services)
+    assert r.priority.level == "P1" and "latency" in r.priority.rule
     assert r.remediation.strategy == "payment_restart"
     assert (
         r.remediation.dry_run
@@ -151,7 +155,7 @@ def test_crash_after_repair_resumes_without_repeating_it(
 def test_resume_of_unknown_investigation_is_a_clear_error(
     case_ctx: ToolContext, tmp_path: Path
 ) -> None:
-    from tools.telemetry.errors import NotFoundError
+    from tools.core.errors import NotFoundError
 
     inv = Investigator(case_ctx, llm=False, checkpointer=tmp_path / "cp.sqlite")
     with pytest.raises(NotFoundError, match="no investigation"):

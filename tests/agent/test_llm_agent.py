@@ -6,6 +6,7 @@ from typing import Any
 
 from agent.graph import memory_checkpointer
 from agent.run import Investigator
+from evals.scripted_openai import FakeOpenAI
 from tests.agent.conftest import RecordingExecutor, llm_settings
 from tests.agent.fake_openai import FakeOpenAI
 from tests.agent.synthetic import INJECTION, quoted_everywhere

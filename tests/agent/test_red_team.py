@@ -24,11 +24,11 @@ from tests.agent.conftest import STRATEGY, RecordingExecutor, llm_settings
 from tests.agent.fake_openai import FakeOpenAI
 from tests.agent.red_team import CORPUS
 from tests.agent.synthetic import ABNORMAL, synthetic_case
+from tools.core.settings import Settings
 from tools.repair import AuditLog, SafetyPolicy
 from tools.repair.strategy import parse_strategies
 from tools.telemetry.ingest import parse_file
 from tools.telemetry.model import CaseTelemetry, to_ns
-from tools.telemetry.settings import Settings
 from tools.toolbox.context import ToolContext
 from tools.toolbox.repair import RepairSetup, configure
 
@@ -200,7 +200,7 @@ def test_each_string_reaches_the_model_as_one_json_value(
     """Ingested, searched and shown to a model: the line is a string value of the result (cut,
     never spliced), the result is valid JSON, and the line is flagged for the report."""
     from agent.evidence import model_view, summarise
-    from tools.toolbox import REGISTRY
+    from tools.toolbox import TOOLBOX
 
     ct = synthetic_case()
     path = tmp_path / "one.jsonl"
@@ -214,7 +214,7 @@ def test_each_string_reaches_the_model_as_one_json_value(
     )
     logs = pa.concat_tables([ct.logs, parse_file(path, fmt="jsonl-logs").logs])
     ctx = ToolContext.from_case(ct.model_copy(update={"logs": logs}), settings)
-    r = REGISTRY["search_logs"](ctx, min_severity="FATAL")
+    r = TOOLBOX["search_logs"](ctx, min_severity="FATAL")
     assert r.lines == 1 and len(r.flagged) == 1
     view = json.loads(model_view(r))  # valid JSON whatever the line held
     (example,) = [p["example"] for p in view["patterns"]]

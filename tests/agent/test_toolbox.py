@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from agent.tokens import count
 from tests.agent.conftest import APPROVERS, TOOLBOX_TOOLS
 from tests.agent.synthetic import BASELINE, INJECTION, quoted_everywhere
 from tools.repair.identity import approving
 from tools.repair.safety import Approval
-from tools.toolbox import REGISTRY
+from tools.toolbox import TOOLBOX
 from tools.toolbox.context import ToolContext
 from tools.toolbox.repair import setup
+from tools.toolbox.spec import catalog
 
 
 def strings(value: object) -> list[str]:
@@ -25,25 +28,26 @@ def strings(value: object) -> list[str]:
     return []
 
 
-def test_every_tool_is_registered_with_a_teaching_description() -> None:
-    import agent.diagnose_tool  # noqa: F401
+def test_every_tool_is_listed_with_a_teaching_description() -> None:
+    from mcp_server.server import TOOLS
 
-    assert set(REGISTRY) == TOOLBOX_TOOLS | {"diagnose_incident"}
-    for spec in REGISTRY.values():
+    assert set(TOOLBOX) == TOOLBOX_TOOLS
+    assert list(TOOLS) == [*TOOLBOX, "diagnose_incident"]
+    for spec in TOOLS.values():
         assert len(spec.description) > 80, spec.name
         assert spec.read_only != spec.destructive
-    assert REGISTRY["execute_repair"].destructive
+    assert TOOLBOX["execute_repair"].destructive
 
 
 def test_query_traces_summarises_errors_and_latency(case_ctx: ToolContext) -> None:
-    r = REGISTRY["query_traces"](case_ctx, top_k=3)
+    r = TOOLBOX["query_traces"](case_ctx, top_k=3)
     assert r.spans == 360 and r.traces == 120
     assert 0.2 < r.error_rate < 0.25
     assert {s.service for s in r.by_service} == {"frontend", "checkoutservice", "paymentservice"}
     assert r.slowest_traces and r.slowest_traces[0].link.startswith("tamo://trace/")
-    base = REGISTRY["query_traces"](case_ctx, start=BASELINE.start, end=BASELINE.end)
+    base = TOOLBOX["query_traces"](case_ctx, start=BASELINE.start, end=BASELINE.end)
     assert base.error_rate == 0.0 and base.p95_ms < r.p95_ms / 3
-    one = REGISTRY["query_traces"](case_ctx, trace_id=r.slowest_traces[0].trace_id)
+    one = TOOLBOX["query_traces"](case_ctx, trace_id=r.slowest_traces[0].trace_id)
     assert len(one.trace_spans) == 3
 
 
@@ -52,7 +56,7 @@ def test_search_logs_carries_hostile_text_as_flagged_data_and_stays_small(
 ) -> None:
     from agent.evidence import model_view
 
-    r = REGISTRY["search_logs"](case_ctx, min_severity="ERROR")
+    r = TOOLBOX["search_logs"](case_ctx, min_severity="ERROR")
     assert r.by_severity == {"ERROR": 31}
     hostile = [s for s in strings(r.model_dump(mode="json")) if INJECTION in s]
     assert hostile, "the hostile log line must be reported (as data)"
@@ -64,38 +68,48 @@ def test_search_logs_carries_hostile_text_as_flagged_data_and_stays_small(
     assert count(json.dumps(r.model_dump(mode="json"))) < 600
 
 
+def test_search_logs_reads_every_spelling_of_a_level_on_one_scale(case_ctx: ToolContext) -> None:
+    # the window holds INFO and ERROR lines; SEVERE (java.util.logging) is ERROR's level
+    for name in ("WARN", "warning", "SEVERE"):
+        assert TOOLBOX["search_logs"](case_ctx, min_severity=name).by_severity == {"ERROR": 31}
+    assert TOOLBOX["search_logs"](case_ctx, min_severity="notice").by_severity.keys() == {
+        "INFO",
+        "ERROR",
+    }
+
+
 def test_query_promql_ranks_the_series_that_moved(case_ctx: ToolContext) -> None:
-    r = REGISTRY["query_promql"](case_ctx, query="container_cpu_usage", top_k=2)
+    r = TOOLBOX["query_promql"](case_ctx, query="container_cpu_usage", top_k=2)
     assert r.series == 3
     assert "paymentservice" in r.top[0].labels and r.top[0].change_pct > 100
 
 
 def test_learned_tools_rank_the_faulty_service(case_ctx: ToolContext) -> None:
-    ranking = REGISTRY["localize_root_cause"](case_ctx, top_k=3)
+    ranking = TOOLBOX["localize_root_cause"](case_ctx, top_k=3)
     assert ranking.ranking[0].entity == "paymentservice"
     assert len(ranking.ranking) <= 3
-    fault = REGISTRY["classify_fault"](case_ctx)
+    fault = TOOLBOX["classify_fault"](case_ctx)
     assert 0.0 <= fault.probability <= 1.0
-    fused = REGISTRY["fuse_modalities"](case_ctx)
+    fused = TOOLBOX["fuse_modalities"](case_ctx)
     assert {str(m) for m in fused.modalities} == {"metrics", "traces", "logs"}
 
 
 def test_plan_then_dry_run_touches_nothing(case_ctx: ToolContext, recorder) -> None:
-    plan = REGISTRY["plan_repair"](case_ctx, service="paymentservice", fault_type="cpu_contention")
+    plan = TOOLBOX["plan_repair"](case_ctx, service="paymentservice", fault_type="cpu_contention")
     assert plan.strategy == "payment_restart" and plan.plan_id and plan.executable
-    dry = REGISTRY["execute_repair"](case_ctx, plan_id=plan.plan_id)
+    dry = TOOLBOX["execute_repair"](case_ctx, plan_id=plan.plan_id)
     assert dry.status == "dry-run-ok" and recorder.executed() == []
-    refused = REGISTRY["execute_repair"](case_ctx, plan_id=plan.plan_id, dry_run=False)
+    refused = TOOLBOX["execute_repair"](case_ctx, plan_id=plan.plan_id, dry_run=False)
     assert refused.status == "refused" and recorder.executed() == []
     assert "no authenticated identity" in refused.detail
     with approving(Approval(approved=True, by="os:mallory")):
-        outsider = REGISTRY["execute_repair"](case_ctx, plan_id=plan.plan_id, dry_run=False)
+        outsider = TOOLBOX["execute_repair"](case_ctx, plan_id=plan.plan_id, dry_run=False)
     assert outsider.status == "refused" and "os:mallory is not in TAMO_REPAIR_APPROVERS" in (
         outsider.detail
     )
     with approving(Approval(approved=True, by=APPROVERS[0])):
-        done = REGISTRY["execute_repair"](case_ctx, plan_id=plan.plan_id, dry_run=False)
-        again = REGISTRY["execute_repair"](case_ctx, plan_id=plan.plan_id, dry_run=False)
+        done = TOOLBOX["execute_repair"](case_ctx, plan_id=plan.plan_id, dry_run=False)
+        again = TOOLBOX["execute_repair"](case_ctx, plan_id=plan.plan_id, dry_run=False)
     assert done.status == "success" and len(recorder.executed()) == 1
     assert again.resumed and len(recorder.executed()) == 1
     audit = setup(case_ctx).audit
@@ -110,9 +124,9 @@ def test_plan_then_dry_run_touches_nothing(case_ctx: ToolContext, recorder) -> N
 
 def test_execute_repair_has_no_approver_argument() -> None:
     """The approver is the authenticated principal, never an argument a model can write."""
-    fields = set(REGISTRY["execute_repair"].input_model.model_fields)
+    fields = set(TOOLBOX["execute_repair"].input_model.model_fields)
     assert fields == {"plan_id", "dry_run"}
-    schema = REGISTRY["execute_repair"].openai_schema()["function"]["parameters"]
+    schema = TOOLBOX["execute_repair"].openai_schema()["function"]["parameters"]
     assert set(schema["properties"]) == {"plan_id", "dry_run"}
 
 
@@ -120,15 +134,15 @@ def test_a_plan_without_enough_confidence_is_plan_and_report_only(
     case_ctx: ToolContext, recorder, calibration
 ) -> None:
     calibration.p = 0.5
-    plan = REGISTRY["plan_repair"](case_ctx, service="paymentservice", fault_type="cpu_contention")
+    plan = TOOLBOX["plan_repair"](case_ctx, service="paymentservice", fault_type="cpu_contention")
     assert plan.plan_id and not plan.executable
     assert plan.held_back == ["confidence 0.50 below 0.80"]
     with approving(Approval(approved=True, by=APPROVERS[0])):
-        out = REGISTRY["execute_repair"](case_ctx, plan_id=plan.plan_id, dry_run=False)
+        out = TOOLBOX["execute_repair"](case_ctx, plan_id=plan.plan_id, dry_run=False)
     assert out.status == "refused" and "evidence too weak" in out.detail
     assert recorder.executed() == []
     # a service that is not the top of the ranking has no confidence at all
-    other = REGISTRY["plan_repair"](case_ctx, service="frontend", fault_type="cpu_contention")
+    other = TOOLBOX["plan_repair"](case_ctx, service="frontend", fault_type="cpu_contention")
     assert other.plan_id is None or not other.executable
 
 
@@ -140,7 +154,7 @@ def test_every_tool_result_is_a_few_hundred_tokens(case_ctx: ToolContext) -> Non
         "localize_root_cause",
         "fuse_modalities",
     ):
-        out = REGISTRY[name](case_ctx)
+        out = TOOLBOX[name](case_ctx)
         assert count(out.model_dump_json()) < 700, name
 
 
@@ -172,3 +186,8 @@ def test_allow_lists_read_comma_separated_from_the_environment(settings, monkeyp
     policy = setup_from_settings(ToolContext.from_case(synthetic_case(), settings)).policy
     assert policy.approvers == ["os:alice", "slack:U024BE7LH", "mcp:bob"]
     assert policy.allow_targets == ["checkout*", "payment*"]
+
+
+def test_a_tool_listed_twice_is_refused() -> None:
+    with pytest.raises(ValueError, match="query_traces"):
+        catalog(TOOLBOX["query_traces"], TOOLBOX["query_traces"])

@@ -7,8 +7,8 @@ import pytest
 from evals.bench import discover
 from evals.harness import evaluate
 from evals.make_eval import main as make_eval_main
+from tools.core.errors import DatasetError, TamoError
 from tools.learned.train import Epochs
-from tools.telemetry.errors import DatasetError, TamoError
 
 KEYS = {"dataset", "method", "systems", "cases"}
 SYSTEM_KEYS = {"cases", "acc@1", "acc@3", "acc@5", "avg@5", "fault_type", "seconds_per_case"}

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from tests.learned.conftest import make_case
+from tools.core.errors import NotFoundError
 from tools.learned import align_case
 from tools.learned.channels import CHANNEL_INDEX, CHANNELS, metric_channel, metric_sign
-from tools.telemetry.errors import NotFoundError
 from tools.telemetry.model import CaseTelemetry, Modality
 
 

@@ -5,12 +5,12 @@ from pathlib import Path
 import pytest
 import torch
 
+from tools.core.errors import CheckpointError
 from tools.learned import checkpoint
 from tools.learned.classifier import ClassifierConfig, FaultTypeClassifier
 from tools.learned.diffusion import DualBranchDiffusion
 from tools.learned.localize import FrequencyAttention
 from tools.learned.models import LearnedModels, load_models
-from tools.telemetry.errors import CheckpointError
 
 SIG = {"name": "sockshop-rcd", "parts": ["1"], "cases": 10}
 

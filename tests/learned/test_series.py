@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from tools.learned.series import log_endings, log_series, log_template
+from tools.learned.series import log_endings, log_series
+from tools.telemetry.log_templates import TemplateMiner
 from tools.telemetry.model import LOG_SCHEMA
 
 STEP = 10**9
@@ -30,26 +31,25 @@ def _logs(requests: list[tuple[int, str, list[str]]]) -> pa.Table:
     return pa.table(rows, schema=LOG_SCHEMA)
 
 
-def test_template_keeps_the_code_location() -> None:
-    a = log_template("16:42:09 INFO  t.c.TravelServiceImpl#366 [calculate time: 475]")
-    b = log_template("16:42:10 INFO  t.c.TravelServiceImpl#372 [calculate time: 175]")
-    assert a.startswith("t.c.TravelServiceImpl#366") and a != b
-    assert log_template("handled request 12") == log_template("handled request 13")
+def _template(miner: TemplateMiner, body: str) -> int:
+    (tid,) = miner.template_ids(pa.array([body]))
+    return int(tid)
 
 
 def test_requests_cut_after_a_middle_statement_are_counted() -> None:
+    miner = TemplateMiner()
     normal = _logs([(s, f"b{s}", ["#10", "#20", "#30"]) for s in range(6)])
-    endings = log_endings(normal)
-    assert endings[("svc-a", log_template(_body("#30", 0)))] == 1.0
-    assert endings[("svc-a", log_template(_body("#20", 0)))] == 0.0
+    endings = log_endings(normal, miner)
+    assert endings[("svc-a", _template(miner, _body("#30", 0)))] == 1.0
+    assert endings[("svc-a", _template(miner, _body("#20", 0)))] == 0.0
     # seconds 0-3 run to the end, seconds 4-7 stop after #20 (an exception between #20 and #30)
     window = _logs(
         [(s, f"w{s}", ["#10", "#20", "#30"]) for s in range(4)]
         + [(s, f"w{s}", ["#10", "#20"]) for s in range(4, 8)]
     )
-    series = log_series(window, 0, STEP, 8, None, endings)
+    series = log_series(window, miner, 0, STEP, 8, None, endings)
     cut = series[series["channel"] == "log_cut"].set_index("bin")["value"]
     assert cut.loc[:3].sum() == 0 and (cut.loc[4:] == 1.0).all()
     # without a reference of normal endings nothing is called cut
-    plain = log_series(window, 0, STEP, 8, None, None)
+    plain = log_series(window, miner, 0, STEP, 8, None, None)
     assert plain[plain["channel"] == "log_cut"]["value"].sum() == 0

@@ -21,7 +21,7 @@ from mcp_server.server import build_server
 from tests.agent.conftest import APPROVERS, MCP_APPROVER, TOOLBOX_TOOLS, RecordingExecutor
 from tests.agent.synthetic import ABNORMAL, quoted_everywhere
 from tests.conftest import REPO, free_port
-from tools.telemetry.errors import ConfigError
+from tools.core.errors import ConfigError
 from tools.toolbox.context import ToolContext
 from tools.toolbox.repair import setup
 

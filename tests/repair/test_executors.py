@@ -7,10 +7,10 @@ import pytest
 
 from tests.repair.fake_k8s import FakeKubernetes, deployment
 from tests.repair.webhook_server import WebhookServer
+from tools.core.errors import BackendError
 from tools.repair.engine import PlannedAction
 from tools.repair.executors import Executor, KubernetesExecutor, WebhookExecutor
 from tools.repair.executors.kubernetes import RESTART_ANNOTATION
-from tools.telemetry.errors import BackendError
 
 
 def act(type_: str, target: str, **params: object) -> PlannedAction:

@@ -25,10 +25,10 @@ from typer.testing import CliRunner
 from tests.conftest import free_port
 from tests.repair.test_runner import diagnosis, make
 from tests.repair.webhook_server import WebhookServer
+from tools.core.errors import InputError, TamoError
 from tools.repair import AuditLog, RepairExecutor, Verifier
 from tools.repair.audit import AuditWriteError
 from tools.telemetry.backends.prometheus import PrometheusClient
-from tools.telemetry.errors import InputError, TamoError
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -117,7 +117,7 @@ def test_a_real_file_size_limit_leaves_no_torn_entry(tmp_path: Path) -> None:
 import resource, signal, sys
 from pathlib import Path
 from tools.repair.audit import AuditLog
-from tools.telemetry.errors import TamoError
+from tools.core.errors import TamoError
 log = AuditLog(Path({str(tmp_path)!r}))
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 resource.setrlimit(resource.RLIMIT_FSIZE, ({size} + 200, {size} + 200))

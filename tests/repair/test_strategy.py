@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tools.core.errors import ConfigError
 from tools.repair.strategy import KNOWN_ACTIONS, MetricThreshold, load_strategies, parse_strategies
-from tools.telemetry.errors import ConfigError
 
 SEED_STRATEGY = """
 - strategy_id: executor_restart_fallback

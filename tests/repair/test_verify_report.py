@@ -8,7 +8,13 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from tools.repair.report import Figures, effect_plot, effect_queries, grafana_dashboard, heatmap
+from tools.repair.effect_plots import (
+    Figures,
+    effect_plot,
+    effect_queries,
+    grafana_dashboard,
+    heatmap,
+)
 from tools.repair.strategy import VerifyCheck, VerifySpec
 from tools.repair.verify import Verifier, trace_statistic
 from tools.telemetry.model import SPAN_SCHEMA, TimeWindow

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from tests.agent.synthetic import ABNORMAL
 from tests.mcp_server.conftest import store_env  # noqa: F401  (fixture)
-from tools.telemetry.settings import get_settings
+from tools.core.settings import get_settings
 
 WINDOW = [
     "--start",

@@ -18,8 +18,8 @@ from typer.testing import CliRunner
 
 from tamo.main import app, run
 from tamo.prometheus_cmd import parse_time, read_state, running_server
+from tools.core.settings import get_settings
 from tools.telemetry.model import METRIC_SCHEMA
-from tools.telemetry.settings import get_settings
 from tools.telemetry.store import TelemetryStore
 
 pytestmark = pytest.mark.skipif(

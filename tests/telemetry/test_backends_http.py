@@ -23,13 +23,13 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from tests.conftest import free_port
+from tools.core.errors import BackendError
+from tools.core.settings import BackendSettings, Settings
 from tools.telemetry.backends import sources_from_settings
 from tools.telemetry.backends.jaeger import JaegerClient
 from tools.telemetry.backends.loki import LokiClient
 from tools.telemetry.backends.prometheus import PrometheusClient
 from tools.telemetry.backends.tempo import TempoClient
-from tools.telemetry.errors import BackendError
-from tools.telemetry.settings import BackendSettings, Settings
 
 Body = dict[str, Any] | list[Any] | str | bytes
 

@@ -23,8 +23,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.telemetry.test_backends_http import FakeBackend, Reply, running_fake
+from tools.core.errors import BackendError, NotFoundError
 from tools.telemetry.backends.jaeger import JaegerClient, traces_to_table
-from tools.telemetry.errors import BackendError, NotFoundError
 from tools.telemetry.model import SPAN_SCHEMA, TimeWindow
 
 T0_US = 1_661_155_200_000_000  # 2022-08-22T08:00:00Z in microseconds

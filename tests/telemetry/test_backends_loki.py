@@ -19,8 +19,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.telemetry.test_backends_http import FakeBackend, Reply, Request, running_fake
+from tools.core.errors import BackendError
 from tools.telemetry.backends.loki import LokiClient, build_logql, streams_to_table
-from tools.telemetry.errors import BackendError
 from tools.telemetry.model import LOG_SCHEMA, TimeWindow
 
 T0 = 1_675_000_000 * 10**9

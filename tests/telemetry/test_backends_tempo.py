@@ -23,8 +23,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.telemetry.test_backends_http import FakeBackend, Reply, running_fake
+from tools.core.errors import BackendError, NotFoundError
 from tools.telemetry.backends.tempo import TempoClient, build_traceql, trace_to_table
-from tools.telemetry.errors import BackendError, NotFoundError
 from tools.telemetry.model import SPAN_SCHEMA, TimeWindow
 
 T0 = 1_684_778_327_000_000_000

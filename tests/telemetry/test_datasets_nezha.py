@@ -13,8 +13,8 @@ from pathlib import Path
 import pyarrow.compute as pc
 import pytest
 
+from tools.core.errors import DatasetError, InputError
 from tools.telemetry.datasets import get_adapter
-from tools.telemetry.errors import DatasetError, InputError
 from tools.telemetry.model import LOG_SCHEMA, METRIC_SCHEMA, SPAN_SCHEMA, Modality
 
 DATA_CARD = {

@@ -22,6 +22,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tools.core.errors import DatasetError, InputError
 from tools.telemetry.datasets.nezha_files import (
     POD_METRIC_COLUMNS,
     POD_METRIC_NAMES,
@@ -33,7 +34,6 @@ from tools.telemetry.datasets.nezha_files import (
 from tools.telemetry.datasets.nezha_logs import decode_logs, decode_logs_arrow, decode_logs_duckdb
 from tools.telemetry.datasets.sockshop import read_sockshop_metrics, sockshop_metric
 from tools.telemetry.datasets.timeparse import parse_wallclock_ns, wallclock_ns
-from tools.telemetry.errors import DatasetError, InputError
 from tools.telemetry.model import service_from_pod
 
 FAST = settings(

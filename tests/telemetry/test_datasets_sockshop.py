@@ -8,8 +8,8 @@ from pathlib import Path
 import pyarrow.compute as pc
 import pytest
 
+from tools.core.errors import DatasetError
 from tools.telemetry.datasets import get_adapter
-from tools.telemetry.errors import DatasetError
 from tools.telemetry.model import METRIC_SCHEMA, Modality
 
 sockshop = get_adapter("sockshop-rcd")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tools.telemetry.errors import InputError
+from tools.core.errors import InputError
 from tools.telemetry.ingest import detect_format, parse_file
 from tools.telemetry.store import TelemetryStore
 

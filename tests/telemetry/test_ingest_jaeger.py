@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.telemetry.test_ingest_otlp import json_values, paths, replaced
-from tools.telemetry.errors import InputError
+from tools.core.errors import InputError
 from tools.telemetry.ingest import parse_text
 
 HYP = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tools.telemetry.errors import InputError
+from tools.core.errors import InputError
 from tools.telemetry.ingest import detect_format, parse_text
 
 HYP = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])

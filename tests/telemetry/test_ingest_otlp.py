@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tools.telemetry.errors import InputError
+from tools.core.errors import InputError
 from tools.telemetry.ingest import parse_file, parse_text
 from tools.telemetry.ingest.common import MAX_ATTRIBUTES_CHARS, MAX_VALUE_CHARS, Fail
 from tools.telemetry.ingest.otlp_json import OtlpAccumulator, add_document

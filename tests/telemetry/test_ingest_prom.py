@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.samples import Sample
 
-from tools.telemetry.errors import InputError
+from tools.core.errors import InputError
 from tools.telemetry.ingest import parse_file, parse_text
 
 HYP = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])

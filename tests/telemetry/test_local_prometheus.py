@@ -25,8 +25,8 @@ from prometheus_client import CollectorRegistry, Gauge, start_http_server
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
 from tests.conftest import free_port
+from tools.core.errors import BackendError, TamoError
 from tools.telemetry.backends.prometheus import PrometheusClient
-from tools.telemetry.errors import BackendError, TamoError
 from tools.telemetry.local_prometheus import LocalPrometheus, write_openmetrics
 from tools.telemetry.model import METRIC_SCHEMA, TimeWindow
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import gzip
 import json
 import logging
+import threading
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -154,3 +156,100 @@ def test_bad_requests_are_refused_and_store_nothing(receiver: OtlpReceiver) -> N
     receiver.flush()
     assert receiver.store.counts() == {"spans": 0, "logs": 0, "metrics": 0}
     assert receiver.rejected == 4
+
+
+def _trace_request(n: int, *, trace_id: bytes | None = None) -> bytes:
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+        ExportTraceServiceRequest,
+    )
+    from opentelemetry.proto.common.v1.common_pb2 import AnyValue
+
+    req = ExportTraceServiceRequest()
+    rs = req.resource_spans.add()
+    rs.resource.attributes.add(key="service.name", value=AnyValue(string_value="pay"))
+    scope = rs.scope_spans.add()
+    for i in range(n):
+        sp = scope.spans.add()
+        sp.trace_id = trace_id if trace_id is not None else (i + 1).to_bytes(16, "big")
+        sp.span_id = (i + 1).to_bytes(8, "big")
+        sp.name, sp.kind = "charge", 2
+        sp.start_time_unix_nano, sp.end_time_unix_nano = 10**18 + i, 10**18 + i + 5_000_000
+        sp.attributes.add(key="error_code", value=AnyValue(string_value="CARD_DECLINED"))
+        sp.status.code = 2
+    return req.SerializeToString()
+
+
+PB = {"content-type": "application/x-protobuf"}
+
+
+def test_an_acknowledged_export_is_already_stored(receiver: OtlpReceiver) -> None:
+    r = httpx.post(f"{receiver.url}/v1/traces", content=_trace_request(300), headers=PB)
+    assert r.status_code == 200
+    assert receiver.store.counts()["spans"] == 300  # no flush: acknowledged means committed
+    row = receiver.store.spans(ALL, limit=1).to_pylist()[0]
+    assert (row["service"], row["status"], row["error_code"]) == ("pay", "error", "CARD_DECLINED")
+
+
+def test_a_bad_protobuf_field_is_named_and_nothing_is_stored(receiver: OtlpReceiver) -> None:
+    r = httpx.post(
+        f"{receiver.url}/v1/traces", content=_trace_request(3, trace_id=b"\x01" * 5), headers=PB
+    )
+    assert r.status_code == 400
+    from google.rpc.status_pb2 import Status
+
+    msg = Status.FromString(r.content).message
+    assert "resourceSpans[0].scopeSpans[0].spans[0].traceId" in msg and "5 bytes" in msg
+    assert receiver.store.counts()["spans"] == 0
+
+
+def test_a_client_gone_mid_request_loses_nothing_acknowledged(receiver: OtlpReceiver) -> None:
+    import socket as socketlib
+
+    assert httpx.post(f"{receiver.url}/v1/traces", content=_trace_request(5), headers=PB).is_success
+    with socketlib.create_connection(("127.0.0.1", receiver.port)) as s:
+        s.sendall(
+            b"POST /v1/traces HTTP/1.1\r\nhost: x\r\ncontent-type: application/x-protobuf\r\n"
+            b"content-length: 100000\r\n\r\n" + _trace_request(50)[:40]
+        )
+    assert httpx.post(f"{receiver.url}/v1/traces", content=_trace_request(7), headers=PB).is_success
+    receiver.flush()
+    assert receiver.store.counts()["spans"] == 5 + 7  # the cut request left nothing
+
+
+class _SlowStore(TelemetryStore):
+    """A store whose writes wait until released: the writer falls behind."""
+
+    def __init__(self) -> None:
+        super().__init__(None)
+        self.entered, self.release = threading.Event(), threading.Event()
+
+    def insert_many(self, items, **kw):  # type: ignore[no-untyped-def,override]
+        self.entered.set()
+        self.release.wait(20)
+        return super().insert_many(items, **kw)
+
+
+def test_a_full_queue_answers_429_and_what_was_accepted_is_stored() -> None:
+    store = _SlowStore()
+    codes: list[int] = []
+
+    def post(url: str) -> None:
+        r = httpx.post(url, content=_trace_request(100), headers=PB, timeout=30)
+        codes.append(r.status_code)
+
+    with OtlpReceiver(store, port=0, max_pending_rows=150) as r:
+        url = f"{r.url}/v1/traces"
+        first = threading.Thread(target=post, args=(url,))
+        first.start()
+        assert store.entered.wait(10)  # the writer holds export 1 in its transaction
+        second = threading.Thread(target=post, args=(url,))
+        second.start()
+        deadline = time.monotonic() + 10
+        while r._writer._rows < 100 and time.monotonic() < deadline:
+            time.sleep(0.01)  # export 2 waits in the queue
+        third = httpx.post(url, content=_trace_request(100), headers=PB, timeout=30)
+        assert third.status_code == 429 and third.headers["retry-after"] == "1"
+        store.release.set()
+        first.join(30), second.join(30)
+        assert codes == [200, 200]
+    assert store.counts()["spans"] == 200

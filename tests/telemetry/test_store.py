@@ -9,8 +9,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
+from tools.core.errors import InputError, NotFoundError, TamoError
 from tools.telemetry import store as store_module
-from tools.telemetry.errors import InputError, NotFoundError, TamoError
 from tools.telemetry.model import (
     LOG_SCHEMA,
     METRIC_SCHEMA,

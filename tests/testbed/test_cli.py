@@ -19,7 +19,7 @@ from tamo import testbed_cmd
 from testbed import attach
 from testbed.bed import stop_group
 from testbed.runner import alive
-from tools.telemetry.errors import NotFoundError
+from tools.core.errors import NotFoundError
 from tools.telemetry.otlp_receiver import OtlpReceiver
 from tools.telemetry.store import TelemetryStore
 

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from tools.core.errors import NotFoundError
 from tools.learned.channels import CHANNEL_INDEX, CHANNELS, LOG_CHANNELS, TRACE_CHANNELS
 from tools.learned.series import (
     empty_series,
@@ -26,7 +27,7 @@ from tools.learned.series import (
     metric_series,
     trace_series,
 )
-from tools.telemetry.errors import NotFoundError
+from tools.telemetry.log_templates import TemplateMiner
 from tools.telemetry.model import (
     LOG_SCHEMA,
     METRIC_SCHEMA,
@@ -39,6 +40,7 @@ from tools.telemetry.model import (
     to_ns,
 )
 from tools.telemetry.sources import LogSource, MetricSource, TraceSource
+from tools.telemetry.trace_model import SpanForest, service_calls
 
 Z_CLIP = 100.0
 COUNT_CHANNELS = {"trace_calls", "trace_errors", "log_lines", "log_errors", "log_novel", "log_cut"}
@@ -160,13 +162,14 @@ def _series_on_grid(
     start_ns: int,
     step_ns: int,
     n_bins: int,
-    templates: dict[str, set[str]] | None,
+    miner: TemplateMiner,
+    templates: dict[str, set[int]] | None,
     endings: pd.Series | None = None,
 ) -> pd.DataFrame:
     parts = [
         metric_series(metrics, start_ns, step_ns, n_bins),
         trace_series(spans, start_ns, step_ns, n_bins),
-        log_series(logs, start_ns, step_ns, n_bins, templates, endings),
+        log_series(logs, miner, start_ns, step_ns, n_bins, templates, endings),
     ]
     parts = [p for p in parts if not p.empty]
     return pd.concat(parts, ignore_index=True) if parts else empty_series()
@@ -265,22 +268,14 @@ def _to_tensor(
 
 
 def _call_graph(spans: list[pa.Table], entities: list[str]) -> nx.DiGraph:
+    """Service call graph of the window and baseline spans (the one trace model's edges)."""
     graph = nx.DiGraph()
     graph.add_nodes_from(entities)
     for table in spans:
-        if table.num_rows == 0:
-            continue
-        df = table.select(["trace_id", "span_id", "parent_id", "service", "pod"]).to_pandas()
-        df["entity"] = df["service"].fillna(df["pod"])
-        parent = df.set_index(["trace_id", "span_id"])["entity"]
-        parent = parent[~parent.index.duplicated()]
-        idx = pd.MultiIndex.from_arrays([df["trace_id"], df["parent_id"].fillna("")])
-        df["caller"] = parent.reindex(idx).to_numpy()
-        calls = df.dropna(subset=["caller"])
-        calls = calls[calls["caller"] != calls["entity"]]
-        for (a, b), n in calls.groupby(["caller", "entity"]).size().items():
+        for edge in service_calls(SpanForest.build(table)):
+            a, b = edge.caller, edge.callee
             prev = graph.edges[a, b]["calls"] if graph.has_edge(a, b) else 0
-            graph.add_edge(a, b, calls=prev + int(n))
+            graph.add_edge(a, b, calls=prev + edge.calls)
     return graph
 
 
@@ -313,23 +308,27 @@ def align_tables(
     step = float(step_s) if step_s else _metric_step_s(metrics if metrics.num_rows else b_metrics)
     step_ns = int(step * 1e9)
     n_bins = max(1, int(np.ceil((window.end_ns - window.start_ns) / step_ns)))
-    known = log_templates_by_entity(b_logs) if b_logs.num_rows else None
+    miner = TemplateMiner()  # one per alignment: baseline and window lines share template ids
+    known = log_templates_by_entity(b_logs, miner) if b_logs.num_rows else None
     if known is None and logs.num_rows:
         # no fault-free logs: templates of the window's first part are "known"
         cut = window.start_ns + int((window.end_ns - window.start_ns) * FALLBACK_FRACTION)
         early = logs.filter(pa.compute.less(logs.column("ts_ns"), cut))
-        known = log_templates_by_entity(early)
+        known = log_templates_by_entity(early, miner)
     # which statements end a request normally: the fault-free logs (else the lead-in before the
     # onset, else the window's first part, as for the templates)
     if b_logs.num_rows:
-        endings = log_endings(b_logs)
+        endings = log_endings(b_logs, miner)
     else:
         lead_end = onset_ns if onset_ns is not None and onset_ns > window.start_ns else None
         lead_end = lead_end or window.start_ns + int(
             (window.end_ns - window.start_ns) * FALLBACK_FRACTION
         )
-        endings = log_endings(logs.filter(pa.compute.less(logs.column("ts_ns"), lead_end)))
-    win = _series_on_grid(spans, logs, metrics, window.start_ns, step_ns, n_bins, known, endings)
+        lead_in = logs.filter(pa.compute.less(logs.column("ts_ns"), lead_end))
+        endings = log_endings(lead_in, miner)
+    win = _series_on_grid(
+        spans, logs, metrics, window.start_ns, step_ns, n_bins, miner, known, endings
+    )
     b_lo_hi = [
         r
         for r in (
@@ -341,7 +340,7 @@ def align_tables(
     if b_lo_hi:
         b_start = min(r[0] for r in b_lo_hi)
         b_bins = max(1, int(np.ceil((max(r[1] for r in b_lo_hi) - b_start) / step_ns)))
-        base = _series_on_grid(b_spans, b_logs, b_metrics, b_start, step_ns, b_bins, known)
+        base = _series_on_grid(b_spans, b_logs, b_metrics, b_start, step_ns, b_bins, miner, known)
     else:
         b_bins, base = 0, empty_series()
     onset_bin = 0

@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from tools.telemetry.errors import CheckpointError
+from tools.core.errors import CheckpointError
 
 _MODEL_SOURCES = (
     "channels.py",

@@ -12,12 +12,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tools.core.errors import CheckpointError
+from tools.core.settings import get_settings
 from tools.learned.checkpoint import load_checkpoint, save_checkpoint
 from tools.learned.classifier import ClassifierConfig, FaultTypeClassifier
 from tools.learned.diffusion import DiffusionConfig, DualBranchDiffusion
 from tools.learned.localize import FrequencyAttention, LocalizerConfig
-from tools.telemetry.errors import CheckpointError
-from tools.telemetry.settings import get_settings
 
 FILES = {
     "diffusion": "t1_diffusion.pt",
@@ -73,7 +73,7 @@ def load_models(directory: Path | None = None, dataset: str | None = None) -> Le
 
     Files that are absent leave that tool untrained; a file that is present but corrupt, from
     another code version or (when ``dataset`` is given) from another dataset raises
-    :class:`~tools.telemetry.errors.CheckpointError`.
+    :class:`~tools.core.errors.CheckpointError`.
     """
     root = directory if directory is not None else default_models_dir()
     models = LearnedModels(source=root)

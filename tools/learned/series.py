@@ -16,21 +16,16 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from tools.core.severity import Severity, spellings_at_least
 from tools.learned.channels import metric_channel, metric_sign
+from tools.telemetry.log_templates import TemplateMiner
 from tools.telemetry.model import service_from_pod
+from tools.telemetry.trace_model import SpanForest, span_services
 
 SERIES_COLUMNS = ["key", "entity", "channel", "bin", "value", "sign"]
-_ERROR_SEVERITIES = {"ERROR", "FATAL", "CRITICAL", "SEVERE", "ALERT", "EMERGENCY"}
 _ERROR_BODY = re.compile(r"\b(?:ERROR|FATAL|SEVERE)\b|Exception|Traceback|\bpanic\b")
-_MASKS = (
-    re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"),
-    re.compile(r"\b[0-9a-fA-F]{16,}\b"),
-    re.compile(r"\b\d+(\.\d+)*\b"),
-)
-_CODE_LOCATION = re.compile(r"(?P<loc>[A-Za-z_][\w.$]*#\d+)")
 # A statement "never ends a request" when it was seen this often and ended at most this share.
 CUT_MIN_SEEN, CUT_MAX_SHARE = 3, 0.1
-_OK_CODES = {"", "0", "ok", "OK", "200", "201", "204", "STATUS_CODE_OK", "UNSET"}
 
 
 _DTYPES = {"key": object, "entity": object, "channel": object, "bin": "int64"}
@@ -82,40 +77,22 @@ def metric_series(metrics: pa.Table, start_ns: int, step_ns: int, n_bins: int) -
 
 
 def _span_frame(spans: pa.Table) -> pd.DataFrame:
-    cols = ["trace_id", "span_id", "parent_id", "service", "pod", "start_ns", "duration_ns"]
-    cols += ["status", "error_code"]
-    df = spans.select(cols).to_pandas()
-    df["entity"] = _entity(df["service"], df["pod"])
-    df = df.dropna(subset=["entity", "start_ns", "duration_ns"])
-    df["dur_ms"] = df["duration_ns"].astype("float64") / 1e6
-    child = df.groupby(["trace_id", "parent_id"])["dur_ms"].sum()
-    idx = pd.MultiIndex.from_arrays([df["trace_id"], df["span_id"]])
-    df["self_ms"] = (df["dur_ms"] - child.reindex(idx).fillna(0.0).to_numpy()).clip(lower=0.0)
-    code = df["error_code"].fillna("").astype(str)
-    df["is_error"] = (df["status"] == "error") | ~code.isin(_OK_CODES)
-    by_id = df.set_index(["trace_id", "span_id"])[["entity", "dur_ms"]]
-    by_id = by_id[~by_id.index.duplicated()]
-    pidx = pd.MultiIndex.from_arrays([df["trace_id"], df["parent_id"].fillna("")])
-    df["parent_entity"] = by_id["entity"].reindex(pidx).to_numpy()
-    df["parent_ms"] = by_id["dur_ms"].reindex(pidx).to_numpy()
-    # A client span (nested in its service, one child, in another service) spends its own time
-    # on the wire: that gap belongs to the callee's edge, not to the caller's self time.
-    cross = df["parent_entity"].notna() & (df["parent_entity"] != df["entity"])
-    n_child = df.groupby(["trace_id", "parent_id"]).size()
-    n_cross = df[cross].groupby(["trace_id", "parent_id"]).size()
-    nested = (df["parent_entity"] == df["entity"]).to_numpy()  # not the service's entry span
-    single_cross = (
-        nested
-        & (n_child.reindex(idx).fillna(0).to_numpy() == 1)
-        & (n_cross.reindex(idx).fillna(0).to_numpy() == 1)
-    )
-    df.loc[single_cross, "self_ms"] = np.nan
-    parent_is_client = pd.Series(single_cross, index=idx).groupby(level=[0, 1]).first()
-    df["gap_ms"] = np.where(
-        cross & parent_is_client.reindex(pidx).fillna(False).to_numpy(dtype=bool),
-        (df["parent_ms"] - df["dur_ms"]).clip(lower=0.0),
-        np.nan,
-    )
+    """One row per exported span with its entity, duration, self time, error flag and wire time
+    from the one trace model (:class:`SpanForest`: a client span's time is wire time, charged to
+    the callee's edge as ``gap_ms``, and the client span has no self time)."""
+    ok = pc.and_(pc.is_valid(spans["start_ns"]), pc.is_valid(spans["duration_ns"]))
+    ok = pc.and_(ok, pc.is_valid(span_services(spans)))
+    spans = spans.filter(pc.fill_null(ok, False))
+    forest = SpanForest.build(spans)
+    df = spans.select(["trace_id", "span_id", "parent_id", "start_ns"]).to_pandas()
+    names = np.array(forest.service_names, dtype=object)
+    df["entity"] = names[forest.service]
+    df["dur_ms"] = forest.duration_ns / 1e6
+    df["self_ms"] = np.where(forest.client, np.nan, forest.self_ns / 1e6)
+    df["is_error"] = forest.is_error
+    parent_svc = forest.parent_service()
+    df["parent_entity"] = np.where(parent_svc >= 0, names[np.maximum(parent_svc, 0)], None)
+    df["gap_ms"] = forest.wire_ns / 1e6
     return df
 
 
@@ -160,35 +137,11 @@ def trace_series(spans: pa.Table, start_ns: int, step_ns: int, n_bins: int) -> p
     return long[SERIES_COLUMNS]
 
 
-def _templates(body: pa.Array) -> pa.Array:
-    """Cheap Drain-like templates, vectorised: ids and numbers masked, then only the words kept
-    (letters and ``_``/``#``), first 80 characters: the logger, level and message wording.
-
-    A code location (Logback ``Class#line``) is kept whole in front: two statements of one method
-    often differ only by their line number, and which of them still logs is what shows where an
-    injected exception cut the code path."""
-    text = pc.utf8_slice_codeunits(body, 0, 240)
-    where = pc.struct_field(pc.extract_regex(text, pattern=_CODE_LOCATION.pattern), "loc")
-    for pattern in _MASKS:
-        text = pc.replace_substring_regex(text, pattern=pattern.pattern, replacement=" ")
-    text = pc.replace_substring_regex(text, pattern=r"[^A-Za-z_#]+", replacement=" ")
-    text = pc.replace_substring_regex(text, pattern=r"(^| )[A-Za-z]( |$)", replacement=" ")
-    words = pc.utf8_slice_codeunits(pc.utf8_trim_whitespace(text), 0, 80)
-    return pc.utf8_ltrim_whitespace(
-        pc.binary_join_element_wise(pc.fill_null(where, ""), words, " ")
-    )
-
-
-def log_template(body: str) -> str:
-    """The template of one log line (same rule as the vectorised form)."""
-    return str(_templates(pa.array([body]))[0])
-
-
-def _log_frame(logs: pa.Table) -> pd.DataFrame:
+def _log_frame(logs: pa.Table, miner: TemplateMiner) -> pd.DataFrame:
     body = pc.fill_null(logs.column("body"), "")
     sev = pc.utf8_upper(pc.fill_null(logs.column("severity"), ""))
     is_error = pc.or_(
-        pc.is_in(sev, value_set=pa.array(sorted(_ERROR_SEVERITIES))),
+        pc.is_in(sev, value_set=pa.array(spellings_at_least(Severity.ERROR))),
         pc.match_substring_regex(
             pc.utf8_slice_codeunits(body, 0, 400), pattern=_ERROR_BODY.pattern
         ),
@@ -200,7 +153,7 @@ def _log_frame(logs: pa.Table) -> pd.DataFrame:
                 logs.column("service").to_pandas(), logs.column("pod").to_pandas()
             ).to_numpy(),
             "is_error": is_error.to_numpy(zero_copy_only=False),
-            "template": _templates(body).to_numpy(zero_copy_only=False),
+            "template": miner.template_ids(body),
             "trace_id": logs.column("trace_id").to_numpy(zero_copy_only=False),
         }
     )
@@ -212,14 +165,16 @@ def _log_frame(logs: pa.Table) -> pd.DataFrame:
     return df
 
 
-def log_templates_by_entity(logs: pa.Table) -> dict[str, set[str]]:
+def log_templates_by_entity(logs: pa.Table, miner: TemplateMiner) -> dict[str, set[int]]:
+    """The template ids each entity wrote, mined with ``miner`` (the alignment's one miner, so
+    the window's lines are compared with the baseline's by the same ids)."""
     if logs.num_rows == 0:
         return {}
-    df = _log_frame(logs)
+    df = _log_frame(logs, miner)
     return {e: set(g["template"]) for e, g in df.groupby("entity")}
 
 
-def log_endings(logs: pa.Table) -> pd.Series:
+def log_endings(logs: pa.Table, miner: TemplateMiner) -> pd.Series:
     """``(entity, template) -> share`` of the entity's traces that this statement ended, for
     statements seen at least ``CUT_MIN_SEEN`` times in traced lines.
 
@@ -228,24 +183,25 @@ def log_endings(logs: pa.Table) -> pd.Series:
     is. Compared per statement, this is indifferent to the workload mix that moves raw counts."""
     if logs.num_rows == 0:
         return pd.Series(dtype="float64")
-    df = _log_frame(logs).dropna(subset=["last"])
+    df = _log_frame(logs, miner).dropna(subset=["last"])
     stats = df.groupby(["entity", "template"])["last"].agg(["size", "mean"])
     return stats.loc[stats["size"] >= CUT_MIN_SEEN, "mean"]
 
 
 def log_series(
     logs: pa.Table,
+    miner: TemplateMiner,
     start_ns: int,
     step_ns: int,
     n_bins: int,
-    known_templates: dict[str, set[str]] | None,
+    known_templates: dict[str, set[int]] | None,
     endings: pd.Series | None = None,
 ) -> pd.DataFrame:
     """Per-entity line counts, error-level counts, error lines of templates unseen in the
     baseline, and requests whose code path was cut (see :func:`log_endings`)."""
     if logs.num_rows == 0:
         return empty_series()
-    df = _log_frame(logs)
+    df = _log_frame(logs, miner)
     df["bin"] = _bins(df["ts_ns"], start_ns, step_ns)
     df = df[(df["bin"] >= 0) & (df["bin"] < n_bins)]
     if df.empty:

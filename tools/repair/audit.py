@@ -18,7 +18,7 @@ Faults: a write that fails (disk full, file-size limit) is cut back off the JSON
 one :class:`AuditWriteError` — the chain stays valid, every entry acknowledged before is kept, and
 the step it would have announced does not run (the runner logs *before* acting). A lock another
 process holds too long, a locked or corrupt SQLite index, a corrupt JSONL line: each is one
-:class:`~tools.telemetry.errors.TamoError` naming the file; a corrupt index is set aside and
+:class:`~tools.core.errors.TamoError` naming the file; a corrupt index is set aside and
 rebuilt from the JSONL, the durable record.
 """
 
@@ -40,7 +40,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from tools.telemetry.errors import InputError, NotFoundError, TamoError
+from tools.core.errors import InputError, NotFoundError, TamoError
 
 GENESIS = "0" * 64
 LOCK_TIMEOUT_S = 30.0

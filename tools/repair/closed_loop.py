@@ -18,12 +18,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel, Field
 
+from tools.core.errors import TamoError
 from tools.repair.detect import LiveTraceDetector, WindowVerdict, complete_traces, diagnose
 from tools.repair.diagnosis import Diagnosis
 from tools.repair.engine import RepairPlan, RuleEngine
 from tools.repair.runner import RepairExecutor, RepairOutcome
 from tools.repair.verify import latest_worst
-from tools.telemetry.errors import TamoError
 from tools.telemetry.model import TimeWindow
 from tools.telemetry.sources import MetricSource, TraceSource
 

@@ -29,13 +29,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from tools.core.errors import TamoError
 from tools.repair.audit import AuditEntry, AuditLog
 from tools.repair.engine import PlannedAction, RepairPlan
 from tools.repair.executors.base import ActionResult, Executor
 from tools.repair.metrics import RepairMetrics
 from tools.repair.safety import Approval, Approver, SafetyPolicy
 from tools.repair.verify import Verification, Verifier
-from tools.telemetry.errors import TamoError
 
 log = logging.getLogger("tamo.repair")
 

@@ -25,8 +25,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from tools.core.errors import ConfigError
 from tools.repair.diagnosis import Severity
-from tools.telemetry.errors import ConfigError
 
 # Every action type an executor may be asked to perform. One vocabulary for all executors, so a
 # strategy names *what* to do and the executor decides *how* (HTTP control API, Kubernetes PATCH).

@@ -21,10 +21,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel
 
+from tools.core.errors import TamoError
 from tools.repair.strategy import _OPS, VerifyCheck, VerifySpec
-from tools.telemetry.errors import TamoError
 from tools.telemetry.model import TimeWindow
 from tools.telemetry.sources import MetricSource, TraceSource
+from tools.telemetry.trace_model import error_spans, has_parent_id
 
 
 class CheckOutcome(BaseModel):
@@ -66,19 +67,16 @@ def latest_worst(table: pa.Table, op: str) -> float | None:
 def trace_statistic(spans: pa.Table, stat: str) -> float | None:
     """A statistic of a ``SPAN_SCHEMA`` table: ``span_count``, ``error_ratio``, ``p95_ms`` or
     ``root_ratio`` (the share of spans that start a trace: a callee that lost its caller's
-    context shows up as a root)."""
+    context shows up as a root); errors and roots as the one trace model defines them."""
     n = spans.num_rows
     if stat == "span_count":
         return float(n)
     if n == 0:
         return None
     if stat == "error_ratio":
-        errors = pc.sum(pc.equal(spans["status"], "error")).as_py() or 0
-        return errors / n
+        return float(error_spans(spans).mean())
     if stat == "root_ratio":
-        roots = pc.sum(pc.is_null(spans["parent_id"])).as_py() or 0
-        empty = pc.sum(pc.equal(pc.fill_null(spans["parent_id"], "x"), "")).as_py() or 0
-        return (roots + empty) / n
+        return float((~has_parent_id(spans)).mean())
     durations = pc.drop_null(spans["duration_ns"])
     if len(durations) == 0:
         return None

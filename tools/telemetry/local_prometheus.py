@@ -34,7 +34,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel
 
-from tools.telemetry.errors import BackendError, TamoError
+from tools.core.errors import BackendError, TamoError
 from tools.telemetry.model import METRIC_SCHEMA
 
 INSTALL_HINT = "install it (`make setup` runs `apt-get install -y prometheus` as root)"

@@ -2,10 +2,17 @@
 
 Why: any OpenTelemetry SDK or Collector can export to it with the standard OTLP/HTTP exporter
 (``POST /v1/traces``, ``/v1/logs``, ``/v1/metrics``; protobuf or JSON, optionally gzip), so the
-testbed and a laptop cluster need no Jaeger/Loki/Prometheus to be diagnosed. Bodies are parsed in
-a worker thread by the same walker as OTLP JSON files (protobuf goes through the generic
-protobuf-JSON mapping, whose ids are base64); parsed tables are buffered and written in batches by
-one writer thread, so many small exports become few store transactions. It binds loopback unless
+testbed and a laptop cluster need no Jaeger/Loki/Prometheus to be diagnosed. Protobuf trace
+bodies are read field by field (:mod:`tools.telemetry.otlp_protobuf`); JSON bodies, logs and
+metrics go through the same walker as OTLP JSON files.
+
+An export is acknowledged only once its rows are committed: requests wait on a group commit (one
+writer thread writes everything that arrived while the previous transaction ran, so many small
+exports become few transactions), and a failed write answers 503, which the OTLP exporters retry.
+So a client that disconnects, or a server that is stopped, never loses an acknowledged export, and
+what the clients were told was stored is what the store holds. When more rows wait for the writer
+than ``max_pending_rows`` the receiver answers 429 (retryable): memory stays bounded under any
+load. A bad body is a 400 naming the field, and nothing of it is stored. It binds loopback unless
 told otherwise.
 """
 
@@ -22,6 +29,7 @@ import time
 import uuid
 import zlib
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, Self
 
@@ -35,13 +43,14 @@ from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2 as metr
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2 as trace_pb
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from tools.telemetry.errors import InputError
+from tools.core.errors import InputError
 from tools.telemetry.ingest.common import Fail
 from tools.telemetry.ingest.otlp_json import IdEncoding, OtlpAccumulator, add_document
+from tools.telemetry.otlp_protobuf import span_table
 from tools.telemetry.store import TelemetryStore
 
 log = logging.getLogger(__name__)
@@ -79,6 +88,9 @@ def parse_body(body: bytes, content_type: str, signal: Signal) -> dict[str, pa.T
             msg = signal.request.FromString(body)
         except DecodeError as exc:
             raise InputError(f"invalid protobuf: {exc}", path=where) from None
+        if isinstance(msg, trace_pb.ExportTraceServiceRequest):
+            spans, _ = span_table(msg, Fail(where))
+            return {"spans": spans} if spans.num_rows else {}
         doc, ids = MessageToDict(msg, use_integers_for_enums=True), "base64"
     else:
         try:
@@ -93,69 +105,102 @@ def parse_body(body: bytes, content_type: str, signal: Signal) -> dict[str, pa.T
     return {k: t for k, t in tables.items() if t.num_rows}
 
 
-class _Batcher:
-    """Buffers parsed tables and writes them to the store from one thread, in batches."""
+class Backlog(Exception):
+    """More rows wait for the writer than the receiver may hold: the client should retry."""
 
-    def __init__(self, store: TelemetryStore, interval_s: float, max_rows: int) -> None:
+
+class GroupCommit:
+    """Writes parsed exports to the store from one thread; each export's future resolves when
+    the transaction holding it committed (or failed).
+
+    The writer takes everything queued, waits ``linger_s`` for more when the queue is smaller
+    than ``batch_rows`` (fewer, larger transactions), writes it as one transaction and resolves
+    the futures. Rows queued beyond ``max_pending_rows`` are refused with :class:`Backlog`.
+    """
+
+    def __init__(
+        self, store: TelemetryStore, linger_s: float, batch_rows: int, max_pending_rows: int
+    ) -> None:
         self.store = store
-        self.interval_s = interval_s
-        self.max_rows = max_rows
+        self.linger_s = linger_s
+        self.batch_rows = batch_rows
+        self.max_pending_rows = max_pending_rows
         self.session = uuid.uuid4().hex[:12]
-        self._buffer: list[tuple[str, pa.Table]] = []
+        self._queue: list[tuple[dict[str, pa.Table], Future[None]]] = []
         self._rows = 0
         self._seq = 0
         self._cond = threading.Condition()
-        self._write_lock = threading.Lock()
         self._stop = False
         self.written = {"spans": 0, "logs": 0, "metrics": 0}
         self.failed_batches = 0
-        self._thread = threading.Thread(target=self._loop, name="otlp-batcher", daemon=True)
+        self._thread = threading.Thread(target=self._loop, name="otlp-writer", daemon=True)
         self._thread.start()
 
-    def add(self, tables: dict[str, pa.Table]) -> None:
+    def submit(self, tables: dict[str, pa.Table]) -> Future[None]:
+        """Queue one export; the future is done once it is committed."""
+        fut: Future[None] = Future()
+        rows = sum(t.num_rows for t in tables.values())
+        if rows == 0:
+            fut.set_result(None)
+            return fut
         with self._cond:
-            for kind, table in tables.items():
-                self._buffer.append((kind, table))
-                self._rows += table.num_rows
-            if self._rows >= self.max_rows:
-                self._cond.notify()
+            if self._stop:
+                raise Backlog("the receiver is stopping")
+            if self._rows and self._rows + rows > self.max_pending_rows:
+                raise Backlog(f"{self._rows} rows wait for the store writer")
+            self._queue.append((tables, fut))
+            self._rows += rows
+            self._cond.notify()
+        return fut
 
     def flush(self) -> None:
-        """Write everything buffered now (the caller waits for it)."""
-        with self._write_lock:
-            with self._cond:
-                batch, self._buffer, self._rows = self._buffer, [], 0
-                self._seq += 1
-                seq = self._seq
-            if not batch:
-                return
-            by_kind: dict[str, list[pa.Table]] = {}
-            for kind, table in batch:
-                by_kind.setdefault(kind, []).append(table)
-            source = f"otlp-receiver:{self.session}:{seq}"
-            try:
-                totals = self.store.insert_many(
-                    [(k, pa.concat_tables(ts), source) for k, ts in by_kind.items()]
+        """Wait until everything submitted so far is committed."""
+        with self._cond:
+            waiting = [f for _, f in self._queue]
+        for f in waiting:
+            with contextlib.suppress(Exception):
+                f.result()
+
+    def _take(self) -> list[tuple[dict[str, pa.Table], Future[None]]] | None:
+        with self._cond:
+            self._cond.wait_for(lambda: self._stop or self._queue)
+            if not self._queue:
+                return None
+            if not self._stop and self._rows < self.batch_rows:
+                self._cond.wait_for(
+                    lambda: self._stop or self._rows >= self.batch_rows, self.linger_s
                 )
-            except Exception:  # the receiver must keep serving; the loss is logged and counted
-                self.failed_batches += 1
-                log.exception("OTLP receiver: writing batch %s to the store failed", source)
-                return
-            for kind, n in totals.items():
-                self.written[kind] += n
+            batch, self._queue, self._rows = self._queue, [], 0
+            return batch
 
     def _loop(self) -> None:
-        while True:
-            with self._cond:
-                self._cond.wait_for(
-                    lambda: self._stop or self._rows >= self.max_rows, self.interval_s
-                )
-                stop = self._stop
-            self.flush()
-            if stop:
-                return
+        while (batch := self._take()) is not None:
+            self._commit(batch)
+
+    def _commit(self, batch: list[tuple[dict[str, pa.Table], Future[None]]]) -> None:
+        by_kind: dict[str, list[pa.Table]] = {}
+        for tables, _ in batch:
+            for kind, table in tables.items():
+                by_kind.setdefault(kind, []).append(table)
+        self._seq += 1
+        source = f"otlp-receiver:{self.session}:{self._seq}"
+        try:
+            totals = self.store.insert_many(
+                [(k, pa.concat_tables(ts), source) for k, ts in by_kind.items()]
+            )
+        except Exception as exc:  # the receiver keeps serving; the clients are told to retry
+            self.failed_batches += 1
+            log.exception("OTLP receiver: writing batch %s to the store failed", source)
+            for _, fut in batch:
+                fut.set_exception(exc)
+            return
+        for kind, n in totals.items():
+            self.written[kind] += n
+        for _, fut in batch:
+            fut.set_result(None)
 
     def close(self) -> None:
+        """Commit what is queued, then stop the writer."""
         with self._cond:
             self._stop = True
             self._cond.notify()
@@ -165,8 +210,9 @@ class _Batcher:
 class OtlpReceiver:
     """OTLP/HTTP on ``http://host:port`` into ``store``; ``port=0`` picks a free port.
 
-    Use as a context manager (or ``start()``/``stop()``); ``flush()`` makes everything received so
-    far visible in the store. ``serve_forever()`` blocks (for a CLI).
+    Use as a context manager (or ``start()``/``stop()``); ``flush()`` waits until everything
+    received so far is in the store. ``serve_forever()`` blocks (for a CLI). ``routes`` are the
+    three endpoints, for a server that serves more than OTLP on the same port (``tamo serve``).
     """
 
     def __init__(
@@ -175,19 +221,24 @@ class OtlpReceiver:
         host: str = "127.0.0.1",
         port: int = 4318,
         *,
-        flush_interval_s: float = 0.5,
+        flush_interval_s: float = 0.05,
         max_batch_rows: int = 50_000,
+        max_pending_rows: int = 500_000,
+        bind: bool = True,
     ) -> None:
         self.store = store
         self.host = host
-        self._sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
-        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._sock.bind((host, port))
-        self.port = int(self._sock.getsockname()[1])
-        self._batcher = _Batcher(store, flush_interval_s, max_batch_rows)
+        self._sock: socket.socket | None = None
+        self.port = port
+        if bind:
+            self._sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+            self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            self._sock.bind((host, port))
+            self.port = int(self._sock.getsockname()[1])
+        self._writer = GroupCommit(store, flush_interval_s, max_batch_rows, max_pending_rows)
         self.rejected = 0
-        routes = [Route(s.path, self._endpoint(s), methods=["POST"]) for s in SIGNALS]
-        self.app = Starlette(routes=routes)
+        self.routes = [Route(s.path, self._endpoint(s), methods=["POST"]) for s in SIGNALS]
+        self.app = Starlette(routes=self.routes)
         config = uvicorn.Config(self.app, log_level="warning", lifespan="off", access_log=False)
         self._server = uvicorn.Server(config)
         self._thread: threading.Thread | None = None
@@ -199,8 +250,8 @@ class OtlpReceiver:
 
     @property
     def written(self) -> dict[str, int]:
-        """Rows written to the store so far, per kind."""
-        return dict(self._batcher.written)
+        """Rows committed to the store so far, per kind."""
+        return dict(self._writer.written)
 
     def _endpoint(self, signal: Signal) -> Callable[[Request], Any]:
         async def endpoint(request: Request) -> Response:
@@ -208,7 +259,10 @@ class OtlpReceiver:
             if ctype not in (PROTOBUF, JSON):
                 self.rejected += 1
                 return _error(415, f"unsupported content type {ctype!r}", JSON)
-            body = await request.body()
+            try:
+                body = await request.body()
+            except ClientDisconnect:  # nothing of it was parsed, nothing is stored
+                return Response(status_code=499)
             try:
                 body = _decompress(body, request.headers.get("content-encoding", ""))
                 if len(body) > MAX_BODY_BYTES:
@@ -217,7 +271,12 @@ class OtlpReceiver:
             except InputError as exc:
                 self.rejected += 1
                 return _error(400, str(exc), ctype)
-            self._batcher.add(tables)
+            try:
+                await asyncio.wrap_future(self._writer.submit(tables))
+            except Backlog as exc:
+                return _error(429, f"busy: {exc}; retry", ctype, retry_after="1")
+            except Exception as exc:  # the write failed: nothing was acknowledged
+                return _error(503, f"store write failed: {type(exc).__name__}; retry", ctype)
             if ctype == PROTOBUF:
                 return Response(signal.response().SerializeToString(), media_type=PROTOBUF)
             return Response("{}", media_type=JSON)
@@ -225,7 +284,11 @@ class OtlpReceiver:
         return endpoint
 
     def flush(self) -> None:
-        self._batcher.flush()
+        self._writer.flush()
+
+    def close(self) -> None:
+        """Commit what is queued and stop the writer (after the HTTP server stopped)."""
+        self._writer.close()
 
     def start(self) -> Self:
         self._thread = threading.Thread(target=self._run, name="otlp-receiver", daemon=True)
@@ -238,21 +301,23 @@ class OtlpReceiver:
         return self
 
     def _run(self) -> None:
+        assert self._sock is not None, "a receiver built with bind=False is served by its host"
         asyncio.run(self._server.serve(sockets=[self._sock]))
 
     def serve_forever(self) -> None:
         try:
             self._run()
         finally:
-            self._batcher.close()
+            self.close()
 
     def stop(self) -> None:
         self._server.should_exit = True
         if self._thread is not None:
             self._thread.join(timeout=10)
-        self._batcher.close()
-        with contextlib.suppress(OSError):
-            self._sock.close()
+        self.close()
+        if self._sock is not None:
+            with contextlib.suppress(OSError):
+                self._sock.close()
 
     def __enter__(self) -> Self:
         return self.start()
@@ -275,10 +340,13 @@ def _decompress(body: bytes, encoding: str) -> bytes:
     return body
 
 
-def _error(status: int, message: str, ctype: str) -> Response:
+def _error(status: int, message: str, ctype: str, retry_after: str | None = None) -> Response:
     """An OTLP error response: a ``google.rpc.Status`` in the request's encoding."""
+    code = {400: 3, 415: 3, 429: 8, 503: 14}[status]  # INVALID_ARGUMENT, RESOURCE_EXHAUSTED, ...
+    headers = {"retry-after": retry_after} if retry_after else None
     if ctype == PROTOBUF:
-        return Response(
-            Status(code=3, message=message).SerializeToString(), status, media_type=PROTOBUF
-        )
-    return Response(json.dumps({"code": 3, "message": message}), status, media_type=JSON)
+        body = Status(code=code, message=message).SerializeToString()
+        return Response(body, status, headers=headers, media_type=PROTOBUF)
+    return Response(
+        json.dumps({"code": code, "message": message}), status, headers=headers, media_type=JSON
+    )

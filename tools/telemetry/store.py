@@ -9,7 +9,9 @@ backends.
 Writes are atomic per source: each row carries the integer key of the source (file) it came from,
 and one transaction deletes that source's previous rows and inserts the new ones. Re-ingesting a
 file therefore replaces it (idempotent), and a failure leaves the store as it was.
-One connection serves all threads under a lock (DuckDB connections are not thread-safe).
+Writes go through one connection under a lock (DuckDB connections are not thread-safe); each
+reading thread has its own cursor on the same database, so a diagnosis reads a consistent snapshot
+while the OTLP receiver keeps committing (DuckDB's MVCC), and neither waits for the other.
 """
 
 from __future__ import annotations
@@ -27,10 +29,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from tools.telemetry.errors import NotFoundError, TamoError
+from tools.core.errors import NotFoundError, TamoError
+from tools.core.settings import get_settings
 from tools.telemetry.ingest import IngestResult, parse_file
 from tools.telemetry.model import CaseTelemetry, TimeWindow
-from tools.telemetry.settings import get_settings
 from tools.telemetry.store_queries import (
     call_graph_sql,
     covering_window,
@@ -69,6 +71,8 @@ class TelemetryStore:
     def __init__(self, path: Path | Any | None = _DEFAULT, *, read_only: bool = False) -> None:
         self.path: Path | None = get_settings().store_file if path is _DEFAULT else path
         self._lock = threading.RLock()
+        self._local = threading.local()
+        self._cursors: list[duckdb.DuckDBPyConnection] = []
         target = ":memory:" if self.path is None else str(self.path)
         if self.path is not None and read_only and not Path(self.path).exists():
             raise NotFoundError(
@@ -106,6 +110,9 @@ class TelemetryStore:
 
     def close(self) -> None:
         with self._lock:
+            for cur in self._cursors:
+                cur.close()
+            self._cursors.clear()
             self._con.close()
 
     def __enter__(self) -> Self:
@@ -215,6 +222,31 @@ class TelemetryStore:
         if progress is not None:
             progress(sum(t.num_rows for t in latest.values()))
 
+    def prune(self, older_than_ns: int) -> int:
+        """Delete every source whose newest row is older than ``older_than_ns`` (retention);
+        rows deleted. Whole sources go, so the catalog stays exact; a receiver's sources are
+        sub-second batches, so retention is exact to the second. The freed blocks are reused
+        by later writes after the checkpoint."""
+        with self._lock, self._transaction():
+            stale = [
+                src
+                for (src,) in self._con.execute(
+                    "SELECT src FROM sources GROUP BY src HAVING max(max_ns) < ?", [older_than_ns]
+                ).fetchall()
+            ]
+            if not stale:
+                return 0
+            marks = ", ".join("?" for _ in stale)
+            ((rows,),) = self._con.execute(
+                f"SELECT coalesce(sum(rows), 0) FROM sources WHERE src IN ({marks})", stale
+            ).fetchall()
+            for kind in KINDS:
+                self._con.execute(f"DELETE FROM {kind} WHERE src IN ({marks})", stale)
+            self._con.execute(f"DELETE FROM sources WHERE src IN ({marks})", stale)
+        with self._lock:
+            self._con.execute("CHECKPOINT")
+        return int(rows)
+
     def _append(self, table_name: str, data: pa.Table) -> None:
         self._con.register("_tamo_batch", data)
         try:
@@ -293,13 +325,17 @@ class TelemetryStore:
 
     def call_graph(self, window: TimeWindow) -> nx.DiGraph:
         graph = nx.DiGraph()
-        with self._lock:  # nodes and edges from the same state while other threads insert
+        cur = self._reader()
+        cur.begin()  # nodes and edges from one snapshot while the writer commits
+        try:
             for service, spans, errors in self._rows(*service_stats_sql(window)):
                 graph.add_node(service, spans=spans, errors=errors)
             for caller, callee, calls, errors, p50, p95 in self._rows(*call_graph_sql(window)):
                 graph.add_edge(
                     caller, callee, calls=int(calls), errors=int(errors), p50_ms=p50, p95_ms=p95
                 )
+        finally:
+            cur.commit()
         return graph
 
     def logs(
@@ -371,22 +407,30 @@ class TelemetryStore:
     def _name(self) -> str:
         return str(self.path) if self.path is not None else "in-memory store"
 
+    def _reader(self) -> duckdb.DuckDBPyConnection:
+        """This thread's read cursor (a connection of its own to the same database)."""
+        cur = getattr(self._local, "cursor", None)
+        if cur is None:
+            with self._lock:
+                cur = self._con.cursor()
+                self._cursors.append(cur)
+            self._local.cursor = cur
+        return cur
+
     def _arrow(self, sql: str, params: list[object], schema: pa.Schema | None) -> pa.Table:
-        with self._lock:
-            try:
-                table = self._con.sql(sql, params=params).to_arrow_table()
-            except duckdb.Error as exc:
-                raise TamoError(f"query failed: {_first_line(exc)}", source=self._name) from None
+        try:
+            table = self._reader().sql(sql, params=params).to_arrow_table()
+        except duckdb.Error as exc:
+            raise TamoError(f"query failed: {_first_line(exc)}", source=self._name) from None
         if schema is None or table.schema.equals(schema):
             return table
         return table.cast(schema)
 
     def _rows(self, sql: str, params: list[object]) -> list[tuple[Any, ...]]:
-        with self._lock:
-            try:
-                return self._con.execute(sql, params).fetchall()
-            except duckdb.Error as exc:
-                raise TamoError(f"query failed: {_first_line(exc)}", source=self._name) from None
+        try:
+            return self._reader().execute(sql, params).fetchall()
+        except duckdb.Error as exc:
+            raise TamoError(f"query failed: {_first_line(exc)}", source=self._name) from None
 
 
 def _time_clustered(parts: list[tuple[int, int, pa.Table]], time_column: str) -> pa.Table:

@@ -14,8 +14,9 @@ import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from tools.telemetry.errors import TamoError
+from tools.core.errors import TamoError
 from tools.telemetry.model import LOG_SCHEMA, METRIC_SCHEMA, SPAN_SCHEMA, TimeWindow
+from tools.telemetry.trace_model import ERROR_SQL
 
 # A parent span may start before the window of its child; how far back the call graph looks
 # for it, and how far past the end (clock skew between hosts).
@@ -89,7 +90,7 @@ def spans_sql(
     if min_duration_ms is not None:
         w.add("duration_ns >= ?", round(min_duration_ms * 1_000_000))
     if errors_only:
-        w.add("status = 'error'")
+        w.add(ERROR_SQL)
     if trace_id is not None:
         w.add("trace_id = ?", trace_id.lower())
     sql = f"SELECT {SPAN_COLS} FROM spans WHERE {w.sql} ORDER BY start_ns{_limit(limit)}"
@@ -151,15 +152,15 @@ def series_sql(
 
 def call_graph_sql(window: TimeWindow) -> tuple[str, list[object]]:
     """Caller -> callee service edges from child spans in ``window`` joined to their parents."""
-    sql = """
+    sql = f"""
         WITH c AS (
-            SELECT trace_id, parent_id, service, duration_ns, status FROM spans
+            SELECT trace_id, parent_id, service, duration_ns, status, error_code, kind FROM spans
             WHERE start_ns >= ? AND start_ns < ? AND parent_id IS NOT NULL
         ), p AS (
             SELECT trace_id, span_id, service FROM spans WHERE start_ns >= ? AND start_ns < ?
         )
         SELECT p.service AS caller, c.service AS callee, count(*) AS calls,
-               count(*) FILTER (WHERE c.status = 'error') AS errors,
+               count(*) FILTER (WHERE {ERROR_SQL}) AS errors,
                quantile_cont(c.duration_ns, 0.5) / 1e6 AS p50_ms,
                quantile_cont(c.duration_ns, 0.95) / 1e6 AS p95_ms
         FROM c JOIN p ON c.trace_id = p.trace_id AND c.parent_id = p.span_id
@@ -172,7 +173,7 @@ def call_graph_sql(window: TimeWindow) -> tuple[str, list[object]]:
 
 def service_stats_sql(window: TimeWindow) -> tuple[str, list[object]]:
     sql = (
-        "SELECT service, count(*) AS spans, count(*) FILTER (WHERE status = 'error') AS errors "
+        f"SELECT service, count(*) AS spans, count(*) FILTER (WHERE {ERROR_SQL}) AS errors "
         "FROM spans WHERE start_ns >= ? AND start_ns < ? AND service IS NOT NULL "
         "GROUP BY service ORDER BY service"
     )

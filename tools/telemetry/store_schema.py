@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-from tools.telemetry.errors import InputError
+from tools.core.errors import InputError
 from tools.telemetry.model import LOG_SCHEMA, METRIC_SCHEMA, SPAN_SCHEMA
 
 SCHEMA_VERSION = "1"

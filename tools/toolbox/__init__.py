@@ -1,13 +1,30 @@
 """The tool catalog: one typed definition of each tool, shared by the agent and the MCP server.
 
-Importing this package registers every tool in :data:`tools.toolbox.spec.REGISTRY`.
+:data:`TOOLBOX` is the one list of the toolbox's tools: a tool exists for the agent and the MCP
+server when it is listed here, never by the side effect of importing its module. The MCP server
+adds the agent's ``diagnose_incident`` (which sits above the toolbox) to this list in its own
+registration.
 """
 
 from __future__ import annotations
 
 from tools.toolbox import learned, repair, spec, telemetry, traces
 from tools.toolbox.context import Links, ToolContext
-from tools.toolbox.spec import REGISTRY, ToolSpec, tool
+from tools.toolbox.spec import ToolSpec, catalog, tool
+
+TOOLBOX: dict[str, ToolSpec] = catalog(
+    learned.fuse_modalities,
+    learned.localize_root_cause,
+    learned.classify_fault,
+    repair.list_strategies,
+    repair.plan_repair,
+    repair.execute_repair,
+    telemetry.query_traces,
+    telemetry.search_logs,
+    telemetry.query_promql,
+    traces.analyze_traces,
+    traces.match_fingerprint,
+)
 
 
 def warm(ctx: ToolContext) -> None:
@@ -20,10 +37,11 @@ def warm(ctx: ToolContext) -> None:
 
 
 __all__ = [
-    "REGISTRY",
+    "TOOLBOX",
     "Links",
     "ToolContext",
     "ToolSpec",
+    "catalog",
     "learned",
     "repair",
     "telemetry",

@@ -20,8 +20,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote, urlencode
 
+from tools.core.settings import Settings, get_settings
 from tools.telemetry.model import CaseTelemetry, Incident, TimeWindow
-from tools.telemetry.settings import Settings, get_settings
 from tools.telemetry.sources import LogSource, MetricSource, TraceSource
 
 DEFAULT_LOOKBACK = timedelta(minutes=15)
@@ -74,12 +74,15 @@ class ToolContext:
     _lock: threading.RLock = field(default_factory=threading.RLock)
 
     @classmethod
-    def from_settings(cls, settings: Settings | None = None) -> ToolContext:
-        """Sources from configured backends, each falling back to the embedded store."""
+    def from_settings(
+        cls, settings: Settings | None = None, store: TraceSource | None = None
+    ) -> ToolContext:
+        """Sources from configured backends, each falling back to the embedded store (``store``
+        when given: the one ``tamo serve`` owns)."""
         from tools.telemetry.backends import sources_from_settings
 
         settings = settings or get_settings()
-        traces, logs, metrics = sources_from_settings(settings)
+        traces, logs, metrics = sources_from_settings(settings, store)  # type: ignore[arg-type]
         b = settings.backends
         links = Links(b.jaeger_url, b.prometheus_url, b.loki_url)
         return cls(traces, logs, metrics, settings=settings, links=links)

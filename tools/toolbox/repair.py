@@ -16,6 +16,7 @@ from typing import Annotated
 from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from tools.core.errors import NotFoundError
 from tools.repair import (
     Approval,
     AuditLog,
@@ -32,7 +33,6 @@ from tools.repair import (
 )
 from tools.repair.executors import KubernetesExecutor, TestbedExecutor, WebhookExecutor
 from tools.repair.identity import approvers_from_env, comma_list, current_approval
-from tools.telemetry.errors import NotFoundError
 from tools.telemetry.untrusted import quote
 from tools.toolbox.context import ToolContext
 from tools.toolbox.spec import WindowInput, tool

@@ -108,22 +108,20 @@ def terse_schema(schema: Any) -> Any:
     return out
 
 
-REGISTRY: dict[str, ToolSpec] = {}
-
-
 def tool(
     *, read_only: bool = True, destructive: bool = False, idempotent: bool = True
-) -> Callable[[Callable[..., BaseModel]], Callable[..., BaseModel]]:
-    """Register ``fn(inp: InputModel, ctx: ToolContext) -> OutputModel`` as a tool.
+) -> Callable[[Callable[..., BaseModel]], ToolSpec]:
+    """Describe ``fn(inp: InputModel, ctx: ToolContext) -> OutputModel`` as a :class:`ToolSpec`.
 
     The input and output models are read from the type hints; the docstring is the description a
     model reads, so it says what the tool answers, its defaults, its cost and what to call first.
+    Nothing is registered here: the catalog (:data:`tools.toolbox.TOOLBOX`) lists the tools.
     """
 
-    def register(fn: Callable[..., BaseModel]) -> Callable[..., BaseModel]:
+    def describe(fn: Callable[..., BaseModel]) -> ToolSpec:
         hints = get_type_hints(fn)
         first = next(iter(inspect.signature(fn).parameters))
-        REGISTRY[fn.__name__] = ToolSpec(
+        return ToolSpec(
             name=fn.__name__,
             fn=fn,
             input_model=hints[first],
@@ -132,6 +130,15 @@ def tool(
             destructive=destructive,
             idempotent=idempotent,
         )
-        return fn
 
-    return register
+    return describe
+
+
+def catalog(*specs: ToolSpec) -> dict[str, ToolSpec]:
+    """Tools by name; a name listed twice is a programming error caught at import."""
+    out: dict[str, ToolSpec] = {}
+    for spec in specs:
+        if spec.name in out:
+            raise ValueError(f"tool {spec.name!r} listed twice")
+        out[spec.name] = spec
+    return out

@@ -12,11 +12,14 @@ from __future__ import annotations
 import json
 import math
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel, Field
 
+from tools.core.severity import severity_of, spellings_at_least
 from tools.telemetry.model import TimeWindow
+from tools.telemetry.trace_model import error_spans, has_parent_id
 from tools.telemetry.untrusted import FlaggedText, clip, flagged
 from tools.toolbox.context import ToolContext
 from tools.toolbox.spec import WindowInput, tool
@@ -90,8 +93,8 @@ class QueryTracesResult(BaseModel):
 def _service_stats(spans: pa.Table, top_k: int) -> list[ServiceStat]:
     if spans.num_rows == 0:
         return []
-    is_err = pc.equal(spans["status"], "error")
-    t = spans.select(["service", "duration_ns"]).append_column("err", pc.cast(is_err, pa.int64()))
+    is_err = pa.array(error_spans(spans).astype(np.int64))
+    t = spans.select(["service", "duration_ns"]).append_column("err", is_err)
     agg = t.group_by("service").aggregate(
         [("err", "count"), ("err", "sum"), ("duration_ns", "tdigest", pc.TDigestOptions(q=0.95))]
     )
@@ -109,12 +112,12 @@ def _service_stats(spans: pa.Table, top_k: int) -> list[ServiceStat]:
 
 
 def _slowest_traces(ctx: ToolContext, spans: pa.Table, top_k: int) -> list[TraceRef]:
-    roots = spans.filter(pc.is_null(spans["parent_id"]))
+    roots = spans.filter(pa.array(~has_parent_id(spans)))
     if roots.num_rows == 0:
         roots = spans
     order = pc.sort_indices(roots, sort_keys=[("duration_ns", "descending")])
     top = roots.take(order[: top_k * 4]).to_pylist()
-    err_traces = set(spans.filter(pc.equal(spans["status"], "error"))["trace_id"].to_pylist())
+    err_traces = set(spans.filter(pa.array(error_spans(spans)))["trace_id"].to_pylist())
     out: list[TraceRef] = []
     seen: set[str] = set()
     for r in top:
@@ -168,7 +171,7 @@ def query_traces(inp: QueryTracesInput, ctx: ToolContext) -> QueryTracesResult:
         sort_keys=True,
     )
     n = spans.num_rows
-    errors = int(pc.sum(pc.equal(spans["status"], "error")).as_py() or 0) if n else 0
+    errors = int(error_spans(spans).sum())
     p50, p95 = _quantiles(spans["duration_ns"]) if n else (None, None)
     result = QueryTracesResult(
         query=f"spans {query} in [{window.start:%H:%M:%S}, {window.end:%H:%M:%S})",
@@ -260,14 +263,10 @@ def _distinct_lines(logs: pa.Table) -> list[dict]:
     ]
 
 
-_SEVERITY_ORDER = ["TRACE", "DEBUG", "INFO", "WARN", "WARNING", "ERROR", "CRITICAL", "FATAL"]
-
-
 def _at_least(severity: str) -> list[str]:
-    sev = severity.upper()
-    if sev not in _SEVERITY_ORDER:
-        return [sev]
-    return _SEVERITY_ORDER[_SEVERITY_ORDER.index(sev) :]
+    """The stored spellings of ``severity`` or worse; an unknown name matches only itself."""
+    level = severity_of(severity)
+    return [severity.upper()] if level is None else spellings_at_least(level)
 
 
 def _counts(column: pa.ChunkedArray, top_k: int) -> dict[str, int]:
@@ -279,9 +278,9 @@ def _counts(column: pa.ChunkedArray, top_k: int) -> dict[str, int]:
 @tool()
 def search_logs(inp: SearchLogsInput, ctx: ToolContext) -> SearchLogsResult:
     """Group the log lines of a window into message patterns (Drain templates) with counts, the
-    services that emit them and one fenced example each; never returns raw dumps. Costs one bounded
+    services that emit them and one example each; never returns raw dumps. Costs one bounded
     log query plus template mining. Use after query_traces to explain an erroring service."""
-    from tools.traces.log_templates import TemplateMiner
+    from tools.telemetry.log_templates import TemplateMiner
 
     window = ctx.window(inp.start, inp.end)
     services = ctx.services(inp.services)

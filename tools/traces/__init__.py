@@ -1,5 +1,5 @@
 """Call-chain analytics (seed ch. 2-3, 10): trace trees, span vectors, anomaly detection and
-clustering, fingerprints, a knowledge base of known anomalies, log templates, multi-trace
+clustering, fingerprints, a knowledge base of known anomalies, multi-trace
 correlation and alert linkage. Entry point: :func:`analyze_traces`.
 """
 
@@ -9,7 +9,6 @@ from tools.traces.analyze import analyze_traces
 from tools.traces.config import MatchRule, MatchWeights, TraceConfig
 from tools.traces.fingerprint import Fingerprint
 from tools.traces.knowledge_base import KnowledgeBase, KnownMatch
-from tools.traces.log_templates import TemplateMiner
 from tools.traces.results import TraceAnalysis, TraceCluster, TraceResult
 
 __all__ = [
@@ -18,7 +17,6 @@ __all__ = [
     "KnownMatch",
     "MatchRule",
     "MatchWeights",
-    "TemplateMiner",
     "TraceAnalysis",
     "TraceCluster",
     "TraceConfig",

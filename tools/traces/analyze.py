@@ -18,6 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from tools.telemetry.log_templates import TemplateMiner
 from tools.traces.alerts import AlertLinker, TraceIncident
 from tools.traces.clustering import cluster_vectors
 from tools.traces.config import TraceConfig
@@ -25,10 +26,9 @@ from tools.traces.correlate import correlate
 from tools.traces.detector import NormalModel, ScoredBatch
 from tools.traces.fingerprint import METRIC_FLAGS, Fingerprint, structure_string
 from tools.traces.knowledge_base import KnowledgeBase, KnownMatch
-from tools.traces.log_templates import TemplateMiner
 from tools.traces.reconstruct import InputCounters, reconstruct
 from tools.traces.results import TraceAnalysis, TraceCluster, TraceRows
-from tools.traces.root_cause import explain
+from tools.traces.root_cause import root_cause
 from tools.traces.signatures import (
     group_stats,
     keywords_from_attributes,
@@ -166,7 +166,7 @@ def _collect(
     always = np.nonzero(model.base.spans_per_trace >= config.expected_child_share)[0]
     for j, t in enumerate(anomalous):
         lo, hi = int(f.offsets[t]), int(f.offsets[t + 1])
-        root, reason = explain(batch, int(t))
+        root, reason, root_name = root_cause(batch, int(t))
         path: list[str] = []
         p = root
         while p >= 0 and len(path) < 64:
@@ -177,7 +177,6 @@ def _collect(
             for c in range(lo, hi)
             if f.parent[c] == root
         ]
-        root_name = names[f.module[root]]
         bad = [i for i in range(lo, hi) if s.error[i] or s.hung[i]]
         gm = s.gmod[lo:hi]
         term = (gm == terminal) & ~s.error[lo:hi]

@@ -73,6 +73,23 @@ def overlapping_siblings(forest: TraceForest, module: np.ndarray) -> np.ndarray:
     return s[1:][same & (forest.start_ns[s[1:]] < prev_end)]
 
 
+def _usual_parent(forest: TraceForest, n: int, share: float = 0.5) -> np.ndarray:
+    """Per module, the parent module of at least ``share`` of its spans that have a parent."""
+    out = np.full(n, -1, dtype=np.int64)
+    child = forest.parent >= 0
+    if not child.any():
+        return out
+    pair = forest.module[child] * n + forest.module[forest.parent[child]]
+    pairs, counts = np.unique(pair, return_counts=True)
+    per_module = np.bincount(pairs // n, weights=counts, minlength=n)
+    best = np.zeros(n)
+    for p, c in zip(pairs.tolist(), counts.tolist(), strict=True):
+        m = p // n
+        if c > best[m] and c >= share * per_module[m]:
+            best[m], out[m] = c, p % n
+    return out
+
+
 @dataclass
 class ModuleBaseline:
     """Per-module normal behaviour; index ``m`` is ``names[m]``; unknown modules map to -1."""
@@ -95,6 +112,11 @@ class ModuleBaseline:
     trace_p95_ms: float = 0.0
     span_error_rate: float = 0.0
     label_hash: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint64))
+    # the module that normally calls each module (-1: none or no clear one): an orphan's
+    # missing parent is named from it
+    usual_parent: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    # modules whose spans are normally client spans (their time is wire time)
+    client_like: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
 
     @property
     def n(self) -> int:
@@ -138,7 +160,12 @@ class ModuleBaseline:
         expected: dict[int, np.ndarray] = {}
         pair = parent_mod * (n + 1) + child_mod
         pairs, with_child = np.unique(pair, return_counts=True)
-        share = with_child / np.maximum(counts[pairs // (n + 1)], 1)
+        # a failed span may stop before its children: expected children are what the
+        # module's successful spans call
+        ok_pair = pair[~forest.is_error[parents]]
+        ok_with_child = np.bincount(np.searchsorted(pairs, ok_pair), minlength=len(pairs))
+        ok_counts = np.bincount(mod[~forest.is_error], minlength=n).astype(float)
+        share = ok_with_child / np.maximum(ok_counts[pairs // (n + 1)], 1)
         for p, s in zip(pairs, share, strict=True):
             if s >= config.expected_child_share:
                 pm, cm = int(p // (n + 1)), int(p % (n + 1))
@@ -174,6 +201,8 @@ class ModuleBaseline:
         )
         common = spt >= 0.5
         terminal = int(np.argmax(np.where(common, mean_rel, -1))) if common.any() else -1
+        usual_parent = _usual_parent(forest, n)
+        client_like = np.bincount(mod[forest.client], minlength=n) >= 0.5 * counts
         roots = forest.parent < 0
         trace_ms = np.zeros(forest.n_traces)
         np.maximum.at(trace_ms, forest.trace_of[roots], forest.duration_ns[roots] / 1e6)
@@ -194,4 +223,6 @@ class ModuleBaseline:
             terminal_module=terminal,
             trace_p95_ms=float(np.quantile(trace_ms, 0.95)) if len(trace_ms) else 0.0,
             span_error_rate=float(forest.is_error.mean()) if forest.n_spans else 0.0,
+            usual_parent=usual_parent,
+            client_like=client_like,
         )

@@ -53,12 +53,15 @@ class TraceConfig(BaseModel):
     # span-level detectors (robust z-scores against each module's normal behaviour)
     hang_z: float = Field(8.0, gt=0)  # self-time z-score that marks a hung span
     hang_min_ratio: float = Field(3.0, gt=1)  # ... and at least this x the module's p99
-    # slow span: self-time z beyond factor x the module's own tail (and >= slow_min_z)
-    slow_quantile_factor: float = Field(1.2, gt=1)
+    # slow span: self-time z beyond the module's own tail (~99.9%), stretched so that a trace
+    # of normal spans is called slow with probability slow_trace_alpha however many spans it
+    # has (a 25-span agent trace has 2.5x the chances of a 10-span one), and >= slow_min_z
+    slow_trace_alpha: float = Field(0.001, gt=0, lt=0.5)
     slow_min_z: float = Field(4.0, gt=0)
     expected_child_share: float = Field(0.97, gt=0, le=1)  # child present this often = expected
     normal_concurrency_share: float = Field(0.05, gt=0, le=1)  # siblings overlap this often = ok
     repeat_quantile: float = Field(0.99, gt=0, le=1)  # sibling repeats beyond this are retries
+    retry_min_failures: int = Field(2, ge=1)  # ... when at least this many attempts failed
     # trace embedding
     wl_iterations: int = Field(2, ge=1, le=4)
     wl_dims: int = Field(128, ge=16)

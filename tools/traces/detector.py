@@ -29,6 +29,7 @@ from tools.traces.vectors import SpanSignals, span_signals, trace_embedding
 @dataclass
 class ScoredBatch:
     forest: TraceForest
+    base: ModuleBaseline  # normal behaviour the batch was judged against
     signals: SpanSignals
     features: np.ndarray
     wl: np.ndarray
@@ -111,6 +112,7 @@ class NormalModel:
         score = np.maximum(ae_score, rule_score)
         return ScoredBatch(
             forest=forest,
+            base=self.base,
             signals=s,
             features=feats,
             wl=wl,

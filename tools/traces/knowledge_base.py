@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel
 
-from tools.telemetry.errors import TamoError
-from tools.telemetry.settings import Settings
+from tools.core.errors import TamoError
+from tools.core.settings import Settings
 from tools.traces.clustering import recluster
 from tools.traces.config import MatchRule
 from tools.traces.fingerprint import Fingerprint, MatchScore, match_score

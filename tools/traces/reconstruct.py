@@ -1,11 +1,14 @@
 """Spans -> trace trees, vectorised, with every kind of broken input counted, never fatal.
 
-Why columnar: a per-span Python object cannot reach 100k spans/s, so the forest is a handful of
-numpy arrays over the spans sorted by (trace, start): parent index, depth (pointer jumping),
-child count, effective duration and self time. Real exporters send spans whose parent was never
-exported (orphans), the same span twice, children that start before their parent (clock skew),
-spans that never ended (hangs), ids that form cycles and megabyte attribute blobs; each is
-repaired where it can be (dropped, re-rooted, clamped) and counted in :class:`InputCounters`.
+The trees themselves (parent index, depth, child count, effective duration, self time, the
+error definition) are the project's one trace model, :class:`tools.telemetry.trace_model.
+SpanForest`; this module cleans the input for call-chain analytics first (duplicate rows and
+spans without ids dropped, traces grouped and sorted by start) and adds what only the analytics
+need: ``service::operation`` modules, the longest idle stretch, clock skew and the counters.
+Real exporters send spans whose parent was never exported (orphans), the same
+span twice, children that start before their parent (clock skew), spans that never ended (hangs),
+ids that form cycles and megabyte attribute blobs; each is repaired where it can be (dropped,
+re-rooted, clamped) and counted in :class:`InputCounters`.
 """
 
 from __future__ import annotations
@@ -19,9 +22,8 @@ import pyarrow.compute as pc
 from pydantic import BaseModel
 
 from tools.telemetry.model import SPAN_SCHEMA
+from tools.telemetry.trace_model import SpanForest
 from tools.traces.config import TraceConfig
-
-_ROOT_MARKERS = ["", "root", "0", "0000000000000000", "00000000000000000000000000000000"]
 
 
 class InputCounters(BaseModel):
@@ -67,6 +69,7 @@ class TraceForest:
     start_ns: np.ndarray  # int64
     duration_ns: np.ndarray  # float64, effective (unfinished spans run to the trace's end)
     self_ns: np.ndarray  # float64, duration minus children's, clamped at 0
+    client: np.ndarray  # bool: a client span (the trace model's definition: its time is wire)
     idle_ns: np.ndarray  # float64, longest stretch with no child running (a leaf: its duration)
     unfinished: np.ndarray  # bool
     is_error: np.ndarray  # bool
@@ -162,44 +165,6 @@ def _modules(table: pa.Table) -> tuple[np.ndarray, list[str]]:
     return module.astype(np.int64), names
 
 
-def _parents(table: pa.Table, trace_of: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(parent span index or -1, has a parent id) for every span of the sorted table."""
-    n = table.num_rows
-    sid = pc.dictionary_encode(table["span_id"]).combine_chunks()
-    n_ids = len(sid.dictionary) + 1
-    skey = trace_of * n_ids + np.asarray(sid.indices, dtype=np.int64)
-    pid = table["parent_id"]
-    has_pid = pc.and_(
-        pc.is_valid(pid), pc.invert(pc.is_in(pc.fill_null(pid, ""), pa.array(_ROOT_MARKERS)))
-    )
-    has_pid = np.asarray(pc.fill_null(has_pid, False).combine_chunks(), dtype=bool)
-    pcode = pc.fill_null(pc.index_in(pid, value_set=sid.dictionary), -1).combine_chunks()
-    pcode = np.asarray(pcode, dtype=np.int64)
-    pkey = trace_of * n_ids + pcode
-    order = np.argsort(skey, kind="stable")
-    sorted_keys = skey[order]
-    pos = np.minimum(np.searchsorted(sorted_keys, pkey), max(n - 1, 0))
-    hit = has_pid & (pcode >= 0) & (sorted_keys[pos] == pkey)
-    return np.where(hit, order[pos], -1).astype(np.int64), has_pid
-
-
-def _depths(parent: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Pointer jumping: every span's depth in O(log depth) vector steps -> (depth, cyclic)."""
-    d = (parent >= 0).astype(np.int64)
-    p = parent.copy()
-    for _ in range(64):
-        m = p >= 0
-        if not m.any():
-            break
-        pm = p[m]
-        d_new = d.copy()
-        d_new[m] = d[m] + d[pm]
-        p_new = p.copy()
-        p_new[m] = p[pm]
-        d, p = d_new, p_new
-    return d, p >= 0
-
-
 def _longest_idle(parent: np.ndarray, start: np.ndarray, duration: np.ndarray) -> np.ndarray:
     """Per span, the longest single stretch in which none of its children ran.
 
@@ -243,79 +208,44 @@ def reconstruct(
     c = InputCounters(spans_in=spans.num_rows)
     table = _clean(conform(spans), config, c)
     n = table.num_rows
-    tid_enc = pc.dictionary_encode(table["trace_id"]).combine_chunks()
-    trace_of = np.asarray(tid_enc.indices).astype(np.int64)
-    trace_ids = tid_enc.dictionary.to_pylist()
-    offsets = np.searchsorted(trace_of, np.arange(len(trace_ids) + 1))
-
-    parent, has_pid = _parents(table, trace_of) if n else (np.zeros(0, np.int64), np.zeros(0, bool))
-    parent[~has_pid] = -1
-    idx = np.arange(n)
-    self_loop = parent == idx
-    orphan = has_pid & ((parent < 0) | self_loop)
-    parent[self_loop] = -1
-    c.orphan_spans += int(orphan.sum())
-
-    depth, cyclic = _depths(parent)
-    if cyclic.any():
-        c.cycles += int(cyclic.sum())
-        parent[cyclic] = -1
-        orphan |= cyclic
-        depth, _ = _depths(parent)
-    child_count = np.bincount(parent[parent >= 0], minlength=n).astype(np.int64)
-
-    start = (
-        np.asarray(table["start_ns"].combine_chunks(), dtype=np.int64)
-        if n
-        else np.zeros(0, np.int64)
-    )
-    end_col = pc.fill_null(table["end_ns"], 0).combine_chunks() if n else pa.array([], pa.int64())
-    end = np.asarray(end_col, dtype=np.int64)
-    unfinished = end <= 0
-    negative = (~unfinished) & (end < start)
-    c.unfinished_spans += int(unfinished.sum())
-    c.negative_durations += int(negative.sum())
-    latest = np.where(unfinished, start, np.maximum(end, start))
-    trace_end = np.maximum.reduceat(latest, offsets[:-1]) if n else np.zeros(0, np.int64)
-    eff_end = np.where(unfinished, trace_end[trace_of] if n else end, np.maximum(end, start))
-    duration = (eff_end - start).astype(np.float64)
-    child_sum = np.bincount(parent[parent >= 0], weights=duration[parent >= 0], minlength=n)
-    self_ns = np.maximum(duration - child_sum, 0.0)
-
+    links = SpanForest.build(table)
+    trace_of, parent, orphan = links.trace_of, links.parent, links.orphan
+    offsets = np.searchsorted(trace_of, np.arange(links.n_traces + 1))
+    c.orphan_spans += int((orphan & ~links.cyclic).sum())
+    c.cycles += int(links.cyclic.sum())
+    c.unfinished_spans += int(links.unfinished.sum())
+    c.negative_durations += int(links.negative.sum())
+    start, duration = links.start_ns, links.duration_ns
     idle_ns = _longest_idle(parent, start, duration)
     has_parent = parent >= 0
     tol = int(config.skew_tolerance_ms * 1e6)
     skew = has_parent & (start < start[np.where(has_parent, parent, 0)] - tol)
     c.clock_skew += int(skew.sum())
-
-    roots = (parent < 0) & ~orphan
-    roots_per_trace = np.bincount(trace_of[roots], minlength=len(trace_ids))
+    roots_per_trace = np.bincount(trace_of[links.roots], minlength=links.n_traces)
     c.multi_root_traces += int((roots_per_trace > 1).sum())
     c.broken_traces += int(np.unique(trace_of[orphan]).size)
 
     module, module_names = _modules(table)
-    status = pc.fill_null(pc.utf8_lower(table["status"]), "")
     c.spans_used += n
-    c.traces += len(trace_ids)
+    c.traces += links.n_traces
     forest = TraceForest(
         table=table,
-        trace_ids=trace_ids,
+        trace_ids=links.trace_ids,
         trace_of=trace_of,
         offsets=offsets,
         parent=parent,
         orphan=orphan,
-        depth=depth,
-        child_count=child_count,
+        depth=links.depth,
+        child_count=links.child_count,
         module=module,
         module_names=module_names,
         start_ns=start,
         duration_ns=duration,
-        self_ns=self_ns,
+        self_ns=links.self_ns,
+        client=links.client,
         idle_ns=idle_ns,
-        unfinished=unfinished,
-        is_error=np.asarray(pc.equal(status, "error").combine_chunks(), dtype=bool)
-        if n
-        else np.zeros(0, bool),
+        unfinished=links.unfinished,
+        is_error=links.is_error,
         error_code=stable_hash(table["error_code"], 64) if n else np.zeros(0, np.int64),
     )
     return forest, c

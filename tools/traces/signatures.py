@@ -19,9 +19,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from tools.core.severity import Severity, spellings_at_least
+from tools.telemetry.log_templates import TemplateMiner, mask
 from tools.traces.config import TraceConfig
 from tools.traces.fingerprint import METRIC_FLAGS
-from tools.traces.log_templates import TemplateMiner, mask
 
 _METRIC_PATTERNS = {
     # first match wins: a callback failure rate is a callback drop before it is an error rate
@@ -115,7 +116,7 @@ def log_keywords(
         return out
     sel = pc.is_in(logs["trace_id"], pa.array(trace_ids))
     sev = pc.fill_null(pc.utf8_upper(logs["severity"]), "")
-    bad = pc.is_in(sev, pa.array(["WARN", "WARNING", "ERROR", "FATAL", "CRITICAL"]))
+    bad = pc.is_in(sev, pa.array(spellings_at_least(Severity.WARN)))
     rows = logs.filter(pc.and_(sel, bad)).select(["body", "span_id"]).to_pylist()
     by_id: Counter[int] = Counter()
     for row in rows:

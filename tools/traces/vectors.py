@@ -11,6 +11,7 @@ histogram captures *where* in the tree it happened.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from statistics import NormalDist
 
 import numpy as np
 
@@ -47,12 +48,39 @@ class SpanSignals:
     self_z: np.ndarray
     hung: np.ndarray  # bool
     error: np.ndarray  # bool: error status
-    missing: np.ndarray  # int: expected child modules absent
+    missing: np.ndarray  # int: expected child modules absent from a span that did not fail
     repeat_excess: np.ndarray  # float: siblings of the same module beyond the normal limit
     status_class: np.ndarray  # 0 ok, 1 error, 2 hung
     slow: np.ndarray  # bool: self time far beyond the module's own tail, short of a hang
     fork_at: np.ndarray  # bool: this span ran the same child module concurrently, abnormally
     recovered: np.ndarray  # bool: an error absorbed by a successful sibling retry
+
+
+def _retried_later(forest: TraceForest, group: np.ndarray, n_groups: int) -> np.ndarray:
+    """Spans inside an attempt that a later, successful sibling of the same module retried.
+
+    Why inside: a caller that retries through its own client spans sees the failure in the
+    callee's span *under* the failed attempt; that error was absorbed as much as the attempt's.
+    """
+    has_parent = forest.parent >= 0
+    start = forest.start_ns[has_parent]
+    ok = ~forest.is_error[has_parent]
+    last_ok = np.full(n_groups, np.iinfo(np.int64).min)
+    np.maximum.at(last_ok, group[ok], start[ok])
+    covered = np.zeros(forest.n_spans, dtype=bool)
+    covered[has_parent] = last_ok[group] > start
+    for d in range(1, int(forest.depth.max(initial=0)) + 1):
+        level = forest.depth == d
+        covered[level] |= covered[forest.parent[level]]
+    return covered
+
+
+def _tail_stretch(base: ModuleBaseline, config: TraceConfig) -> float:
+    """Factor on a module's ~99.9% self-time tail (3.09 sigma) for the slow-span threshold:
+    the per-span level at which a trace of the usual size stays under ``slow_trace_alpha``."""
+    spans_per_trace = max(float(base.spans_per_trace.sum()), 1.0)
+    per_span = NormalDist().inv_cdf(1.0 - config.slow_trace_alpha / spans_per_trace)
+    return per_span / NormalDist().inv_cdf(0.999)
 
 
 def span_signals(forest: TraceForest, base: ModuleBaseline, config: TraceConfig) -> SpanSignals:
@@ -87,7 +115,8 @@ def span_signals(forest: TraceForest, base: ModuleBaseline, config: TraceConfig)
     for pm, cs in base.expected_children.items():
         n_expected[pm] = len(cs)
     present = np.bincount(parents[np.isin(pair, exp_pairs)], minlength=forest.n_spans)
-    missing = np.maximum(n_expected[gm] - present, 0)
+    # a failed span stops before its children: its error is the evidence, the absence is not
+    missing = np.where(forest.is_error, 0, np.maximum(n_expected[gm] - present, 0))
     # repeated siblings beyond the module pair's normal limit
     lim_keys = np.array(sorted(p * (n + 1) + c for p, c in base.repeat_limit), dtype=np.int64)
     lim_vals = np.array(
@@ -104,26 +133,24 @@ def span_signals(forest: TraceForest, base: ModuleBaseline, config: TraceConfig)
         lim_vals[np.minimum(pos, max(len(lim_vals) - 1, 0))] if len(lim_vals) else 0.0,
         base.default_repeat_limit,
     )
-    group_excess = counts - limit
-    span_excess = np.zeros(forest.n_spans)
     has_parent = forest.parent >= 0
     own = forest.parent[has_parent] * (n + 1) + gm[has_parent]
-    span_excess[has_parent] = group_excess[np.searchsorted(codes, own)]
+    group = np.searchsorted(codes, own)
+    # repeats are a retry storm when attempts kept failing (or there are far too many): an
+    # agent loop that calls a tool a few more times than usual, or one rate-limited call
+    # retried once, is not
+    failures = np.bincount(group, weights=forest.is_error[has_parent], minlength=len(codes))
+    storm = (failures >= config.retry_min_failures) | (counts > 2 * limit)
+    group_excess = np.where(storm, counts - limit, np.minimum(counts - limit, 0))
+    span_excess = np.zeros(forest.n_spans)
+    span_excess[has_parent] = group_excess[group]
     ov = overlapping_siblings(forest, gm)
     ov_pair = gm[forest.parent[ov]] * (n + 1) + gm[ov]
     fork_at = np.zeros(forest.n_spans, dtype=bool)
     fork_at[forest.parent[ov[~np.isin(ov_pair, base.concurrent_ok)]]] = True
-    ok_in_group = np.bincount(
-        np.searchsorted(codes, own),
-        weights=(~forest.is_error[has_parent]).astype(float),
-        minlength=len(codes),
-    )
-    recovered = np.zeros(forest.n_spans, dtype=bool)
-    recovered[has_parent] = forest.is_error[has_parent] & (
-        ok_in_group[np.searchsorted(codes, own)] > 0
-    )
+    recovered = forest.is_error & _retried_later(forest, group, len(codes))
     tail = np.where(known, base.tail_self_z[g] if n else np.inf, np.inf)
-    slow = ~hung & (self_z > np.maximum(config.slow_quantile_factor * tail, config.slow_min_z))
+    slow = ~hung & (self_z > np.maximum(_tail_stretch(base, config) * tail, config.slow_min_z))
     # time spent backing off between retries that finally succeeded is not a slow span
     slow[np.unique(forest.parent[recovered])] = False
     status = np.where(hung, 2, np.where(forest.is_error, 1, 0))

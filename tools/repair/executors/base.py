@@ -19,8 +19,8 @@ import httpx
 from pydantic import BaseModel, Field
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
 
+from tools.core.errors import BackendError
 from tools.repair.engine import PlannedAction
-from tools.telemetry.errors import BackendError
 
 
 class ActionResult(BaseModel):

@@ -24,9 +24,9 @@ from typing import Any
 
 import httpx
 
+from tools.core.errors import RepairError
 from tools.repair.engine import PlannedAction
 from tools.repair.executors.base import ActionResult, HttpCaller
-from tools.telemetry.errors import RepairError
 
 SA_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 RESTART_ANNOTATION = "kubectl.kubernetes.io/restartedAt"

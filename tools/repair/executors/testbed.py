@@ -16,9 +16,9 @@ from typing import Any
 
 import httpx
 
+from tools.core.errors import RepairError
 from tools.repair.engine import PlannedAction
 from tools.repair.executors.base import ActionResult, HttpCaller
-from tools.telemetry.errors import RepairError
 
 
 class TestbedExecutor:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from tools.telemetry.settings import Settings
+from tools.core.settings import Settings
 from tools.telemetry.sources import LogSource, MetricSource, TraceSource
 
 if TYPE_CHECKING:
@@ -39,9 +39,15 @@ def sources_from_settings(
         PrometheusClient(b.prometheus_url, **options) if b.prometheus_url else None
     )
     if traces is None or logs is None or metrics is None:
-        if store is None:
-            from tools.telemetry.store import TelemetryStore
-
-            store = TelemetryStore(settings.store_file)
-        traces, logs, metrics = traces or store, logs or store, metrics or store
+        local: TraceSource = store if store is not None else _local_store(settings)
+        traces = traces or local
+        logs = logs or local  # type: ignore[assignment]
+        metrics = metrics or local  # type: ignore[assignment]
     return traces, logs, metrics
+
+
+def _local_store(settings: Settings) -> TraceSource:
+    """The embedded store for reading: through ``tamo serve`` when it runs, else the file."""
+    from tools.telemetry.store_client import open_store
+
+    return open_store(settings.store_file, read_only=True)

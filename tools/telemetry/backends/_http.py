@@ -33,8 +33,8 @@ from tenacity import (
     wait_exponential,
 )
 
-from tools.telemetry.errors import BackendError
-from tools.telemetry.settings import BackendSettings
+from tools.core.errors import BackendError
+from tools.core.settings import BackendSettings
 
 log = logging.getLogger(__name__)
 

@@ -18,9 +18,10 @@ import networkx as nx
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from tools.core.errors import BackendError, InputError, NotFoundError
 from tools.telemetry.backends._http import BackendClient
-from tools.telemetry.errors import BackendError, InputError, NotFoundError
 from tools.telemetry.model import TimeWindow
+from tools.telemetry.trace_model import error_spans
 
 
 def filter_spans(
@@ -43,7 +44,7 @@ def filter_spans(
     if min_duration_ms is not None:
         mask = pc.and_(mask, pc.greater_equal(spans["duration_ns"], min_duration_ms * 1e6))
     if errors_only:
-        mask = pc.and_(mask, pc.equal(spans["status"], "error"))
+        mask = pc.and_(mask, pa.array(error_spans(spans)))
     if trace_id is not None:
         mask = pc.and_(mask, pc.equal(spans["trace_id"], trace_id.lower().zfill(32)))
     out = spans.filter(pc.fill_null(mask, False))

@@ -20,13 +20,13 @@ from typing import Any
 import networkx as nx
 import pyarrow as pa
 
+from tools.core.errors import BackendError, NotFoundError
 from tools.telemetry.backends._traces import (
     TraceClient,
     call_graph_from_spans,
     dedupe_spans,
     filter_spans,
 )
-from tools.telemetry.errors import BackendError, NotFoundError
 from tools.telemetry.ingest import jaeger_json
 from tools.telemetry.ingest.common import Counter, Fail, span_rows
 from tools.telemetry.model import SPAN_SCHEMA, TimeWindow

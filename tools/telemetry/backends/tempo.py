@@ -21,13 +21,13 @@ from typing import Any
 import networkx as nx
 import pyarrow as pa
 
+from tools.core.errors import InputError, NotFoundError
 from tools.telemetry.backends._traces import (
     TraceClient,
     call_graph_from_spans,
     dedupe_spans,
     filter_spans,
 )
-from tools.telemetry.errors import InputError, NotFoundError
 from tools.telemetry.ingest import otlp_json
 from tools.telemetry.ingest.common import Fail
 from tools.telemetry.model import SPAN_SCHEMA, TimeWindow

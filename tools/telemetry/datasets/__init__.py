@@ -6,10 +6,10 @@ for how cases, windows and metric names are defined.
 
 from __future__ import annotations
 
+from tools.core.errors import DatasetError
 from tools.telemetry.datasets.base import DatasetAdapter
 from tools.telemetry.datasets.nezha import NezhaAdapter
 from tools.telemetry.datasets.sockshop import SockShopAdapter
-from tools.telemetry.errors import DatasetError
 
 ADAPTERS: dict[str, type[DatasetAdapter]] = {
     NezhaAdapter.name: NezhaAdapter,

@@ -13,7 +13,7 @@ from typing import Protocol, runtime_checkable
 
 import pyarrow as pa
 
-from tools.telemetry.errors import DatasetError
+from tools.core.errors import DatasetError
 from tools.telemetry.model import CaseTelemetry, LabelledCase
 
 

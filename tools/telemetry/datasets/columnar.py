@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from tools.telemetry.errors import InputError
+from tools.core.errors import InputError
 from tools.telemetry.model import METRIC_SCHEMA
 
 _PROM_NAME_RE = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")

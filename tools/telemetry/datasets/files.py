@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 from isal import igzip, isal_zlib
 
-from tools.telemetry.errors import DatasetError, InputError
+from tools.core.errors import DatasetError, InputError
 
 log = logging.getLogger(__name__)
 

@@ -40,6 +40,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel, ValidationError
 
+from tools.core.errors import DatasetError, InputError
 from tools.telemetry.datasets.base import check_kinds
 from tools.telemetry.datasets.columnar import duck_query
 from tools.telemetry.datasets.files import (
@@ -58,7 +59,6 @@ from tools.telemetry.datasets.nezha_files import (
     read_spans,
     read_trace_ids,
 )
-from tools.telemetry.errors import DatasetError, InputError
 from tools.telemetry.model import (
     LOG_SCHEMA,
     METRIC_SCHEMA,

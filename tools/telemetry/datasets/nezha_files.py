@@ -24,6 +24,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from tools.core.errors import InputError
 from tools.telemetry.datasets.columnar import (
     check_metric_name,
     const,
@@ -35,7 +36,6 @@ from tools.telemetry.datasets.columnar import (
 from tools.telemetry.datasets.files import read_csv, read_header
 from tools.telemetry.datasets.nezha_logs import decode_logs
 from tools.telemetry.datasets.timeparse import wallclock_ns
-from tools.telemetry.errors import InputError
 from tools.telemetry.model import LOG_SCHEMA, METRIC_SCHEMA, SPAN_SCHEMA, service_from_pod
 
 #: few distinct values per file: read dictionary-encoded, which also makes the pod -> service

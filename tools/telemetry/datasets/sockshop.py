@@ -33,10 +33,10 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from tools.core.errors import DatasetError, InputError
 from tools.telemetry.datasets.base import check_kinds
 from tools.telemetry.datasets.columnar import const, labels_json, wide_to_long
 from tools.telemetry.datasets.files import find_csv, read_ahead, read_csv, read_header, require_dir
-from tools.telemetry.errors import DatasetError, InputError
 from tools.telemetry.model import CaseTelemetry, LabelledCase, Modality, TimeWindow
 
 _NS = 1_000_000_000

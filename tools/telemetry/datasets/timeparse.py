@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from tools.telemetry.errors import InputError
+from tools.core.errors import InputError
 
 _NS = 1_000_000_000
 

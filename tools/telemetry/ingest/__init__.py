@@ -17,7 +17,7 @@ from pathlib import Path
 import pyarrow as pa
 from pydantic import BaseModel
 
-from tools.telemetry.errors import InputError
+from tools.core.errors import InputError
 from tools.telemetry.ingest import jaeger_json, jsonl_logs, otlp_json, prom_text
 from tools.telemetry.ingest.common import Counter, Fail, iter_json_docs, log_rows, span_rows
 from tools.telemetry.model import LOG_SCHEMA, METRIC_SCHEMA, SPAN_SCHEMA

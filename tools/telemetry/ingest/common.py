@@ -14,7 +14,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from tools.telemetry.errors import InputError
+from tools.core.errors import InputError
 from tools.telemetry.model import LOG_SCHEMA, METRIC_SCHEMA, SPAN_SCHEMA, service_from_pod
 
 MAX_VALUE_CHARS = 4096  # one attribute value

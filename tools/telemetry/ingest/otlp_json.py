@@ -20,6 +20,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from tools.core.severity import Severity, severity_from_number
 from tools.telemetry.ingest.common import (
     ERROR_CODE_KEYS,
     MAX_BODY_CHARS,
@@ -48,14 +49,6 @@ IdEncoding = Literal["hex", "base64"]
 
 SPAN_KINDS = {0: None, 1: "internal", 2: "server", 3: "client", 4: "producer", 5: "consumer"}
 STATUS_CODES = {0: "unset", 1: "ok", 2: "error"}
-SEVERITY_NAMES = [
-    (21, "FATAL"),
-    (17, "ERROR"),
-    (13, "WARN"),
-    (9, "INFO"),
-    (5, "DEBUG"),
-    (1, "TRACE"),
-]
 _ENUM_PREFIX = {"kind": "SPAN_KIND_", "status": "STATUS_CODE_"}
 
 
@@ -211,10 +204,6 @@ def _add_spans(
             )
 
 
-def severity_name(number: int) -> str | None:
-    return next((name for floor, name in SEVERITY_NAMES if number >= floor), None)
-
-
 def _add_logs(
     rl: dict[str, Any], fp: str, acc: OtlpAccumulator, fail: Fail, ids: IdEncoding
 ) -> None:
@@ -233,7 +222,8 @@ def _add_logs(
             severity = rec.get("severityText") or None
             if severity is None and rec.get("severityNumber") not in (None, 0, "0"):
                 number = _severity_number(rec["severityNumber"], fail, f"{p}.severityNumber")
-                severity = severity_name(number)
+                level = severity_from_number(number)
+                severity = None if level is None else level.name
             body = any_value(rec.get("body", {}), fail, f"{p}.body")
             text = body if isinstance(body, str) else json.dumps(body, default=str)
             acc.logs.add(
@@ -253,7 +243,7 @@ def _add_logs(
 def _severity_number(value: Any, fail: Fail, fp: str) -> int:
     if isinstance(value, str) and value.startswith("SEVERITY_NUMBER_"):
         name = value.removeprefix("SEVERITY_NUMBER_").rstrip("0123456789")
-        return next((f for f, n in SEVERITY_NAMES if n == name), 9)
+        return Severity[name].value if name in Severity.__members__ else Severity.INFO.value
     return as_int(value, fail, fp)
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pyarrow as pa
 from prometheus_client.parser import text_string_to_metric_families
 
-from tools.telemetry.errors import InputError
+from tools.core.errors import InputError
 from tools.telemetry.ingest.common import INT64_MAX, labels_json, metric_rows, service_and_pod
 
 # What the reference parser raises on malformed input.

@@ -21,8 +21,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 from pydantic import BaseModel
 
+from tools.core.errors import TamoError
 from tools.repair.verify import latest_worst
-from tools.telemetry.errors import TamoError
 from tools.telemetry.model import TimeWindow
 from tools.telemetry.sources import MetricSource
 

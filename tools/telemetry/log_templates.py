@@ -1,4 +1,5 @@
-"""A Drain-style streaming log template miner with persisted state.
+"""The one log normalisation + template layer: variable masking and a Drain-style streaming
+template miner with persisted state.
 
 Why our own (about 150 lines) instead of the drain3 package: drain3 pins dependencies that
 conflict with fastmcp. The algorithm is Drain's (He et al., ICWS 2017): mask variables
@@ -6,7 +7,13 @@ conflict with fastmcp. The algorithm is Drain's (He et al., ICWS 2017): mask var
 and the first tokens, then join the most similar template in that leaf if the share of equal
 tokens reaches the threshold (the differing positions become ``<*>``), else start a new one.
 State (templates and their tree paths) is a small JSON file, so template ids stay stable
-across runs and the T1 log branch and fingerprints see the same ids.
+across runs and the T1 log branch, the fingerprints and ``search_logs`` see the same ids.
+
+One change to Drain: a line that names its code location (Logback's ``Class#line``) is routed
+by it first, so two statements never share a template however alike their words are. The code
+location is what says which statement ran, and T1's "cut code path" evidence needs exactly that.
+Only the first :data:`MAX_LINE_CHARS` characters of a line are read: its statement is at the
+start, and payload dumps behind it would only cost masking time.
 """
 
 from __future__ import annotations
@@ -14,13 +21,20 @@ from __future__ import annotations
 import json
 import os
 import re
+from functools import lru_cache
 from pathlib import Path
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 from pydantic import BaseModel
 
-from tools.telemetry.errors import InputError
+from tools.core.errors import InputError
 
 WILDCARD = "<*>"
+MAX_LINE_CHARS = 240
+# a Logback/Log4j code location, ``t.c.TravelServiceImpl#366``: which statement wrote the line
+CODE_LOCATION = re.compile(r"[A-Za-z_][\w.$]*#\d+")
 _MASKS = (
     (
         re.compile(
@@ -33,19 +47,36 @@ _MASKS = (
     (re.compile(r"(?<![\w.])(?=[\w-]*\d)(?=[\w-]*[A-Za-z])\w+(?:-\w+)+(?![\w.-])"), "<ID>"),
     (re.compile(r"\b0x[0-9a-fA-F]+\b"), "<HEX>"),
     (re.compile(r"\b(?=[0-9a-fA-F]*\d)(?=[0-9a-fA-F]*[a-fA-F])[0-9a-fA-F]{8,}\b"), "<HEX>"),
-    (re.compile(r"(?<![\w.])[-+]?\d+(?:\.\d+)?(?:ms|s|us|ns|%)?(?![\w.])"), "<NUM>"),
+    # numbers, but not the line number of a code location (``Impl#366``)
+    (re.compile(r"(?<![\w.#])[-+]?\d+(?:\.\d+)?(?:ms|s|us|ns|%)?(?![\w.])"), "<NUM>"),
 )
 _SPLIT = re.compile(r"[\s=,;:]+")
 
 
+_SPACES = re.compile(r"(\s+)")
+
+
 def mask(line: str) -> str:
+    """``line`` with its variables replaced by ``<UUID>``, ``<IP>``, ``<ID>``, ``<HEX>``, ``<NUM>``.
+
+    Every mask stops at whitespace, and whitespace satisfies each mask's boundary exactly as the
+    line's start and end do, so masking word by word is the same as masking the whole line.
+    Words repeat across lines (logger names, levels, message words) and are masked once."""
+    parts = _SPACES.split(line)
+    parts[::2] = [_mask_word(w) for w in parts[::2]]
+    return "".join(parts)
+
+
+@lru_cache(maxsize=1 << 16)
+def _mask_word(word: str) -> str:
     for pattern, token in _MASKS:
-        line = pattern.sub(token, line)
-    return line
+        word = pattern.sub(token, word)
+    return word
 
 
 def tokenize(line: str) -> list[str]:
-    return [t for t in _SPLIT.split(mask(line.strip())) if t]
+    """The masked words of a line's first :data:`MAX_LINE_CHARS` characters."""
+    return [t for t in _SPLIT.split(mask(line[:MAX_LINE_CHARS].strip())) if t]
 
 
 class Template(BaseModel):
@@ -93,6 +124,13 @@ class TemplateMiner:
         if node is None:
             return None
         path = [str(len(tokens))]
+        where = next((t for t in tokens if CODE_LOCATION.fullmatch(t)), None)
+        if where is not None:
+            key = "@" + where
+            if key not in node and not create:
+                return None
+            node = node.setdefault(key, {}) if create else node[key]
+            path.append(key)
         for tok in tokens[: self.depth - 2]:
             key = WILDCARD if any(c.isdigit() for c in tok) or tok.startswith("<") else tok
             if key not in node:
@@ -128,20 +166,46 @@ class TemplateMiner:
         return best if best is not None and best_key[0] >= self.similarity else None
 
     # -- public ------------------------------------------------------------------------------
-    def add(self, line: str) -> Template:
-        """Assign ``line`` to a template (creating or generalising one) and return it."""
-        tokens = tokenize(line) or ["<EMPTY>"]
+    def add(self, line: str, count: int = 1) -> Template:
+        """Assign ``line`` (seen ``count`` times) to a template, creating or generalising one."""
+        return self._add_tokens(tokenize(line) or ["<EMPTY>"], count)
+
+    def _add_tokens(self, tokens: list[str], count: int) -> Template:
         path = self._path(tokens, create=True) or []
         leaf = self._leaf(path)
         c = self._best(leaf, tokens)
         if c is None:
-            c = _Cluster(len(self._clusters), tokens, path)
+            c = _Cluster(len(self._clusters), tokens, path, count)
             self._clusters.append(c)
             leaf[str(c.cid)] = True
         else:
             c.tokens = [a if a == b else WILDCARD for a, b in zip(c.tokens, tokens, strict=True)]
-            c.count += 1
+            c.count += count
         return c.view()
+
+    def template_ids(self, lines: pa.Array | pa.ChunkedArray) -> np.ndarray:
+        """The template id of every line of a column, as if streamed one by one in order.
+
+        Why per distinct line: equal lines always join the same template, and a line's template
+        never changes once assigned, so each distinct line is masked and routed once (with its
+        count), in order of first appearance. Null lines read as empty ones."""
+        text = pc.utf8_slice_codeunits(pc.fill_null(lines, ""), 0, MAX_LINE_CHARS)
+        if isinstance(text, pa.ChunkedArray):
+            text = text.combine_chunks()
+        encoded = pc.dictionary_encode(text)
+        codes = encoded.indices.to_numpy(zero_copy_only=False)
+        counts = np.bincount(codes, minlength=len(encoded.dictionary))
+        by_tokens: dict[tuple[str, ...], int] = {}
+        ids = np.empty(len(encoded.dictionary), dtype=np.int64)
+        for i, (line, n) in enumerate(zip(encoded.dictionary.to_pylist(), counts, strict=True)):
+            tokens = tokenize(line) or ["<EMPTY>"]
+            key = tuple(tokens)
+            if key in by_tokens:
+                ids[i] = by_tokens[key]
+                self._clusters[ids[i]].count += int(n)
+            else:
+                ids[i] = by_tokens[key] = self._add_tokens(tokens, int(n)).template_id
+        return ids[codes]
 
     def match(self, line: str) -> Template | None:
         """The template ``line`` belongs to, without learning from it."""

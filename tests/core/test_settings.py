@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tools.telemetry.settings import Settings
+from tools.core.settings import Settings
 
 
 def test_defaults_need_no_configuration(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

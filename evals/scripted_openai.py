@@ -1,4 +1,4 @@
-"""A real OpenAI-compatible HTTP server for tests: scripted replies, recorded requests.
+"""A real OpenAI-compatible HTTP server with scripted replies and recorded requests.
 
 Why a server and not a mock: the agent must be proven through the real ``ChatOpenAI`` client —
 its HTTP, retries on 429/5xx and timeouts, tool-call parsing, streaming and usage accounting.
@@ -11,7 +11,9 @@ Each script step is one HTTP response to ``POST /v1/chat/completions``:
 * a callable ``step(request_json) -> dict`` — decide from the request
 
 When the script runs out the server answers ``{"content": "done"}``. Usage is computed with the
-same tiktoken encoding the agent uses, so prompt-token budgets are measured, not assumed.
+same tiktoken encoding the agent uses, so prompt-token budgets are measured, not assumed. It
+lives in ``evals`` because the agent benchmark drives the same server as the tests (they import
+it from here; ``evals`` never imports ``tests``).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from agent.tokens import count, count_messages
-from tests.conftest import free_port
+from tools.telemetry.local_prometheus import free_loopback_port
 
 Step = dict[str, Any] | Callable[[dict[str, Any]], dict[str, Any]]
 
@@ -42,7 +44,7 @@ class FakeOpenAI:
         self.model = model
         self.requests: list[dict[str, Any]] = []
         self.responses: list[int] = []
-        self.port = free_port()
+        self.port = free_loopback_port()
         self._lock = threading.Lock()
         app = Starlette(routes=[Route("/v1/chat/completions", self._chat, methods=["POST"])])
         self._server = uvicorn.Server(

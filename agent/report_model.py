@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, computed_field
 
 from tools.telemetry.model import TimeWindow
 from tools.telemetry.untrusted import FlaggedText, markdown, slack
@@ -47,14 +47,77 @@ class Analysis(BaseModel):
     known_incidents: list[str] = Field(default_factory=list)
 
 
+class ServiceImpact(BaseModel):
+    """One service now vs normal: request rate, error rate and latency of the requests it
+    served (its entry spans: spans whose caller is another service or nobody)."""
+
+    service: str
+    entry_point: bool = False  # it starts traces: users (or their clients) call it
+    requests: int = 0
+    rate_per_s: float = 0.0
+    baseline_rate_per_s: float | None = None
+    error_rate: float = 0.0
+    baseline_error_rate: float | None = None
+    p50_ms: float | None = None
+    baseline_p50_ms: float | None = None
+    p95_ms: float | None = None
+    baseline_p95_ms: float | None = None
+    affected: bool = False
+    why: str = ""  # which change made it affected
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def latency_factor(self) -> float | None:
+        """Typical (median) latency now / at baseline: 8.0 means eight times slower."""
+        if self.p50_ms and self.baseline_p50_ms:
+            return round(self.p50_ms / self.baseline_p50_ms, 3)
+        return None
+
+
 class Impact(BaseModel):
+    """User-facing figures (the entry points' requests) and every service of the window, each
+    now vs its baseline; ``baseline`` says where normal was measured."""
+
     affected_services: list[str] = Field(default_factory=list)
+    entry_points: list[str] = Field(default_factory=list)
     requests: int = 0
     error_rate: float = 0.0
     baseline_error_rate: float | None = None
     p95_ms: float | None = None
     baseline_p95_ms: float | None = None
     latency_change_pct: float | None = None
+    baseline: str | None = None  # e.g. "the 5 min before the window"; None: no baseline
+    services: list[ServiceImpact] = Field(default_factory=list)
+    error_codes: list[str] = Field(default_factory=list)  # most frequent first
+    trace_ids: list[str] = Field(default_factory=list)  # a few failing or slowest traces
+
+
+def _service_table(rows: list[ServiceImpact]) -> list[str]:
+    if not rows:
+        return []
+
+    def vs(now: float | None, base: float | None, fmt: str) -> str:
+        if now is None:
+            return "-"
+        return fmt.format(now) + ("" if base is None else " (" + fmt.format(base) + ")")
+
+    out = [
+        "",
+        "| service | requests/s (normal) | error rate (normal) | p50 ms (normal) "
+        "| p95 ms (normal) | affected |",
+        "|---|---|---|---|---|---|",
+    ]
+    for s in rows:
+        name = f"{markdown(s.service)}{' (entry)' if s.entry_point else ''}"
+        factor = f" ×{s.latency_factor:.1f}" if s.latency_factor else ""
+        out.append(
+            f"| {name} | {vs(s.rate_per_s, s.baseline_rate_per_s, '{:.1f}')} "
+            f"| {vs(s.error_rate, s.baseline_error_rate, '{:.1%}')} "
+            f"| {vs(s.p50_ms, s.baseline_p50_ms, '{:.1f}')}{factor} "
+            f"| {vs(s.p95_ms, s.baseline_p95_ms, '{:.1f}')} "
+            f"| {markdown(s.why) if s.affected else ''} |"
+        )
+    return out
 
 
 class Priority(BaseModel):
@@ -141,12 +204,16 @@ class Report(BaseModel):
         out += [
             "",
             "## Impact",
+            f"- Baseline: {m(i.baseline or 'none (figures are not compared with normal)')}",
             f"- Affected services: {m(', '.join(i.affected_services)) or 'none detected'}",
-            f"- Requests (traces) in window: {i.requests}",
-            f"- Error rate: {i.error_rate:.2%}" + _vs(i.baseline_error_rate, "{:.2%}"),
-            f"- p95 latency: {_ms(i.p95_ms)}"
+            f"- Entry points: {m(', '.join(i.entry_points)) or 'none seen'}; "
+            f"{i.requests} requests in the window",
+            f"- Error rate (entry points): {i.error_rate:.2%}"
+            + _vs(i.baseline_error_rate, "{:.2%}"),
+            f"- p95 latency (entry points): {_ms(i.p95_ms)}"
             + _vs(i.baseline_p95_ms, "{:.1f} ms")
             + (f" ({i.latency_change_pct:+.0f}%)" if i.latency_change_pct is not None else ""),
+            *_service_table(i.services),
             "",
             "## Priority",
             f"**{p.level}** — {m(p.rule)}",

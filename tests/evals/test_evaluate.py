@@ -4,8 +4,10 @@ import json
 from pathlib import Path
 
 import pytest
+import typer
 from typer.testing import CliRunner
 
+from evals.evaluate import app as evaluate
 from tamo.main import app
 
 runner = CliRunner()
@@ -35,24 +37,33 @@ def test_train_then_eval_with_the_checkpoints(sockshop_root: Path, tmp_path: Pat
         "t3_classifier.pt",
     }
     out = tmp_path / "r.json"
-    args = ["eval", "--dataset", "sockshop-rcd", "--root", str(sockshop_root), "--runs", "1"]
+    args = ["--dataset", "sockshop-rcd", "--root", str(sockshop_root), "--runs", "1"]
     args += ["--models", str(models), "--method", "no-freq-attention", "--json", str(out)]
-    res = runner.invoke(app, [*args, "--classifier", "models"])
+    res = runner.invoke(evaluate, [*args, "--classifier", "models"])
     assert res.exit_code == 0, res.output
     data = json.loads(out.read_text())
     assert data["method"] == "no-freq-attention" and data["systems"]["SockShop"]["cases"] == 10
     # a checkpoint from another dataset is refused in one line
     res = runner.invoke(
-        app,
-        ["eval", "--dataset", "nezha", "--root", str(sockshop_root), "--models", str(models)],
+        evaluate, ["--dataset", "nezha", "--root", str(sockshop_root), "--models", str(models)]
     )
     assert res.exit_code == 2 and "trained on dataset 'sockshop-rcd'" in res.output
     (models / "t1_diffusion.pt").write_bytes(b"broken")
-    res = runner.invoke(app, args)
+    res = runner.invoke(evaluate, args)
     assert res.exit_code == 2 and "corrupt" in res.output
 
 
-def test_unknown_dataset_is_one_red_line(tmp_path: Path) -> None:
-    res = runner.invoke(app, ["eval", "--dataset", "nope", "--root", str(tmp_path)])
+@pytest.mark.parametrize(
+    ("cli", "args"),
+    [(app, ["train", "--out", "models"]), (evaluate, [])],
+    ids=["tamo train", "evals.evaluate"],
+)
+def test_unknown_dataset_is_one_red_line(cli: typer.Typer, args: list[str], tmp_path: Path) -> None:
+    res = runner.invoke(cli, [*args, "--dataset", "nope", "--root", str(tmp_path)])
     assert res.exit_code == 2
     assert "unknown dataset" in res.output and "Traceback" not in res.output
+
+
+def test_the_cli_has_no_eval_command() -> None:
+    res = runner.invoke(app, ["eval", "--help"])
+    assert res.exit_code != 0 and "No such command" in res.output

@@ -9,6 +9,7 @@ writes it and the report says it was produced without an LLM.
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from langchain_core.messages import HumanMessage, SystemMessage
 from langchain_openai import ChatOpenAI
@@ -16,27 +17,11 @@ from openai import APIError
 
 from agent.priority import assign_priority
 from agent.prompts import render
-from agent.report import NO_LLM, Analysis, Hypothesis, Impact, Remediation, Report
+from agent.report_model import NO_LLM, Analysis, Hypothesis, Impact, Remediation, Report
 from agent.state import InvestigationState
 from agent.tokens import count
-from tools.telemetry.settings import LLMSettings
+from tools.core.settings import LLMSettings
 from tools.telemetry.untrusted import model_json, quote
-
-
-def _impact(state: InvestigationState) -> Impact:
-    f = state["impact"]
-    change = None
-    if f.p95_ms and f.baseline_p95_ms:
-        change = round((f.p95_ms - f.baseline_p95_ms) / f.baseline_p95_ms * 100, 1)
-    return Impact(
-        affected_services=f.affected_services,
-        requests=f.requests,
-        error_rate=f.error_rate,
-        baseline_error_rate=f.baseline_error_rate,
-        p95_ms=f.p95_ms,
-        baseline_p95_ms=f.baseline_p95_ms,
-        latency_change_pct=change,
-    )
 
 
 def _causal_chain(state: InvestigationState) -> list[str]:
@@ -116,14 +101,22 @@ def _template_summary(a: Analysis, impact: Impact, level: str) -> str:
     )
 
 
+def _impact_view(i: Impact) -> dict[str, Any]:
+    """The impact for the model: users' figures and the affected services (names are data)."""
+    users: dict[str, Any] = {"error_rate": round(i.error_rate, 4), "p95_ms": i.p95_ms}
+    if i.baseline is not None:
+        users["normal"] = {"error_rate": i.baseline_error_rate or 0, "p95_ms": i.baseline_p95_ms}
+    return {"users": users, "affected": {s.service: s.why for s in i.services if s.affected}}
+
+
 def _llm_summary(
     llm: ChatOpenAI, state: InvestigationState, a: Analysis, rep: Report
 ) -> tuple[str | None, int, int]:
     # One JSON document: every value (service names, evidence with its quoted telemetry) is a
-    # hardened JSON string, so nothing in it can close the prompt's <telemetry> wrapper.
+    # hardened JSON string that no content can close.
     context = model_json(
         {
-            "impact": rep.impact.model_dump(mode="json", exclude_none=True),
+            "impact": _impact_view(rep.impact),
             "priority": {"level": rep.priority.level, "rule": rep.priority.rule},
             "remediation": {
                 "strategy": rep.remediation.strategy,
@@ -170,7 +163,7 @@ def build_report(
         evidence=state["evidence"],
         known_incidents=state.get("fingerprints") or [],
     )
-    impact = _impact(state)
+    impact = state.get("impact") or Impact()
     alternatives = [
         Hypothesis(
             entity=r.entity,
