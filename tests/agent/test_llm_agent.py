@@ -8,7 +8,6 @@ from agent.graph import memory_checkpointer
 from agent.run import Investigator
 from evals.scripted_openai import FakeOpenAI
 from tests.agent.conftest import RecordingExecutor, llm_settings
-from tests.agent.fake_openai import FakeOpenAI
 from tests.agent.synthetic import INJECTION, quoted_everywhere
 from tools.toolbox.context import ToolContext
 

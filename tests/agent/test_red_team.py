@@ -20,8 +20,8 @@ from markdown_it import MarkdownIt
 
 from agent.graph import memory_checkpointer
 from agent.run import Investigation, Investigator
+from evals.scripted_openai import FakeOpenAI
 from tests.agent.conftest import STRATEGY, RecordingExecutor, llm_settings
-from tests.agent.fake_openai import FakeOpenAI
 from tests.agent.red_team import CORPUS
 from tests.agent.synthetic import ABNORMAL, synthetic_case
 from tools.core.settings import Settings
