@@ -114,6 +114,7 @@ class AuditLog:
         self.db_path = self.dir / "audit.sqlite"
         self._lock_path = self.dir / "audit.lock"
         self.lock_timeout_s = lock_timeout_s
+        self._seen = (0, 0)  # (byte offset, line) of the JSONL read into the index so far
         with self._locked():
             try:
                 self._db = self._open_index()
@@ -171,19 +172,28 @@ class AuditLog:
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
-    def _read_jsonl(self) -> Iterator[AuditEntry]:
+    def _read_jsonl(
+        self, start: tuple[int, int] = (0, 0)
+    ) -> Iterator[tuple[AuditEntry, tuple[int, int]]]:
+        """Complete entries from byte offset ``start[0]`` (after line ``start[1]``), each with
+        the (offset, line) just past it; a torn last line (a crash mid-write) ends the read."""
         if not self.jsonl.exists():
             return
-        with open(self.jsonl, encoding="utf-8") as fh:
-            for n, line in enumerate(fh, 1):
-                if not line.endswith("\n"):  # a torn last line from a crash mid-write
+        offset, n = start
+        with open(self.jsonl, "rb") as fh:
+            fh.seek(offset)
+            for raw in fh:
+                n += 1
+                if not raw.endswith(b"\n"):
                     return
+                offset += len(raw)
                 try:
-                    yield AuditEntry.model_validate_json(line)
+                    entry = AuditEntry.model_validate_json(raw)
                 except ValueError as exc:
                     raise InputError(
                         f"corrupt audit entry: {exc}", path=str(self.jsonl), line=n
                     ) from exc
+                yield entry, (offset, n)
 
     def _last(self) -> tuple[int, str]:
         row = self._db.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
@@ -197,13 +207,18 @@ class AuditLog:
         )
 
     def _catch_up(self) -> None:
-        """Index JSONL entries missing from SQLite (a crash between the two writes)."""
+        """Index JSONL entries missing from SQLite (written by another process, or a crash
+        between the two writes), reading only what was appended since this handle last looked."""
         last_seq, _ = self._last()
+        start = self._seen
+        if not self.jsonl.exists() or self.jsonl.stat().st_size < start[0]:
+            start = (0, 0)  # the file was replaced or cut: read it all again
         added = False
-        for e in self._read_jsonl():
+        for e, end in self._read_jsonl(start):
             if e.seq > last_seq:
                 self._index(e)
                 added = True
+            self._seen = end
         if added:
             self._db.commit()
 
@@ -300,7 +315,7 @@ class AuditLog:
         """Recompute the chain over the JSONL and compare with the SQLite index."""
         prev, n = GENESIS, 0
         indexed = {r[0]: r[1] for r in self._db.execute("SELECT seq, hash FROM audit")}
-        for e in self._read_jsonl():
+        for e, _ in self._read_jsonl():
             n += 1
             if e.seq != n:
                 return ChainReport(
