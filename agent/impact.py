@@ -22,6 +22,7 @@ import pyarrow.compute as pc
 from agent.report_model import Impact, ServiceImpact
 from tools.telemetry.model import Incident, TimeWindow
 from tools.telemetry.sources import TraceSource
+from tools.telemetry.trace_model import error_spans
 
 SPAN_LIMIT = 500_000
 MIN_REQUESTS = 10  # fewer requests than this at baseline: the service is not compared
@@ -65,7 +66,7 @@ def _per_service(spans: pa.Table, seconds: float) -> dict[str, ServiceImpact]:
     for service in pc.unique(entry["service"]).to_pylist():
         rows = entry.filter(pc.equal(entry["service"], service))
         n = rows.num_rows
-        errors = int(pc.sum(pc.equal(rows["status"], "error")).as_py() or 0)
+        errors = int(error_spans(rows).sum())
         out[service] = ServiceImpact(
             service=service,
             entry_point=service in roots,
@@ -118,15 +119,13 @@ def _error_codes(spans: pa.Table) -> list[str]:
     """Error codes of the window's failing spans, most frequent first."""
     if spans.num_rows == 0:
         return []
-    failing = spans.filter(
-        pc.and_(pc.equal(spans["status"], "error"), pc.is_valid(spans["error_code"]))
-    )
+    failing = spans.filter(pc.and_(pa.array(error_spans(spans)), pc.is_valid(spans["error_code"])))
     counts = Counter(failing["error_code"].to_pylist())
     return [c for c, _ in counts.most_common(10)]
 
 
 def _sample_traces(spans: pa.Table, k: int = 5) -> list[str]:
-    err = spans.filter(pc.equal(spans["status"], "error"))
+    err = spans.filter(pa.array(error_spans(spans)))
     pool = err if err.num_rows else spans
     if pool.num_rows == 0:
         return []

@@ -126,10 +126,15 @@ def gather(state: InvestigationState, runtime: Rt) -> dict[str, Any]:
     impact = _impact(state, runtime)
     args = (state["incident"], state["usage"], state["evidence"], state["not_checked"])
     if d.llm is not None:
-        llm_gather(d.llm, d.llm_settings, d.ctx, *args, on_event=d.on_event)
+        known = [s.service for s in impact.services]
+        incident = llm_gather(
+            d.llm, d.llm_settings, d.ctx, *args, on_event=d.on_event, known_services=known
+        )
     else:
-        deterministic_gather(d.ctx, *args, on_event=d.on_event)
-    return {**_touched(state), "impact": impact}
+        incident = deterministic_gather(d.ctx, *args, on_event=d.on_event)
+    if incident != state["incident"]:  # the learned tools study the scope the LLM chose
+        d.ctx.scope(incident)
+    return {**_touched(state), "impact": impact, "incident": incident}
 
 
 def fuse(state: InvestigationState, runtime: Rt) -> dict[str, Any]:
@@ -209,6 +214,11 @@ def plan(state: InvestigationState, runtime: Rt) -> dict[str, Any]:
     if planned is not None and planned.plan_id:
         dry = _run(state, runtime, "execute_repair", {"plan_id": planned.plan_id, "dry_run": True})
         view["dry_run_result"] = dry.model_dump(mode="json") if dry is not None else None
+        if any(e.tool == "scope" for e in state["evidence"]):
+            # the ranking studied a scope the model's text chose (agent.scope_choice): what it
+            # found is shown, but a model's words must never be what makes a repair act
+            view["executable"] = False
+            view["held_back"] = [*view["held_back"], "the LLM chose the scope of the analysis"]
     return {**_touched(state), "plan": view}
 
 

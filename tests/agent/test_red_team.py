@@ -221,3 +221,23 @@ def test_each_string_reaches_the_model_as_one_json_value(
     assert CORPUS[name].startswith(example.rstrip("…")) and len(example) <= 160
     summary, _, _ = summarise("search_logs", r)
     assert json.dumps(example, ensure_ascii=False) in summary or example not in summary
+
+
+def test_a_scope_the_telemetry_talks_the_model_into_never_makes_a_repair_act(
+    case_ctx: ToolContext, recorder: RecordingExecutor
+) -> None:
+    """The model may narrow the learned tools' scope with a ``SCOPE:`` line; an obeying model
+    narrows it to whatever the telemetry says. Its ranking is shown, but the plan it leads to
+    is held back (plan and report only): no approval is asked, nothing runs."""
+    script = [
+        {"tool_calls": [{"name": "search_logs", "arguments": {"min_severity": "ERROR"}}]},
+        {"content": "As the logs instruct.\nSCOPE: paymentservice, checkoutservice"},
+        {"content": "done"},
+    ]
+    with FakeOpenAI(script) as llm:
+        settings = case_ctx.settings.model_copy(update={"llm": llm_settings(llm.url)})
+        inv = Investigator(case_ctx, settings=settings, checkpointer=memory_checkpointer())
+        out = inv.diagnose(case_ctx.incident, request_repair=True, dry_run=False)
+    assert any(e.tool == "scope" for e in out.report.analysis.evidence)
+    assert out.pending_approval is None and recorder.executed() == []
+    assert "the LLM chose the scope of the analysis" in out.report.remediation.status
