@@ -14,6 +14,7 @@ from agent.report_model import Impact
 from agent.run import Investigator
 from tools.core.errors import TamoError
 from tools.telemetry.model import Incident
+from tools.telemetry.topology import edges_of
 from tools.toolbox.context import ToolContext
 from tools.toolbox.spec import ScopeInput, tool, untrusted
 
@@ -21,6 +22,9 @@ from tools.toolbox.spec import ScopeInput, tool, untrusted
 class DiagnoseInput(ScopeInput):
     question: str | None = Field(None, description="the alert text or question")
     trace_id: str | None = None
+    edges: list[tuple[str, str]] | None = Field(
+        None, description="service graph [[caller, callee], ...] if not ingested"
+    )
 
 
 class DiagnoseResult(BaseModel):
@@ -68,6 +72,8 @@ def diagnose_incident(inp: DiagnoseInput, ctx: ToolContext) -> DiagnoseResult:
     with confidence, fault type, priority P0-P3, evidence with links, the matched repair plan
     (dry-run only, nothing executed) and alternatives. ~1-2 s offline. CALL THIS FIRST; drill
     down with query_traces/search_logs/query_promql only where it is unsure."""
+    if inp.edges:  # this investigation's service graph (the store's stays as it is)
+        ctx.remember("topology", edges_of(inp.edges, "diagnose_incident.edges"))
     base = ctx.incident
     window = ctx.window(inp.start, inp.end)
     same = base is not None and base.window == window

@@ -123,10 +123,15 @@ def gather(state: InvestigationState, runtime: Rt) -> dict[str, Any]:
     impact = _impact(state, runtime)
     args = (state["incident"], state["usage"], state["evidence"], state["not_checked"])
     if d.llm is not None:
-        llm_gather(d.llm, d.llm_settings, d.ctx, *args, on_event=d.on_event)
+        known = [s.service for s in impact.services]
+        incident = llm_gather(
+            d.llm, d.llm_settings, d.ctx, *args, on_event=d.on_event, known_services=known
+        )
     else:
-        deterministic_gather(d.ctx, *args, on_event=d.on_event)
-    return {**_touched(state), "impact": impact}
+        incident = deterministic_gather(d.ctx, *args, on_event=d.on_event)
+    if incident != state["incident"]:  # the learned tools study the scope the LLM chose
+        d.ctx.scope(incident)
+    return {**_touched(state), "impact": impact, "incident": incident}
 
 
 def fuse(state: InvestigationState, runtime: Rt) -> dict[str, Any]:

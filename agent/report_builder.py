@@ -8,6 +8,7 @@ writes it and the report says it was produced without an LLM.
 
 from __future__ import annotations
 
+import re
 import time
 
 from langchain_core.messages import HumanMessage, SystemMessage
@@ -20,6 +21,7 @@ from agent.report_model import NO_LLM, Analysis, Hypothesis, Impact, Remediation
 from agent.state import InvestigationState
 from agent.tokens import count
 from tools.core.settings import LLMSettings
+from tools.learned.results import RootCauseRanking
 
 
 def _causal_chain(state: InvestigationState) -> list[str]:
@@ -126,6 +128,40 @@ def _llm_summary(
     return str(ai.content).strip(), prompt_tokens, meta["output_tokens"] if meta else 0
 
 
+_VERDICT = re.compile(r"^\s*`?VERDICT:\s*(?P<who>[^`\n]+?)`?\s*$", re.MULTILINE)
+
+
+def split_verdict(text: str) -> tuple[str, str | None]:
+    """(the narrative without its verdict line, the service the model named)."""
+    found = list(_VERDICT.finditer(text))
+    if not found:
+        return text, None
+    who = found[-1].group("who").strip().strip("<>*\"' ")
+    return _VERDICT.sub("", text).strip(), who or None
+
+
+def _judgement(a: Analysis, ranking: RootCauseRanking | None, who: str) -> None:
+    """Keep the model's verdict; where it differs from the ranking, say both with evidence."""
+    a.llm_root_cause = who
+    if a.root_cause is None or who == a.root_cause:
+        return
+    ranked = {r.entity: r for r in (ranking.ranking if ranking else [])}
+    top = ranked.get(a.root_cause)
+
+    def why(entity: str) -> str:
+        r = ranked.get(entity)
+        if r is None:
+            return f"{entity} is not in the ranking's top {len(ranked)}"
+        moved = "; ".join(f"{e.channel} {e.detail}".strip() for e in r.evidence[:2])
+        return f"{entity} score {r.score:.2f}" + (f" ({moved})" if moved else "")
+
+    a.disagreement = (
+        f"The LLM judges {who} the root cause; the ranking puts {a.root_cause} first. "
+        f"Ranking: {why(a.root_cause) if top else a.root_cause}; {why(who)}. "
+        "The plan follows the ranking; weigh both."
+    )
+
+
 def build_report(
     state: InvestigationState,
     llm: ChatOpenAI | None,
@@ -194,7 +230,10 @@ def build_report(
             rep.not_checked.append(f"LLM summary failed ({type(exc).__name__}); template used")
             rep.produced_with = f"{NO_LLM}; LLM {settings.model} gathered evidence"
     if narrative:
-        rep.analysis.summary = narrative
+        text, who = split_verdict(narrative)
+        rep.analysis.summary = text
+        if who:
+            _judgement(rep.analysis, ranking, who)
     else:
         rep.analysis.summary = _template_summary(analysis, impact, rep.priority.level)
     usage.seconds = round(time.time() - state["started_at"], 3)

@@ -43,6 +43,8 @@ class Analysis(BaseModel):
     causal_chain: list[str] = Field(default_factory=list)
     evidence: list[EvidenceItem] = Field(default_factory=list)
     known_incidents: list[str] = Field(default_factory=list)
+    llm_root_cause: str | None = None  # the LLM's own final judgement, when an LLM took part
+    disagreement: str | None = None  # the LLM's judgement vs the ranking, with both's evidence
 
 
 class ServiceImpact(BaseModel):
@@ -179,6 +181,10 @@ class Report(BaseModel):
         ]
         if a.causal_chain:
             out.append(f"- **Causal chain:** {' → '.join(a.causal_chain)}")
+        if a.llm_root_cause:
+            out.append(f"- **LLM's judgement:** {a.llm_root_cause}")
+        if a.disagreement:
+            out.append(f"- **Disagreement:** {a.disagreement}")
         if a.known_incidents:
             out.append(f"- **Known incidents:** {'; '.join(a.known_incidents)}")
         if a.evidence:

@@ -33,6 +33,7 @@ from testbed.bed import Testbed
 from testbed.catalog import FAULTS
 from testbed.load import run_load_sync
 from tools.core.errors import TamoError
+from tools.core.fault_catalog import load_fault_catalog
 from tools.core.settings import get_settings
 from tools.repair import (
     AuditEntry,
@@ -388,6 +389,7 @@ def _closed_loop(
         runner,
         symptom_queries=effect_queries(3),
         on_event=live.loop_event,
+        error_codes=load_fault_catalog(tb.catalog_path).error_codes,  # published by the testbed
     )
     out: dict[str, Any] = {}
     tail.start()

@@ -140,3 +140,42 @@ def test_prompt_injection_never_repairs_nor_changes_the_plan(
     assert inv.report.remediation.status.startswith("proposed")
     quoted = [e.summary for e in inv.report.analysis.evidence if INJECTION in e.summary]
     assert quoted and all(fenced_everywhere(q) for q in quoted)
+
+
+def test_the_llm_scopes_the_learned_tools_and_its_verdict_is_kept(case_ctx: ToolContext) -> None:
+    both = ["paymentservice", "checkoutservice"]
+    script = [
+        {"tool_calls": [call("query_traces", errors_only=True)]},
+        {"content": "Suspect checkout and payment.\nSCOPE: paymentservice, checkoutservice"},
+        {"content": "Checkout fails its orders.\nVERDICT: checkoutservice"},
+    ]
+    with FakeOpenAI(script) as llm:
+        inv = investigator(case_ctx, llm.url).diagnose(case_ctx.incident)
+    r = inv.report
+    assert inv.state["incident"].services == both  # what T1-T3 analysed
+    assert any(k.startswith("fused:") and k.endswith(",".join(both)) for k in case_ctx._cache)
+    scope = [e for e in r.analysis.evidence if e.tool == "scope"]
+    assert len(scope) == 1 and "scope set: paymentservice, checkoutservice" in scope[0].summary
+    assert r.analysis.root_cause == "paymentservice"  # the ranking, and the plan, stand
+    assert r.analysis.llm_root_cause == "checkoutservice"
+    assert r.analysis.disagreement and "paymentservice" in r.analysis.disagreement
+    assert "VERDICT" not in r.analysis.summary and "Disagreement" in r.to_markdown()
+    assert r.remediation.strategy == "payment_restart"
+    assert sum(llm.prompt_tokens(req) for req in llm.requests) <= 4000
+
+
+def test_a_scope_outside_the_window_is_refused_and_the_whole_scope_analysed(
+    case_ctx: ToolContext,
+) -> None:
+    script = [
+        {"content": "SCOPE: paymentservice | 2020-01-01T00:00:00Z - 2020-01-01T00:05:00Z"},
+        {"content": "Payment fails.\nVERDICT: paymentservice"},
+    ]
+    with FakeOpenAI(script) as llm:
+        inv = investigator(case_ctx, llm.url).diagnose(case_ctx.incident)
+    r = inv.report
+    assert inv.state["incident"].services == [] and not any(
+        e.tool == "scope" for e in r.analysis.evidence
+    )
+    assert any("LLM scope refused: the time must lie inside" in n for n in r.not_checked)
+    assert r.analysis.llm_root_cause == "paymentservice" and r.analysis.disagreement is None

@@ -73,7 +73,7 @@ def test_statements_at_different_code_locations_never_share_a_template() -> None
     assert miner.match("16:44:00 INFO  t.c.TravelServiceImpl#999 [calculate time: 1]") is None
 
 
-@settings(max_examples=50, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(
     st.lists(
         st.sampled_from(
@@ -86,6 +86,8 @@ def test_statements_at_different_code_locations_never_share_a_template() -> None
                 "",
                 "x" * 300,
                 " " * 100 + "y" * 200,
+                "é" * 239 + " 12 tail",
+                "a\x1cb\u3000c\x00d\x0b7 e=1;f:2",
             ]
         )
         | st.text(max_size=40),

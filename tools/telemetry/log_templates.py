@@ -50,7 +50,13 @@ _MASKS = (
     # numbers, but not the line number of a code location (``Impl#366``)
     (re.compile(r"(?<![\w.#])[-+]?\d+(?:\.\d+)?(?:ms|s|us|ns|%)?(?![\w.])"), "<NUM>"),
 )
-_SPLIT = re.compile(r"[\s=,;:]+")
+_SEPARATORS = re.compile(r"[=,;:]+")
+# What ``str.split()`` splits at (plus NUL, which is not text), as an RE2 class for Arrow.
+_WHITESPACE = (
+    r"[\x00\t\n\x0b\x0c\r\x1c-\x1f \x{85}\x{a0}\x{1680}\x{2000}-\x{200a}\x{2028}\x{2029}"
+    r"\x{202f}\x{205f}\x{3000}]+"
+)
+_TOKEN_SEP = "\x00"
 
 
 _SPACES = re.compile(r"(\s+)")
@@ -69,14 +75,23 @@ def mask(line: str) -> str:
 
 @lru_cache(maxsize=1 << 16)
 def _mask_word(word: str) -> str:
+    if "-" not in word and not any(c.isdigit() for c in word):
+        return word  # every mask needs a digit, or a dash (an all-letter hex UUID)
     for pattern, token in _MASKS:
         word = pattern.sub(token, word)
     return word
 
 
 def tokenize(line: str) -> list[str]:
-    """The masked words of a line's first :data:`MAX_LINE_CHARS` characters."""
-    return [t for t in _SPLIT.split(mask(line[:MAX_LINE_CHARS].strip())) if t]
+    """The masked words of a line's first :data:`MAX_LINE_CHARS` characters, split further at
+    ``= , ; :`` (the same as splitting the masked line, since no mask spans whitespace)."""
+    words = line[:MAX_LINE_CHARS].replace(_TOKEN_SEP, " ").split()
+    return [t for w in words for t in _word_tokens(w)]
+
+
+@lru_cache(maxsize=1 << 16)
+def _word_tokens(word: str) -> tuple[str, ...]:
+    return tuple(t for t in _SEPARATORS.split(_mask_word(word)) if t)
 
 
 class Template(BaseModel):
@@ -111,6 +126,7 @@ class TemplateMiner:
         self.state_path = state_path
         self._tree: dict[str, dict] = {}
         self._clusters: list[_Cluster] = []
+        self._seen: dict[tuple[str, ...], int] = {}
         if state_path is not None and state_path.exists():
             self._load(state_path)
 
@@ -171,6 +187,11 @@ class TemplateMiner:
         return self._add_tokens(tokenize(line) or ["<EMPTY>"], count)
 
     def _add_tokens(self, tokens: list[str], count: int) -> Template:
+        seen = self._seen.get(tuple(tokens))
+        if seen is not None:  # the same masked line always joins the same template
+            c = self._clusters[seen]
+            c.count += count
+            return c.view()
         path = self._path(tokens, create=True) or []
         leaf = self._leaf(path)
         c = self._best(leaf, tokens)
@@ -181,30 +202,38 @@ class TemplateMiner:
         else:
             c.tokens = [a if a == b else WILDCARD for a, b in zip(c.tokens, tokens, strict=True)]
             c.count += count
+        self._seen[tuple(tokens)] = c.cid
         return c.view()
 
     def template_ids(self, lines: pa.Array | pa.ChunkedArray) -> np.ndarray:
-        """The template id of every line of a column, as if streamed one by one in order.
+        """The template id of every line of a column, the same as :meth:`add` line by line.
 
-        Why per distinct line: equal lines always join the same template, and a line's template
-        never changes once assigned, so each distinct line is masked and routed once (with its
-        count), in order of first appearance. Null lines read as empty ones."""
+        Why columnar: a window holds tens of thousands of lines but few distinct words and
+        fewer distinct token sequences. Lines are split into words and re-joined as masked
+        tokens in Arrow, each distinct word is masked once, and each distinct token sequence is
+        routed once (with its count), in order of first appearance. Null lines read as empty."""
         text = pc.utf8_slice_codeunits(pc.fill_null(lines, ""), 0, MAX_LINE_CHARS)
         if isinstance(text, pa.ChunkedArray):
             text = text.combine_chunks()
-        encoded = pc.dictionary_encode(text)
-        codes = encoded.indices.to_numpy(zero_copy_only=False)
-        counts = np.bincount(codes, minlength=len(encoded.dictionary))
-        by_tokens: dict[tuple[str, ...], int] = {}
-        ids = np.empty(len(encoded.dictionary), dtype=np.int64)
-        for i, (line, n) in enumerate(zip(encoded.dictionary.to_pylist(), counts, strict=True)):
-            tokens = tokenize(line) or ["<EMPTY>"]
-            key = tuple(tokens)
-            if key in by_tokens:
-                ids[i] = by_tokens[key]
-                self._clusters[ids[i]].count += int(n)
-            else:
-                ids[i] = by_tokens[key] = self._add_tokens(tokens, int(n)).template_id
+        words = pc.split_pattern_regex(text, pattern=_WHITESPACE)
+        distinct = pc.dictionary_encode(words.flatten())
+        masked = pa.array(
+            [_TOKEN_SEP.join(_word_tokens(w)) for w in distinct.dictionary.to_pylist()],
+            pa.string(),
+        )
+        per_line = pa.ListArray.from_arrays(words.offsets, pc.take(masked, distinct.indices))
+        keys = pc.dictionary_encode(pc.binary_join(per_line, _TOKEN_SEP))
+        codes = keys.indices.to_numpy(zero_copy_only=False)
+        counts = np.bincount(codes, minlength=len(keys.dictionary))
+        ids = np.array(
+            [
+                self._add_tokens(
+                    [t for t in key.split(_TOKEN_SEP) if t] or ["<EMPTY>"], int(n)
+                ).template_id
+                for key, n in zip(keys.dictionary.to_pylist(), counts, strict=True)
+            ],
+            dtype=np.int64,
+        )
         return ids[codes]
 
     def match(self, line: str) -> Template | None:
