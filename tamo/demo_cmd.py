@@ -375,9 +375,17 @@ def _closed_loop(
     runner = RepairExecutor(
         {"testbed": TestbedExecutor(tb.control_url)},
         audit,
-        SafetyPolicy(allow_targets=list(tb.urls), executed_by="auto-repair-engine"),
+        # The demo's detector is a trace vote, not a calibrated model: its evidence gate is
+        # lowered here, on purpose and only here (production policies keep 0.8 and two
+        # modalities or a knowledge-base match).
+        SafetyPolicy(
+            allow_targets=list(tb.urls),
+            executed_by="auto-repair-engine",
+            min_confidence=0.5,
+            min_modalities=1,
+        ),
         verifier=Verifier(prom, store),
-        approver=auto_approver("demo:auto-approve"),  # a person would be asked here
+        approver=auto_approver(),  # a person would be asked here
         metrics=repair_metrics,
         on_event=live.audit_event,
     )
