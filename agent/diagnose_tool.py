@@ -14,13 +14,18 @@ from agent.report_model import Impact
 from agent.run import Investigator
 from tools.core.errors import TamoError
 from tools.telemetry.model import Incident
+from tools.telemetry.topology import edges_of
+from tools.telemetry.untrusted import FlaggedText, clip, quote
 from tools.toolbox.context import ToolContext
-from tools.toolbox.spec import ScopeInput, tool, untrusted
+from tools.toolbox.spec import ScopeInput, tool
 
 
 class DiagnoseInput(ScopeInput):
     question: str | None = Field(None, description="the alert text or question")
     trace_id: str | None = None
+    edges: list[tuple[str, str]] | None = Field(
+        None, description="service graph [[caller, callee], ...] if not ingested"
+    )
 
 
 class DiagnoseResult(BaseModel):
@@ -39,6 +44,7 @@ class DiagnoseResult(BaseModel):
     remediation: str
     plan_id: str | None
     alternatives: list[str]
+    flagged: list[FlaggedText]
     not_checked: list[str]
     tool_calls: int
     prompt_tokens: int
@@ -68,6 +74,8 @@ def diagnose_incident(inp: DiagnoseInput, ctx: ToolContext) -> DiagnoseResult:
     with confidence, fault type, priority P0-P3, evidence with links, the matched repair plan
     (dry-run only, nothing executed) and alternatives. ~1-2 s offline. CALL THIS FIRST; drill
     down with query_traces/search_logs/query_promql only where it is unsure."""
+    if inp.edges:  # this investigation's service graph (the store's stays as it is)
+        ctx.remember("topology", edges_of(inp.edges, "diagnose_incident.edges"))
     base = ctx.incident
     window = ctx.window(inp.start, inp.end)
     same = base is not None and base.window == window
@@ -88,7 +96,7 @@ def diagnose_incident(inp: DiagnoseInput, ctx: ToolContext) -> DiagnoseResult:
     rem = r.remediation
     return DiagnoseResult(
         investigation_id=inv.thread_id,
-        title=untrusted(r.title, 120),
+        title=clip(r.title, 120),
         priority=f"{r.priority.level} ({r.priority.rule})",
         impact=impact_lines(r.impact),
         root_cause=r.analysis.root_cause,
@@ -96,12 +104,12 @@ def diagnose_incident(inp: DiagnoseInput, ctx: ToolContext) -> DiagnoseResult:
         fault_type=r.analysis.fault_type,
         fault_probability=r.analysis.fault_probability,
         summary=r.analysis.summary[:600],
-        evidence=[
-            f"{e.id} {e.summary[:200]} {e.link or ''}".strip() for e in r.analysis.evidence[:5]
-        ],
-        remediation=f"{rem.status}: {rem.strategy or '-'} {'; '.join(rem.actions)}"[:300],
+        # whole summaries: cutting one could split a quoted literal in it
+        evidence=[f"{e.id} {e.summary} {e.link or ''}".strip() for e in r.analysis.evidence[:5]],
+        remediation=f"{rem.status}: {rem.strategy or '-'} {'; '.join(rem.actions[:5])}",
         plan_id=plan.get("plan_id"),
-        alternatives=[f"{h.entity} {h.confidence:.2f}" for h in r.alternatives],
+        alternatives=[f"{quote(h.entity, 60)} {h.confidence:.2f}" for h in r.alternatives],
+        flagged=r.flagged[:5],
         not_checked=r.not_checked[:5],
         tool_calls=r.usage.tool_calls,
         prompt_tokens=r.usage.prompt_tokens,

@@ -16,31 +16,35 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, System
 from langchain_openai import ChatOpenAI
 from openai import APIError
 
+from agent import scope_choice
 from agent.evidence import model_view, run_tool
 from agent.prompts import render
 from agent.report_model import EvidenceItem, Usage
 from agent.tokens import count_messages
 from tools.core.settings import LLMSettings
 from tools.telemetry.model import Incident
+from tools.telemetry.untrusted import clip, model_json
 from tools.toolbox import TOOLBOX
 from tools.toolbox.context import ToolContext
-from tools.toolbox.spec import untrusted
 
 EVIDENCE_TOOLS = ("query_traces", "search_logs", "query_promql")
-REPORT_RESERVE_TOKENS = 800  # what the report call needs; the loop never eats into it
+REPORT_RESERVE_TOKENS = 720  # the report call (~670 measured); the loop never eats into it
 
 
 def scope_text(incident: Incident) -> str:
-    lines = [f"window: {incident.window.start.isoformat()} .. {incident.window.end.isoformat()}"]
+    """The incident's scope as one JSON document (the alert text and names are data)."""
+    scope: dict[str, Any] = {
+        "window": [incident.window.start.isoformat(), incident.window.end.isoformat()]
+    }
     if incident.services:
-        lines.append(f"services: {', '.join(incident.services)}")
+        scope["services"] = [clip(s, 80) for s in incident.services]
     if incident.trace_id:
-        lines.append(f"trace: {incident.trace_id}")
+        scope["trace"] = clip(incident.trace_id, 64)
     if incident.system:
-        lines.append(f"system: {incident.system}")
+        scope["system"] = clip(incident.system, 40)
     if incident.question:
-        lines.append(f"alert/question: {untrusted(incident.question, 300)}")
-    return "\n".join(lines)
+        scope["alert_or_question"] = clip(incident.question, 300)
+    return model_json(scope)
 
 
 def _wire(messages: list[BaseMessage]) -> list[dict[str, Any]]:
@@ -66,7 +70,7 @@ def _compact_older_rounds(rounds: list[list[tuple[ToolMessage, str]]]) -> None:
     with every result ever returned."""
     for round_ in rounds[:-1]:
         for msg, short in round_:
-            msg.content = f"(earlier result, summarised) {short}"
+            msg.content = model_json({"earlier_result_summary": short})
 
 
 def llm_gather(
@@ -78,8 +82,10 @@ def llm_gather(
     evidence: list[EvidenceItem],
     not_checked: list[str],
     on_event: Callable[[dict[str, Any]], None] | None = None,
-) -> None:
-    """The evidence loop: model proposes tool calls, we run them, until done or out of budget."""
+    known_services: list[str] | None = None,
+) -> Incident:
+    """The evidence loop: model proposes tool calls (evidence, and once the scope the learned
+    tools study), we run them, until done or out of budget. Returns the incident as scoped."""
     tools = [TOOLBOX[n].openai_schema() for n in EVIDENCE_TOOLS]
     model = llm.bind_tools(tools)
     budget = settings.max_tool_calls
@@ -94,21 +100,20 @@ def llm_gather(
         estimate = count_messages(_wire(messages), tools)
         if usage.prompt_tokens + estimate + REPORT_RESERVE_TOKENS > settings.max_prompt_tokens:
             not_checked.append("evidence loop stopped early: prompt-token budget reached")
-            return
+            return incident
         try:
             ai = model.invoke(messages)
         except APIError as exc:
             not_checked.append(
                 f"LLM evidence loop failed ({type(exc).__name__}); deterministic evidence only"
             )
-            deterministic_gather(ctx, incident, usage, evidence, not_checked, on_event)
-            return
+            return deterministic_gather(ctx, incident, usage, evidence, not_checked, on_event)
         _record_usage(usage, ai, estimate)
         messages.append(ai)
         if on_event and ai.content:
             on_event({"type": "llm", "text": ai.content})
         if not ai.tool_calls:
-            return
+            return _scoped(incident, str(ai.content), known_services or [], evidence, not_checked)
         rounds.append([])
         for tc in ai.tool_calls:
             short = ""
@@ -123,14 +128,44 @@ def llm_gather(
             else:
                 calls += 1
                 run = run_tool(ctx, usage, evidence, tc["name"], tc["args"], on_event)
-                reply = model_view(run.result) if run.result is not None else f"error: {run.error}"
-                short = run.evidence.summary if run.evidence else reply[:200]
+                reply = (
+                    model_view(run.result)
+                    if run.result is not None
+                    else model_json({"error": clip(run.error, 300)})
+                )
+                short = run.evidence.summary if run.evidence else reply
             msg = ToolMessage(reply, tool_call_id=tc["id"])
             messages.append(msg)
             rounds[-1].append((msg, short or reply))
         if calls >= budget:
             not_checked.append(f"evidence loop stopped: tool-call budget of {budget} used")
-            return
+            return incident
+
+
+def _scoped(
+    incident: Incident,
+    answer: str,
+    known: list[str],
+    evidence: list[EvidenceItem],
+    not_checked: list[str],
+) -> Incident:
+    """The incident narrowed to the scope the model's answer names (:mod:`agent.scope_choice`)."""
+    args = scope_choice.parse_scope_line(answer)
+    if args is None:
+        return incident
+    narrowed, said = scope_choice.apply_scope(incident, args, known)
+    if narrowed is None:
+        not_checked.append(f"LLM scope {said}; the whole scope was analysed")
+        return incident
+    evidence.append(
+        EvidenceItem(
+            id=f"E{len(evidence) + 1}",
+            tool="scope",
+            query=f"SCOPE {args}"[:200],
+            summary=f"LLM {said}",
+        )
+    )
+    return narrowed
 
 
 def deterministic_gather(
@@ -140,8 +175,9 @@ def deterministic_gather(
     evidence: list[EvidenceItem],
     not_checked: list[str],
     on_event: Callable[[dict[str, Any]], None] | None = None,
-) -> None:
-    """Without an LLM: error spans of the window, then warning/error logs of the worst services."""
+) -> Incident:
+    """Without an LLM: the caller's scope is kept; evidence is the error spans of the window,
+    then warning/error logs of the worst services."""
     run = run_tool(ctx, usage, evidence, "query_traces", {"errors_only": True}, on_event)
     worst = [s.service for s in run.result.by_service[:3]] if run.result is not None else []
     args: dict[str, Any] = {"min_severity": "WARN"}
@@ -154,3 +190,4 @@ def deterministic_gather(
     not_checked.append(
         "metrics were read by the fusion step only; no PromQL drill-down without an LLM"
     )
+    return incident

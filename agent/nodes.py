@@ -29,6 +29,9 @@ from agent.report_model import EvidenceItem, Impact
 from agent.state import Approval, InvestigationState
 from tools.core.errors import TamoError
 from tools.core.settings import LLMSettings
+from tools.repair.identity import approving
+from tools.repair.safety import Approval as RepairApproval
+from tools.telemetry.untrusted import quote
 from tools.toolbox import warm
 from tools.toolbox.context import ToolContext
 from tools.toolbox.spec import WindowInput
@@ -123,10 +126,15 @@ def gather(state: InvestigationState, runtime: Rt) -> dict[str, Any]:
     impact = _impact(state, runtime)
     args = (state["incident"], state["usage"], state["evidence"], state["not_checked"])
     if d.llm is not None:
-        llm_gather(d.llm, d.llm_settings, d.ctx, *args, on_event=d.on_event)
+        known = [s.service for s in impact.services]
+        incident = llm_gather(
+            d.llm, d.llm_settings, d.ctx, *args, on_event=d.on_event, known_services=known
+        )
     else:
-        deterministic_gather(d.ctx, *args, on_event=d.on_event)
-    return {**_touched(state), "impact": impact}
+        incident = deterministic_gather(d.ctx, *args, on_event=d.on_event)
+    if incident != state["incident"]:  # the learned tools study the scope the LLM chose
+        d.ctx.scope(incident)
+    return {**_touched(state), "impact": impact, "incident": incident}
 
 
 def fuse(state: InvestigationState, runtime: Rt) -> dict[str, Any]:
@@ -157,7 +165,11 @@ def classify(state: InvestigationState, runtime: Rt) -> dict[str, Any]:
 
 def match(state: InvestigationState, runtime: Rt) -> dict[str, Any]:
     found = _run(state, runtime, "match_fingerprint", {})
-    names = [m.summary for m in found.matches] if found is not None else []
+    names = [
+        f"{m.fingerprint_id}: known {quote(m.root_cause, 80)} "
+        f"(score {m.score:.2f}, fix {m.strategy or 'none recorded'})"
+        for m in (found.matches if found is not None else [])
+    ]
     return {**_touched(state), "fingerprints": names}
 
 
@@ -189,7 +201,6 @@ def plan(state: InvestigationState, runtime: Rt) -> dict[str, Any]:
     args = {
         "service": top.entity,
         "fault_type": fault.fault_type if fault else "unknown",
-        "confidence": round(top.score, 4),
         "error_codes": impact.error_codes,
         "metrics": _plan_metrics(impact, top.entity),
         "severity": SEVERITY_OF_PRIORITY[assign_priority(impact).level],
@@ -203,6 +214,11 @@ def plan(state: InvestigationState, runtime: Rt) -> dict[str, Any]:
     if planned is not None and planned.plan_id:
         dry = _run(state, runtime, "execute_repair", {"plan_id": planned.plan_id, "dry_run": True})
         view["dry_run_result"] = dry.model_dump(mode="json") if dry is not None else None
+        if any(e.tool == "scope" for e in state["evidence"]):
+            # the ranking studied a scope the model's text chose (agent.scope_choice): what it
+            # found is shown, but a model's words must never be what makes a repair act
+            view["executable"] = False
+            view["held_back"] = [*view["held_back"], "the LLM chose the scope of the analysis"]
     return {**_touched(state), "plan": view}
 
 
@@ -215,7 +231,8 @@ def report(state: InvestigationState, runtime: Rt, config: RunnableConfig) -> di
 
 def after_report(state: InvestigationState) -> str:
     p = state.get("plan")
-    wants = state.get("request_repair") and p is not None and p.get("plan_id")
+    # a plan held back for weak evidence is shown, never put to a person to approve
+    wants = state.get("request_repair") and p is not None and p.get("plan_id") and p["executable"]
     return "approve" if wants and state.get("approval") is None else "end"
 
 
@@ -259,16 +276,14 @@ def _register_plan(state: InvestigationState, runtime: Rt) -> str:
 def execute(state: InvestigationState, runtime: Rt) -> dict[str, Any]:
     plan_id = _register_plan(state, runtime)
     a = state["approval"]
-    result = _run(
-        state,
-        runtime,
-        "execute_repair",
-        {
-            "plan_id": plan_id,
-            "dry_run": state.get("dry_run", True),
-            "approved_by": a.by or "agent-user",
-        },
-    )
+    # the decision came from the front that authenticated the person (Investigator.decide)
+    with approving(RepairApproval(approved=a.approved, by=a.by or "", reason=a.reason or "")):
+        result = _run(
+            state,
+            runtime,
+            "execute_repair",
+            {"plan_id": plan_id, "dry_run": state.get("dry_run", True)},
+        )
     return {**_touched(state), "execution": result.model_dump(mode="json") if result else None}
 
 

@@ -8,7 +8,9 @@ writes it and the report says it was produced without an LLM.
 
 from __future__ import annotations
 
+import re
 import time
+from typing import Any
 
 from langchain_core.messages import HumanMessage, SystemMessage
 from langchain_openai import ChatOpenAI
@@ -20,6 +22,8 @@ from agent.report_model import NO_LLM, Analysis, Hypothesis, Impact, Remediation
 from agent.state import InvestigationState
 from agent.tokens import count
 from tools.core.settings import LLMSettings
+from tools.learned.results import RootCauseRanking
+from tools.telemetry.untrusted import model_json, quote
 
 
 def _causal_chain(state: InvestigationState) -> list[str]:
@@ -47,7 +51,9 @@ def _remediation(state: InvestigationState) -> Remediation:
     dry = p.get("dry_run_result") or {}
     ex = state.get("execution")
     approval = state.get("approval")
-    if ex is not None:
+    if not p.get("executable"):
+        status = "held back (plan and report only): " + "; ".join(p.get("held_back", []))
+    elif ex is not None:
         status = ex["status"]
     elif approval is not None and not approval.approved:
         status = f"denied by {approval.by or 'approver'}"
@@ -78,45 +84,55 @@ def _remediation(state: InvestigationState) -> Remediation:
 def _template_summary(a: Analysis, impact: Impact, level: str) -> str:
     if a.root_cause is None:
         return "No root cause could be ranked from the available telemetry."
-    chain = f" Causal chain: {' → '.join(a.causal_chain)}." if len(a.causal_chain) > 1 else ""
+    chain = (
+        f" Causal chain: {' → '.join(quote(x, 60) for x in a.causal_chain)}."
+        if len(a.causal_chain) > 1
+        else ""
+    )
     fault = (
         f"the fault type is uncertain (best guess {a.fault_type}, {a.fault_probability:.0%})"
         if a.fault_low_confidence
         else f"the fault looks like {a.fault_type} ({a.fault_probability:.0%})"
     )
+    p = a.root_cause_confidence
     return (
-        f"{a.root_cause} is the most likely root cause ({(a.root_cause_confidence or 0):.0%}); "
+        f"{quote(a.root_cause, 60)} is the most likely root cause "
+        f"({'confidence not calibrated' if p is None else f'{p:.0%}'}); "
         f"{fault}.{chain} {impact.requests} requests in the window, error rate "
         f"{impact.error_rate:.1%}; priority {level}."
     )
 
 
-def _impact_line(i: Impact) -> str:
-    """The impact in one line for the model: users' figures and the affected services."""
-    users = f"users {i.error_rate:.1%} errors, p95 {i.p95_ms} ms"
+def _impact_view(i: Impact) -> dict[str, Any]:
+    """The impact for the model: users' figures and the affected services (names are data)."""
+    users: dict[str, Any] = {"error_rate": round(i.error_rate, 4), "p95_ms": i.p95_ms}
     if i.baseline is not None:
-        users += f" (normal {i.baseline_error_rate or 0:.1%}, {i.baseline_p95_ms} ms)"
-    affected = "; ".join(f"{s.service}: {s.why}" for s in i.services if s.affected)
-    return f"{users}; affected: {affected or 'none'}"
+        users["normal"] = {"error_rate": i.baseline_error_rate or 0, "p95_ms": i.baseline_p95_ms}
+    return {"users": users, "affected": {s.service: s.why for s in i.services if s.affected}}
 
 
 def _llm_summary(
     llm: ChatOpenAI, state: InvestigationState, a: Analysis, rep: Report
 ) -> tuple[str | None, int, int]:
-    context = "\n".join(
-        [
-            f"impact: {_impact_line(rep.impact)}",
-            f"priority: {rep.priority.level} ({rep.priority.rule})",
-            f"remediation: {rep.remediation.strategy or 'none'} {rep.remediation.actions}",
-            f"alternatives: {[(h.entity, h.confidence) for h in rep.alternatives]}",
-            "evidence:",
-        ]
-        + [f"- {e.summary[:160]}" for e in a.evidence[:5]]
+    # One JSON document: every value (service names, evidence with its quoted telemetry) is a
+    # hardened JSON string that no content can close.
+    context = model_json(
+        {
+            "impact": _impact_view(rep.impact),
+            "priority": {"level": rep.priority.level, "rule": rep.priority.rule},
+            "remediation": {
+                "strategy": rep.remediation.strategy,
+                "actions": rep.remediation.actions,
+            },
+            "alternatives": [[h.entity, h.confidence] for h in rep.alternatives],
+            "evidence": [e.summary for e in a.evidence[:5]],
+            "flagged_telemetry": [f.model_dump() for f in rep.flagged[:3]],
+        }
     )
     prompt = render(
         "report",
-        root_cause=f"{a.root_cause} (confidence {(a.root_cause_confidence or 0):.2%})",
-        fault_type=f"{a.fault_type} (probability {a.fault_probability:.2%})",
+        root_cause=model_json({"service": a.root_cause, "confidence": a.root_cause_confidence}),
+        fault_type=model_json({"fault_type": a.fault_type, "probability": a.fault_probability}),
         context=context,
     )
     messages = [SystemMessage(render("sre_system")), HumanMessage(prompt)]
@@ -124,6 +140,40 @@ def _llm_summary(
     meta = ai.usage_metadata
     prompt_tokens = meta["input_tokens"] if meta else count(render("sre_system") + prompt)
     return str(ai.content).strip(), prompt_tokens, meta["output_tokens"] if meta else 0
+
+
+_VERDICT = re.compile(r"^\s*`?VERDICT:\s*(?P<who>[^`\n]+?)`?\s*$", re.MULTILINE)
+
+
+def split_verdict(text: str) -> tuple[str, str | None]:
+    """(the narrative without its verdict line, the service the model named)."""
+    found = list(_VERDICT.finditer(text))
+    if not found:
+        return text, None
+    who = found[-1].group("who").strip().strip("<>*\"' ")
+    return _VERDICT.sub("", text).strip(), who or None
+
+
+def _judgement(a: Analysis, ranking: RootCauseRanking | None, who: str) -> None:
+    """Keep the model's verdict; where it differs from the ranking, say both with evidence."""
+    a.llm_root_cause = who
+    if a.root_cause is None or who == a.root_cause:
+        return
+    ranked = {r.entity: r for r in (ranking.ranking if ranking else [])}
+    top = ranked.get(a.root_cause)
+
+    def why(entity: str) -> str:
+        r = ranked.get(entity)
+        if r is None:
+            return f"{entity} is not in the ranking's top {len(ranked)}"
+        moved = "; ".join(f"{e.channel} {e.detail}".strip() for e in r.evidence[:2])
+        return f"{entity} score {r.score:.2f}" + (f" ({moved})" if moved else "")
+
+    a.disagreement = (
+        f"The LLM judges {who} the root cause; the ranking puts {a.root_cause} first. "
+        f"Ranking: {why(a.root_cause) if top else a.root_cause}; {why(who)}. "
+        "The plan follows the ranking; weigh both."
+    )
 
 
 def build_report(
@@ -140,7 +190,8 @@ def build_report(
     analysis = Analysis(
         summary="",
         root_cause=top.entity if top else None,
-        root_cause_confidence=round(top.score, 4) if top else None,
+        # the calibrated probability, never the relative score (the top is always 1.0)
+        root_cause_confidence=ranking.confidence if top else None,
         fault_type=fault.fault_type if fault else "unknown",
         fault_probability=round(fault.probability, 4) if fault else 0.0,
         fault_low_confidence=fault.low_confidence if fault else True,
@@ -171,7 +222,11 @@ def build_report(
     usage = state["usage"]
     rep = Report(
         title=f"Incident {incident.window.start:%Y-%m-%d %H:%M} UTC"
-        + (f": {analysis.root_cause} {analysis.fault_type}" if analysis.root_cause else ""),
+        + (
+            f": {quote(analysis.root_cause, 60)} {analysis.fault_type}"
+            if analysis.root_cause
+            else ""
+        ),
         window=incident.window,
         services=incident.services,
         produced_with=NO_LLM if llm is None else f"LLM {settings.model} + TAMO learned tools",
@@ -194,7 +249,10 @@ def build_report(
             rep.not_checked.append(f"LLM summary failed ({type(exc).__name__}); template used")
             rep.produced_with = f"{NO_LLM}; LLM {settings.model} gathered evidence"
     if narrative:
-        rep.analysis.summary = narrative
+        text, who = split_verdict(narrative)
+        rep.analysis.summary = text
+        if who:
+            _judgement(rep.analysis, ranking, who)
     else:
         rep.analysis.summary = _template_summary(analysis, impact, rep.priority.level)
     usage.seconds = round(time.time() - state["started_at"], 3)

@@ -1,7 +1,8 @@
 """Closed-loop repair benchmark: every ``tamo demo`` scenario, headless, on this machine.
 
-Why in-process and sequential: each scenario starts its own testbed, Prometheus and load on
-loopback, and they must not compete for the CPU, or MTTR measures the neighbours. Rows follow the
+Why a ``tamo demo`` process per run and sequential: the user's path is the command (process start
+to exit, its JSON result), and each scenario starts its own testbed, Prometheus and load on
+loopback, which must not compete for the CPU, or MTTR measures the neighbours. Rows follow the
 bench convention (``benchmark``, ``metric``, ``median``, ``unit``, ``runs``, ``machine``); the
 per-scenario rows carry the root cause, strategy, verification and MTTR of each run.
 ``datasets`` is unused: the testbed generates its own telemetry.
@@ -16,11 +17,45 @@ import json
 import os
 import platform
 import statistics
+import subprocess
+import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
-from tamo.demo_cmd import SCENARIOS, run_scenario
+REPO = Path(__file__).resolve().parents[1]
+
+
+def scenarios_listed() -> list[str]:
+    """The scenarios ``tamo demo --list-scenarios`` offers (first word of each line)."""
+    out = subprocess.run(
+        [sys.executable, "-m", "tamo.main", "demo", "--list-scenarios"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=REPO,
+    ).stdout
+    return [line.split()[0] for line in out.splitlines() if line.strip()]
+
+
+def run_scenario(name: str, out_dir: Path) -> dict[str, Any]:
+    """One ``tamo demo --headless --json`` process; its result plus the process wall time."""
+    result = out_dir / "result.json"
+    t0 = time.monotonic()
+    subprocess.run(
+        [
+            *(sys.executable, "-m", "tamo.main", "demo", "--scenario", name, "--headless"),
+            *("--json", str(result), "--out", str(out_dir / "artifacts")),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=600,
+    )
+    res: dict[str, Any] = json.loads(result.read_text())
+    res["process_seconds"] = round(time.monotonic() - t0, 1)
+    return res
 
 
 def machine() -> str:
@@ -35,11 +70,11 @@ def run_all(scenarios: list[str] | None = None, runs: int = 1) -> list[dict[str,
     mttrs: list[float] = []
     ok_all = 0
     total = 0
-    for name in scenarios or list(SCENARIOS):
+    for name in scenarios or scenarios_listed():
         per: list[dict[str, Any]] = []
         for i in range(runs):
             with tempfile.TemporaryDirectory(prefix=f"bench-{name}-") as d:
-                res = run_scenario(name, Path(d), quiet=True)
+                res = run_scenario(name, Path(d))
             per.append(res)
             total += 1
             ok = bool(
@@ -64,6 +99,7 @@ def run_all(scenarios: list[str] | None = None, runs: int = 1) -> list[dict[str,
                     "strategy": res["strategy"],
                     "strategy_correct": res.get("strategy_correct"),
                     "recovered": res["recovered"],
+                    "process_seconds": res["process_seconds"],
                     "before": res["before"],
                     "after": res["after"],
                     "success": ok,
@@ -116,7 +152,7 @@ def run(datasets: Path) -> list[dict[str, Any]]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--scenario", action="append", choices=sorted(SCENARIOS))
+    ap.add_argument("--scenario", action="append", help="a tamo demo scenario (repeat)")
     ap.add_argument("--runs", type=int, default=1)
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()

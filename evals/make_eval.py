@@ -110,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("out/eval"))
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--metrics-only-seeds", default="0,1,2", help="'' skips that eval")
     args = parser.parse_args(argv)
     if not (args.datasets / "README.md").exists() and not any(
         (args.datasets / f).is_dir() for f in DATASETS.values()
@@ -122,6 +123,11 @@ def main(argv: list[str] | None = None) -> int:
         console.print("[yellow]no dataset found: nothing evaluated[/]")
         return 0
     console.print(results_table(results))
+    if args.metrics_only_seeds:  # the unseen metrics-only system (generated, see its module)
+        from evals import metrics_only
+
+        seeds = args.metrics_only_seeds.split(",")
+        metrics_only.main(["--seeds", *seeds, "--json", str(args.out / "metrics_only.json")])
     command = "python -m evals.make_eval " + " ".join(sys.argv[1:] if argv is None else argv)
     console.print(f"wrote {write_markdown(results, args.out, command.strip())}")
     return 0

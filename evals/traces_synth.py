@@ -344,6 +344,9 @@ def _attr(key: str, value: Any) -> dict[str, Any]:
     return {"key": key, "value": {"stringValue": str(value)}}
 
 
+_KINDS = {"internal": 1, "server": 2, "client": 3, "producer": 4, "consumer": 5}
+
+
 def to_otlp_json(spans: pa.Table) -> dict[str, Any]:
     """OTLP/HTTP JSON (``resourceSpans``) for ``spans``: one resource per service."""
     by_service: dict[str, list[dict[str, Any]]] = {}
@@ -352,16 +355,16 @@ def to_otlp_json(spans: pa.Table) -> dict[str, Any]:
             "traceId": r["trace_id"],
             "spanId": r["span_id"],
             "name": r["operation"],
-            "kind": 2,
+            "kind": _KINDS.get(r["kind"] or "", 0),
             "startTimeUnixNano": str(r["start_ns"]),
             "endTimeUnixNano": str(r["end_ns"] or 0),
             "attributes": [_attr(k, v) for k, v in json.loads(r["attributes"] or "{}").items()],
-            "status": {"code": 2 if r["status"] == "error" else 1},
+            "status": {"code": {"error": 2, "ok": 1}.get(r["status"] or "", 0)},
         }
         if r["parent_id"]:
             span["parentSpanId"] = r["parent_id"]
-        if r["error_code"]:
-            span["attributes"].append(_attr("error.code", r["error_code"]))
+        if r["error_code"]:  # under the key the OTLP parser reads the code from
+            span["attributes"].append(_attr("error_code", r["error_code"]))
         by_service.setdefault(r["service"], []).append(span)
     return {
         "resourceSpans": [

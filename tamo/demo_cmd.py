@@ -33,6 +33,7 @@ from testbed.bed import Testbed
 from testbed.catalog import FAULTS
 from testbed.load import run_load_sync
 from tools.core.errors import TamoError
+from tools.core.fault_catalog import load_fault_catalog
 from tools.core.settings import get_settings
 from tools.repair import (
     AuditEntry,
@@ -375,9 +376,17 @@ def _closed_loop(
     runner = RepairExecutor(
         {"testbed": TestbedExecutor(tb.control_url)},
         audit,
-        SafetyPolicy(allow_targets=list(tb.urls), executed_by="auto-repair-engine"),
+        # The demo's detector is a trace vote, not a calibrated model: its evidence gate is
+        # lowered here, on purpose and only here (production policies keep 0.8 and two
+        # modalities or a knowledge-base match).
+        SafetyPolicy(
+            allow_targets=list(tb.urls),
+            executed_by="auto-repair-engine",
+            min_confidence=0.5,
+            min_modalities=1,
+        ),
         verifier=Verifier(prom, store),
-        approver=auto_approver("demo:auto-approve"),  # a person would be asked here
+        approver=auto_approver(),  # a person would be asked here
         metrics=repair_metrics,
         on_event=live.audit_event,
     )
@@ -388,6 +397,7 @@ def _closed_loop(
         runner,
         symptom_queries=effect_queries(3),
         on_event=live.loop_event,
+        error_codes=load_fault_catalog(tb.catalog_path).error_codes,  # published by the testbed
     )
     out: dict[str, Any] = {}
     tail.start()

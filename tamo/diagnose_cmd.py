@@ -84,9 +84,9 @@ def register(app: typer.Typer) -> None:
         execute: Annotated[
             bool, typer.Option(help="with --repair: really act (default dry run)")
         ] = False,
-        approve_as: Annotated[
-            str | None, typer.Option(help="approve the plan as NAME, no prompt")
-        ] = None,
+        approve: Annotated[
+            bool, typer.Option(help="approve the plan as your OS account (os:USER), no prompt")
+        ] = False,
         resume: Annotated[str | None, typer.Option(help="resume investigation THREAD_ID")] = None,
         no_llm: NoLLM = False,
     ) -> None:
@@ -106,12 +106,17 @@ def register(app: typer.Typer) -> None:
                 f"repair plan [bold]{p['plan_id']}[/] ({p['strategy']}): {'; '.join(p['actions'])}"
                 f" — {'REAL RUN' if execute else 'dry run'}"
             )
-            if approve_as:
-                result = inv.decide(result.thread_id, True, approve_as)
-            elif sys.stdin.isatty() and typer.confirm("approve?", default=False):
-                result = inv.decide(result.thread_id, True, typer.prompt("your name"))
+            from tools.repair.identity import os_principal
+
+            me = os_principal()  # the approver is the OS account, never a typed name
+            if approve or (
+                sys.stdin.isatty() and typer.confirm(f"approve as {me}?", default=False)
+            ):
+                result = inv.decide(result.thread_id, True, me)
             else:
-                result = inv.decide(result.thread_id, False, "cli", "not approved")
+                result = inv.decide(result.thread_id, False, me, "not approved")
+            if result.refused:
+                fail(result.refused)
         if result.report is None:
             fail(f"investigation {result.thread_id} produced no report")
         if format is Format.json:

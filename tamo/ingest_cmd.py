@@ -8,7 +8,7 @@ re-running the same command is idempotent (a file replaces its previous rows).
 
 from __future__ import annotations
 
-import contextlib
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,6 +24,7 @@ from tools.core.errors import InputError, TamoError
 from tools.core.settings import get_settings
 from tools.telemetry.ingest import FORMATS, IngestResult, detect_format
 from tools.telemetry.store import TelemetryStore
+from tools.telemetry.topology import looks_like_topology, read_topology
 
 if TYPE_CHECKING:
     from tools.telemetry.store_client import RemoteStore
@@ -79,7 +80,32 @@ def _detectable(path: Path) -> bool:
             head = fh.read(65536).decode("utf-8", errors="ignore")
     except OSError:
         return True  # reading it again will report the error with its path
-    return detect_format(head) is not None
+    return detect_format(head) is not None or looks_like_topology(head)
+
+
+def _is_topology(path: Path) -> bool:
+    if path.suffix.lower() != ".json":
+        return False
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(256).decode("utf-8", errors="ignore")
+    except OSError:
+        return False  # the telemetry reader reports the error with its path
+    return looks_like_topology(head)
+
+
+def ingest_topology(store: TelemetryStore, path: Path) -> None:
+    """Store a declared service graph (replaces the previous one) and say what looks odd."""
+    topology = read_topology(path)
+    store.set_topology(topology)
+    console.print(
+        f"topology: {len(topology.edges)} edges between {len(topology.services)} services"
+        f" from {path}",
+        highlight=False,
+        soft_wrap=True,
+    )
+    for w in topology.warnings(set(store.services())):
+        console.print(f"[yellow]warning:[/] {path}: {w}", highlight=False, soft_wrap=True)
 
 
 def _progress() -> Progress:
@@ -147,26 +173,14 @@ def ingest_dataset(store: TelemetryStore, dataset: str, root: Path, parts: list[
 
 
 def serve_otlp(listen: str, store_path: Path | None) -> None:
-    """Receive OTLP/HTTP into the store until interrupted, then flush and report."""
-    from tools.telemetry.otlp_receiver import OtlpReceiver
+    """``--listen [HOST:]PORT``: the same process as ``tamo serve`` (OTLP, MCP and the store API),
+    so other commands keep working while it receives."""
+    from tamo.serve_cmd import serve
 
     host, _, port = listen.rpartition(":")
     if not port.isdigit():
         raise TamoError(f"expected [HOST:]PORT, got {listen!r}", source="--listen")
-    with open_store(store_path) as store:
-        try:
-            receiver = OtlpReceiver(store, host or "127.0.0.1", int(port))
-        except OSError as exc:
-            raise TamoError(f"cannot listen: {exc.strerror or exc}", source=listen) from None
-        console.print(
-            f"receiving OTLP/HTTP on {receiver.url}/v1/{{traces,logs,metrics}} into {store.path}"
-            " (Ctrl-C stops)",
-            highlight=False,
-        )
-        with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises the Ctrl-C it handled
-            receiver.serve_forever()
-        console.print(f"received {receiver.written}", highlight=False)
-        _totals(store)
+    serve(host or "127.0.0.1", int(port), store_path, os.environ.get("TAMO_MCP_TOKEN"), None)
 
 
 def register(app: typer.Typer) -> None:
@@ -174,7 +188,8 @@ def register(app: typer.Typer) -> None:
     def ingest_command(
         paths: list[Path] | None = typer.Argument(
             None,
-            help="Telemetry files or folders (OTLP JSON, Jaeger JSON, Prometheus text, JSONL).",
+            help="Telemetry files or folders (OTLP JSON, Jaeger JSON, Prometheus text, JSONL),"
+            ' or a topology.json {"edges": [[caller, callee], ...]}.',
         ),
         fmt: str | None = typer.Option(
             None, "--format", "-f", help=f"Skip detection: {' | '.join(FORMATS)}."
@@ -190,7 +205,7 @@ def register(app: typer.Typer) -> None:
         listen: str | None = typer.Option(
             None,
             "--listen",
-            help="Run an OTLP/HTTP receiver on [HOST:]PORT (default host 127.0.0.1) until Ctrl-C.",
+            help="Serve OTLP/HTTP (as `tamo serve`) on [HOST:]PORT (default host 127.0.0.1).",
         ),
     ) -> None:
         """Load telemetry into the embedded store (atomic per file; re-ingest replaces)."""
@@ -209,6 +224,8 @@ def register(app: typer.Typer) -> None:
             if dataset is not None and root is None:
                 raise TamoError("--dataset needs --root DIR", source="tamo ingest")
             files = _files(paths or [], fmt)
+            topologies = [f for f in files if fmt is None and _is_topology(f)]
+            files = [f for f in files if f not in topologies]
             with open_store(store_path) as store:
                 if dataset is not None and root is not None:
                     rows = ingest_dataset(store, dataset, root, parts)
@@ -217,8 +234,11 @@ def register(app: typer.Typer) -> None:
                     )
                     _totals(store)
                     return
-                if not files:
+                if not files and not topologies:
                     raise InputError(
                         "no telemetry files found", path=", ".join(map(str, paths or []))
                     )
-                _report(ingest_files(store, files, fmt), store)
+                if files:
+                    _report(ingest_files(store, files, fmt), store)
+                for t in topologies:  # after the telemetry: unknown services are then known
+                    ingest_topology(store, t)

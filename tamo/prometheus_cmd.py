@@ -88,9 +88,9 @@ def _metric_tables(
         for _, source_id, table in adapter.iter_telemetry(root, parts or None, kinds=["metrics"]):
             yield source_id, table
     if store_path is not None:
-        from tools.telemetry.store import TelemetryStore
+        from tools.telemetry.store_client import open_store
 
-        with TelemetryStore(store_path, read_only=True) as store:
+        with open_store(store_path, read_only=True) as store:  # through `tamo serve` if it runs
             window = store.extent("metrics")
             if window is not None:
                 for name in store.metric_names():

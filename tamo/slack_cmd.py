@@ -1,8 +1,8 @@
 """``tamo slack``: the Slack bot over Socket Mode (no public endpoint needed).
 
 Tokens come from the environment: ``SLACK_BOT_TOKEN`` (xoxb-…) and ``SLACK_APP_TOKEN`` (xapp-…,
-Socket Mode). ``TAMO_SLACK_APPROVERS`` (comma-separated Slack user ids) limits who may press
-Approve; unset, anyone in the channel may.
+Socket Mode). Who may press Approve is ``TAMO_REPAIR_APPROVERS`` (``slack:<user id>`` entries,
+beside the other fronts' principals); unset, nobody may.
 """
 
 from __future__ import annotations
@@ -28,12 +28,7 @@ def register(app: typer.Typer) -> None:
         from slack_bolt import App
         from slack_bolt.adapter.socket_mode import SocketModeHandler
 
-        approvers = {
-            u.strip() for u in os.environ.get("TAMO_SLACK_APPROVERS", "").split(",") if u.strip()
-        }
         bolt = App(token=bot)
-        SlackFront(
-            Investigator(ToolContext.from_settings(get_settings())), approvers=approvers
-        ).register(bolt)
+        SlackFront(Investigator(ToolContext.from_settings(get_settings()))).register(bolt)
         err_console.print("TAMO-RCA Slack bot connected (Socket Mode)")
         SocketModeHandler(bolt, app_token).start()

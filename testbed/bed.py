@@ -22,6 +22,7 @@ from typing import Any
 
 import httpx
 
+from testbed.catalog import CATALOG_FILE, publish
 from testbed.client import TestbedClient, TestbedError
 from testbed.config import REDIS_URL_ENV, StaticConfig
 from testbed.controller import bind_loopback, child_env
@@ -74,6 +75,7 @@ class Testbed:
             raise TestbedError("testbed already started")
         workdir = self.static.workdir
         workdir.mkdir(parents=True, exist_ok=True)
+        publish(self.catalog_path)  # what it can suffer, as data for whoever diagnoses it
         self.static.log_dir.mkdir(parents=True, exist_ok=True)
         open_store(self.static).close()  # an unreachable state backend fails here, by name
         sock = bind_loopback()
@@ -177,6 +179,11 @@ class Testbed:
     def spans_dir(self) -> Path:
         return self.static.spans_dir
 
+    @property
+    def catalog_path(self) -> Path:
+        """The published fault catalogue (``tools.core.fault_catalog`` schema)."""
+        return self.static.workdir / CATALOG_FILE
+
     def describe(self) -> dict[str, Any]:
         return {
             "control_url": self.control_url,
@@ -185,6 +192,7 @@ class Testbed:
             "workdir": str(self.static.workdir),
             "log_dir": str(self.log_dir),
             "spans_dir": str(self.spans_dir),
+            "fault_catalog": str(self.catalog_path),
             "otlp_endpoint": self.static.otlp_endpoint,
             "state": state_location(self.static),
         }

@@ -19,7 +19,9 @@ The call tree is the seed's (chapter 1)::
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 MODULES: tuple[str, ...] = (
@@ -203,3 +205,53 @@ FAULTS: dict[str, FaultSpec] = {
         ),
     )
 }
+
+# What an error code on a span says, for a reader of the telemetry: the fault it names and whom it
+# blames (the span's own module, its parent — a receiver reporting duplicates blames the sender —
+# or its callee). Published with the rest (``catalog_document``); the product reads it as data.
+ERROR_CODE_MEANINGS: dict[str, tuple[str, Literal["self", "parent", "callee"]]] = {
+    STATE_WRITE_ERROR: ("state_write_error", "self"),
+    WEBHOOK_UNREACHABLE: ("callback_failure", "self"),
+    CALLBACK_FAILED: ("callback_failure", "callee"),
+    DUPLICATE_DELIVERY: ("retry_storm", "parent"),
+    CALLBACK_RETRY_EXHAUSTED: ("retry_storm", "self"),
+    MODEL_TIMEOUT: ("model_timeout", "self"),
+    CONTEXT_LOST: ("context_loss", "self"),
+}
+CATALOG_FILE = "fault_catalog.json"
+
+
+def catalog_document() -> dict[str, object]:
+    """The catalogue as the document the testbed publishes (``tools.core.fault_catalog`` schema)."""
+
+    def action(a: Action) -> dict[str, object]:
+        return {"kind": a.kind, "arg": a.arg}
+
+    return {
+        "system": "agent-platform-testbed",
+        "modules": list(MODULES),
+        "calls": {k: list(v) for k, v in CALLS.items()},
+        "error_codes": {c: {"fault": f, "blame": b} for c, (f, b) in ERROR_CODE_MEANINGS.items()},
+        "faults": {
+            f.name: {
+                "name": f.name,
+                "target": f.target,
+                "scope": f.scope,
+                "description": f.description,
+                "symptoms": list(f.symptoms),
+                "error_code": f.error_code,
+                "clears": [action(a) for a in f.clears],
+                "bypasses": [action(a) for a in f.bypasses],
+                "params": dict(f.params),
+            }
+            for f in FAULTS.values()
+        },
+    }
+
+
+def publish(path: Path) -> Path:
+    """Write the catalogue document to ``path`` (atomically: readers never see half of it)."""
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(catalog_document(), indent=1))
+    tmp.replace(path)
+    return path

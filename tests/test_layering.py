@@ -100,11 +100,7 @@ def _source_tree() -> dict[str, str]:
 
 # Violations still being removed, each with the work that removes it. The test asserts the list
 # exactly, so a fixed one fails here until its entry goes: the list can only shrink.
-BEING_REMOVED = {
-    # issue #14, the tamo/demo_cmd.py split ("live"): the scenario runner leaves the CLI
-    "evals/bench_repair.py:23: evals imports tamo.demo_cmd.SCENARIOS",
-    "evals/bench_repair.py:23: evals imports tamo.demo_cmd.run_scenario",
-}
+BEING_REMOVED: set[str] = set()
 
 
 def test_the_source_tree_respects_the_layers() -> None:

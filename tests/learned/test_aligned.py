@@ -6,7 +6,8 @@ import pytest
 from tests.learned.conftest import make_case
 from tools.core.errors import NotFoundError
 from tools.learned import align_case
-from tools.learned.channels import CHANNEL_INDEX, CHANNELS, metric_channel, metric_sign
+from tools.learned.channels import CHANNEL_INDEX, CHANNELS, metric_channel
+from tools.telemetry.metric_families import metric_sign
 from tools.telemetry.model import CaseTelemetry, Modality
 
 
@@ -82,3 +83,26 @@ def test_align_from_sources_matches_align_case(synthetic_case: CaseTelemetry) ->
     assert np.allclose(aligned.X, direct.X, atol=1e-4)
     only_metrics = align(None, None, store, incident)
     assert only_metrics.modalities == [Modality.METRICS]
+
+
+def test_declared_topology_joins_the_call_graph_and_survives_dropping_traces() -> None:
+    from tools.learned.aligned import align_tables
+    from tools.telemetry.topology import Topology
+
+    ct = make_case(seed=3)
+    aligned = align_tables(
+        ct.spans,
+        ct.logs,
+        ct.metrics,
+        ct.case.window,
+        ct.baseline_spans,
+        ct.baseline_logs,
+        ct.baseline_metrics,
+        topology=Topology(edges=[(a, b) for b, a in align_case(ct).call_graph.edges]),
+    )
+    reversed_edges = [
+        (a, b) for a, b, d in aligned.call_graph.edges(data=True) if d.get("declared")
+    ]
+    assert reversed_edges
+    assert set(reversed_edges) <= set(aligned.without(Modality.TRACES).call_graph.edges)
+    assert "series" in aligned.metric_health

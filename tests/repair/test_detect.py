@@ -7,6 +7,8 @@ import random
 
 import pyarrow as pa
 
+from testbed.catalog import catalog_document
+from tools.core.fault_catalog import FaultCatalog
 from tools.repair.detect import (
     BaselineShape,
     LiveTraceDetector,
@@ -84,7 +86,9 @@ def detector() -> tuple[LiveTraceDetector, random.Random]:
     if not _FITTED:
         rng = random.Random(0)
         base = table([r for n in range(120) for r in trace(n, n * 10**8, rng=rng)])
-        _FITTED.append(LiveTraceDetector(base))
+        # the testbed's published catalogue says what its error codes mean (data, not code)
+        meanings = FaultCatalog.model_validate(catalog_document()).error_codes
+        _FITTED.append(LiveTraceDetector(base, error_codes=meanings))
     return _FITTED[0], random.Random(7)
 
 

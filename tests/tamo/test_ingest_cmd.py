@@ -142,5 +142,6 @@ def test_listen_receives_otlp_until_interrupted(tmp_path: Path) -> None:
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
-    assert "receiving OTLP/HTTP on http://127.0.0.1:" in out
+    assert f"tamo serve: OTLP/HTTP http://127.0.0.1:{port}/v1/" in out
+    assert "tamo serve stopped" in out
     assert counts(store)["spans"] == 3

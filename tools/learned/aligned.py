@@ -28,6 +28,7 @@ from tools.learned.series import (
     trace_series,
 )
 from tools.telemetry.log_templates import TemplateMiner
+from tools.telemetry.metric_families import MetricHealth, count_missing, prepare_metrics
 from tools.telemetry.model import (
     LOG_SCHEMA,
     METRIC_SCHEMA,
@@ -40,6 +41,7 @@ from tools.telemetry.model import (
     to_ns,
 )
 from tools.telemetry.sources import LogSource, MetricSource, TraceSource
+from tools.telemetry.topology import Topology, merged_call_graph
 from tools.telemetry.trace_model import SpanForest, service_calls
 
 Z_CLIP = 100.0
@@ -85,6 +87,8 @@ class AlignedTelemetry:
     onset_bin: int = 0  # first step at/after the fault (alert) time; earlier steps are lead-in
     system: str | None = None
     case_id: str | None = None
+    # dropped/odd metric series (non-finite samples, constant, missing, counters read as rates)
+    metric_health: dict[str, object] = field(default_factory=dict)
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -109,7 +113,12 @@ class AlignedTelemetry:
         raw[:, idx, :] = np.nan
         present[:, idx] = False
         base[:, idx, :] = 0.0
-        graph = self.call_graph if modality != Modality.TRACES else nx.DiGraph()
+        graph = self.call_graph
+        if modality == Modality.TRACES:  # a declared topology is not trace evidence: it stays
+            graph = nx.DiGraph()
+            graph.add_edges_from(
+                (a, b, d) for a, b, d in self.call_graph.edges(data=True) if d.get("declared")
+            )
         graph.add_nodes_from(self.entities)
         return AlignedTelemetry(
             X=X,
@@ -127,6 +136,7 @@ class AlignedTelemetry:
             onset_bin=self.onset_bin,
             system=self.system,
             case_id=self.case_id,
+            metric_health=self.metric_health,
         )
 
 
@@ -291,15 +301,22 @@ def align_tables(
     system: str | None = None,
     case_id: str | None = None,
     onset_ns: int | None = None,
+    topology: Topology | None = None,
 ) -> AlignedTelemetry:
     """The core of :func:`align` and :func:`align_case`: tables in, aligned tensor out.
 
     ``onset_ns`` is when the fault began or the alert fired, when known: steps before it are
-    a lead-in that normalises the rest, and only later steps are scored.
+    a lead-in that normalises the rest, and only later steps are scored. ``topology`` is a
+    declared service graph, merged into the traced call graph.
     """
     b_spans = baseline_spans if baseline_spans is not None else empty_table(SPAN_SCHEMA)
     b_logs = baseline_logs if baseline_logs is not None else empty_table(LOG_SCHEMA)
     b_metrics = baseline_metrics if baseline_metrics is not None else empty_table(METRIC_SCHEMA)
+    # metric names of any convention: counters as rates, histograms as means, NaN dropped
+    health = MetricHealth()
+    count_missing(metrics, b_metrics, health)
+    metrics, _ = prepare_metrics(metrics, health)
+    b_metrics, _ = prepare_metrics(b_metrics, health, scored=False)
     if spans.num_rows + logs.num_rows + metrics.num_rows == 0:
         raise NotFoundError(
             f"no metrics, spans or logs in the incident window {window.start} - {window.end}",
@@ -380,7 +397,7 @@ def align_tables(
         channels=list(CHANNELS),
         step_s=step,
         start_ns=window.start_ns,
-        call_graph=_call_graph([spans, b_spans], entities),
+        call_graph=merged_call_graph(_call_graph([spans, b_spans], entities), topology, entities),
         modalities=modalities,
         baseline_X=BX,
         edge_z=edge_z,
@@ -388,6 +405,7 @@ def align_tables(
         onset_bin=onset_bin,
         system=system,
         case_id=case_id,
+        metric_health=health.as_dict(),
     )
 
 
@@ -415,13 +433,20 @@ def align(
     incident: Incident,
     metric_names: list[str] | None = None,
     step_s: float | None = None,
+    topology: Topology | None = None,
 ) -> AlignedTelemetry:
     """Align telemetry read from sources for an incident; any source may be ``None``.
 
     ``metric_names`` lists the metric names (or PromQL expressions on Prometheus) to read; by
     default a source that can list its metric names (the embedded store) is asked. The
-    incident's ``baseline`` window, when given, supplies the fault-free scale.
+    incident's ``baseline`` window, when given, supplies the fault-free scale. ``topology``
+    defaults to the one declared in the embedded store, when a source is one.
     """
+    if topology is None:
+        topology = next(
+            (s.topology() for s in (metrics, traces) if s is not None and hasattr(s, "topology")),
+            None,
+        )
 
     names = metric_names
     if names is None and metrics is not None and hasattr(metrics, "metric_names"):
@@ -450,4 +475,5 @@ def align(
         step_s=step_s,
         system=incident.system,
         case_id=incident.task_id,
+        topology=topology,
     )

@@ -17,8 +17,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from tools.core.severity import Severity, spellings_at_least
-from tools.learned.channels import metric_channel, metric_sign
+from tools.learned.channels import metric_channel
 from tools.telemetry.log_templates import TemplateMiner
+from tools.telemetry.metric_families import metric_sign
 from tools.telemetry.model import service_from_pod
 from tools.telemetry.trace_model import SpanForest, span_services
 
@@ -56,7 +57,7 @@ def metric_series(metrics: pa.Table, start_ns: int, step_ns: int, n_bins: int) -
         return empty_series()
     df = metrics.select(["name", "service", "pod", "labels", "ts_ns", "value"]).to_pandas()
     df["entity"] = _entity(df["service"], df["pod"])
-    df["channel"] = df["name"].map(metric_channel)
+    df["channel"] = [metric_channel(n, lb) for n, lb in zip(df["name"], df["labels"], strict=True)]
     df = df.dropna(subset=["entity", "channel", "value"])
     df = df[np.isfinite(df["value"].astype(float))]
     if df.empty:

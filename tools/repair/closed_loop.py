@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 
 import pyarrow as pa
@@ -19,6 +19,7 @@ import pyarrow.compute as pc
 from pydantic import BaseModel, Field
 
 from tools.core.errors import TamoError
+from tools.core.fault_catalog import ErrorCodeMeaning
 from tools.repair.detect import LiveTraceDetector, WindowVerdict, complete_traces, diagnose
 from tools.repair.diagnosis import Diagnosis
 from tools.repair.engine import RepairPlan, RuleEngine
@@ -67,6 +68,7 @@ class ClosedLoop:
         poll_s: float = 0.25,
         confirm_polls: int = 2,
         on_event: Callable[[LoopEvent], None] | None = None,
+        error_codes: Mapping[str, ErrorCodeMeaning] | None = None,
     ) -> None:
         self.traces = traces
         self.metrics = metrics
@@ -78,6 +80,7 @@ class ClosedLoop:
         self.poll_s = poll_s
         self.confirm_polls = confirm_polls  # one slow blip is not an incident
         self.on_event = on_event
+        self.error_codes = error_codes  # the system's published meanings of its error codes
         self.detector: LiveTraceDetector | None = None
 
     def emit(self, stage: str, message: str, **data: object) -> None:
@@ -96,7 +99,7 @@ class ClosedLoop:
             raise TamoError(
                 "no complete traces to learn normal behaviour from", source="closed loop baseline"
             )
-        self.detector = LiveTraceDetector(base)
+        self.detector = LiveTraceDetector(base, error_codes=self.error_codes)
         if self.runner.verifier is not None:  # "no worse than normal" checks compare with it
             self.runner.verifier.baseline = _window(seconds)
         n = len(pc.unique(base["trace_id"]))

@@ -17,9 +17,9 @@ rule path", chapter 4):
 * a hung span (the analytics' ``timeout/hang``), or callers failing with a timeout code while
   the callee's spans are absent or hung, is a hang of the callee (``inference_hang`` when the
   callers' code is a model timeout);
-* otherwise the origin span's error code names the fault (:data:`ERROR_CODE_FAULTS`), blamed
-  on the span itself, on its parent (a receiver reporting duplicates blames the sender) or on
-  its callee.
+* otherwise the origin span's error code names the fault, blamed on the span itself, on its
+  parent (a receiver reporting duplicates blames the sender) or on its callee — as the system's
+  published fault catalogue says (``FaultCatalog.error_codes``: data, not code here).
 
 Nothing here knows which fault was injected; the window and the baseline are all it sees.
 """
@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -36,22 +37,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel, Field
 
+from tools.core.fault_catalog import ErrorCodeMeaning
 from tools.repair.diagnosis import Diagnosis, Severity
 from tools.traces.config import TraceConfig
 from tools.traces.detector import NormalModel
 from tools.traces.reconstruct import TraceForest, reconstruct
 from tools.traces.root_cause import Reason, explain
 
-# error code -> (fault type, who is to blame: "self" | "parent" | "callee")
-ERROR_CODE_FAULTS: dict[str, tuple[str, str]] = {
-    "STATE_WRITE_ERROR": ("state_write_error", "self"),
-    "WEBHOOK_UNREACHABLE": ("callback_failure", "self"),
-    "CALLBACK_FAILED": ("callback_failure", "callee"),
-    "DUPLICATE_DELIVERY": ("retry_storm", "parent"),
-    "CALLBACK_RETRY_EXHAUSTED": ("retry_storm", "self"),
-    "MODEL_TIMEOUT": ("model_timeout", "self"),
-    "CONTEXT_LOST": ("context_loss", "self"),
-}
 TIMEOUT_CODES = {"MODEL_TIMEOUT", "CALL_TIMEOUT", "DEADLINE_EXCEEDED", "HTTP_504"}
 
 
@@ -128,6 +120,7 @@ class LiveTraceDetector:
         baseline: pa.Table,
         config: TraceConfig | None = None,
         *,
+        error_codes: Mapping[str, ErrorCodeMeaning] | None = None,
         min_anomalous: int = 3,
         min_ratio: float = 0.3,
         late_grace_s: float = 0.5,
@@ -136,6 +129,7 @@ class LiveTraceDetector:
         forest, _ = reconstruct(baseline, self.config)
         self.model = NormalModel.fit(forest, self.config)
         self.shape = BaselineShape.of(baseline)
+        self.error_codes = dict(error_codes or {})
         self.min_anomalous = min_anomalous
         self.min_ratio = min_ratio
         self.late_grace_s = late_grace_s
@@ -247,7 +241,8 @@ class LiveTraceDetector:
             if absent:
                 callee = sorted(absent)[0]
                 if own in failing.get(callee, ()):  # the callee answers with the timeout
-                    return callee, ERROR_CODE_FAULTS.get(own, ("timeout", "self"))[0]
+                    meaning = self.error_codes.get(own)
+                    return callee, meaning.fault if meaning else "timeout"
                 if fresh:  # its span may still be on the way: judge this trace later
                     return None
                 return callee, "inference_hang" if own == "MODEL_TIMEOUT" else "hang"
@@ -256,8 +251,8 @@ class LiveTraceDetector:
             return root_svc, "inference_hang" if "MODEL_TIMEOUT" in callers else "hang"
         code = own
         # 4. the origin span's error code
-        if code in ERROR_CODE_FAULTS:
-            fault, blame = ERROR_CODE_FAULTS[code]
+        if code in self.error_codes:
+            fault, blame = self.error_codes[code].fault, self.error_codes[code].blame
             if blame == "parent" and f.parent[root] >= 0:
                 return services[int(f.parent[root])], fault
             if blame == "callee":
@@ -266,9 +261,9 @@ class LiveTraceDetector:
                     return services[kids[-1]], fault
             return root_svc, fault
         for i in idx:  # a trace whose origin carries no code: the most specific code inside
-            if codes[i] in ERROR_CODE_FAULTS:
-                fault, _ = ERROR_CODE_FAULTS[codes[i]]
-                return services[i], fault
+            meaning = self.error_codes.get(codes[i] or "")
+            if meaning is not None:
+                return services[i], meaning.fault
         return root_svc, {
             Reason.LATENCY: "latency",
             Reason.MISSING: "missing_downstream",
@@ -301,7 +296,8 @@ def diagnose(
         error_codes=sorted(verdict.codes, key=lambda c: -verdict.codes[c]),
         metrics={"anomalous_trace_ratio": round(ratio, 4), **(metrics or {})},
         severity=severity,
-        confidence=round(confidence, 3),
+        confidence=round(confidence, 3),  # a vote share, not calibrated (see the demo's policy)
+        evidence_modalities=["traces"],
         trace_ids=verdict.trace_ids[:5],
         task_ids=verdict.task_ids[:5],
         last_good_task_id=last_good_task_id,

@@ -50,6 +50,7 @@ from tools.telemetry.store_schema import (
     ddl,
     kind_of,
 )
+from tools.telemetry.topology import Topology
 
 # Rows written in one transaction by ``insert_many``: several DuckDB row groups (122,880 rows),
 # so the engine writes whole compressed row groups straight into the file. A transaction's tail
@@ -175,6 +176,24 @@ class TelemetryStore:
             metrics=parsed.metrics.num_rows,
             warnings=parsed.warnings,
         )
+
+    def set_topology(self, topology: Topology) -> None:
+        """Replace the declared service graph (one transaction: the old one or the new one)."""
+        rows = [(a, b, topology.source) for a, b in topology.edges]
+        with self._lock, self._transaction():
+            self._con.execute("DELETE FROM topology")
+            if rows:
+                self._con.executemany("INSERT INTO topology VALUES (?, ?, ?)", rows)
+
+    def topology(self) -> Topology | None:
+        """The declared service graph, or ``None`` when none was ingested."""
+        exists = self._rows("SELECT 1 FROM duckdb_tables() WHERE table_name = 'topology'", [])
+        if not exists:  # a store written before topologies, opened read-only
+            return None
+        rows = self._rows("SELECT caller, callee, source_id FROM topology", [])
+        if not rows:
+            return None
+        return Topology(edges=[(a, b) for a, b, _ in rows], source=rows[0][2])
 
     def _write(
         self,

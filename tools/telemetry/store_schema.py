@@ -90,6 +90,8 @@ def ddl() -> list[str]:
         # One row per (source, kind): what a re-ingest of that source replaces.
         "CREATE TABLE IF NOT EXISTS sources (src INTEGER, source_id VARCHAR, kind VARCHAR, "
         "rows BIGINT, min_ns BIGINT, max_ns BIGINT, ingested_ns BIGINT)",
+        # The declared service graph (tools.telemetry.topology): one per store, replaced whole.
+        "CREATE TABLE IF NOT EXISTS topology (caller VARCHAR, callee VARCHAR, source_id VARCHAR)",
     ]
     for k in KINDS.values():
         cols = ", ".join(f'"{f.name}" {_sql_type(f)}' for f in k.schema)

@@ -27,7 +27,10 @@ def fused_for(ctx: ToolContext, inp: WindowInput) -> Any:
 
     window = ctx.window(inp.start, inp.end)
     services = ctx.services(inp.services)
-    key = f"fused:{window.start_ns}:{window.end_ns}:{','.join(services or [])}"
+    # a service graph declared by the caller (diagnose_incident's ``edges``); else the store's
+    topology = ctx.recall("topology")
+    declared = len(topology.edges) if topology is not None else 0
+    key = f"fused:{window.start_ns}:{window.end_ns}:{','.join(services or [])}:{declared}"
 
     def compute() -> Any:
         incident_scope = ctx.incident is not None and window == ctx.incident.window
@@ -44,7 +47,9 @@ def fused_for(ctx: ToolContext, inp: WindowInput) -> Any:
             # The embedded store can list its metric names; a remote Prometheus has too many to
             # read them all, so there the learned tools work from traces and logs.
             names = ctx.metrics.metric_names() if hasattr(ctx.metrics, "metric_names") else None
-            aligned = align(ctx.traces, ctx.logs, ctx.metrics, incident, metric_names=names)
+            aligned = align(
+                ctx.traces, ctx.logs, ctx.metrics, incident, metric_names=names, topology=topology
+            )
         return fuse_modalities(aligned, models=_models(ctx))
 
     return ctx.cached(key, compute)

@@ -61,7 +61,7 @@ class TraceConfig(BaseModel):
     expected_child_share: float = Field(0.97, gt=0, le=1)  # child present this often = expected
     normal_concurrency_share: float = Field(0.05, gt=0, le=1)  # siblings overlap this often = ok
     repeat_quantile: float = Field(0.99, gt=0, le=1)  # sibling repeats beyond this are retries
-    retry_min_failures: int = Field(2, ge=1)  # ... when at least this many attempts failed
+    retry_min_failures: int = Field(2, ge=1)  # ... when this many attempts failed in a row
     # trace embedding
     wl_iterations: int = Field(2, ge=1, le=4)
     wl_dims: int = Field(128, ge=16)

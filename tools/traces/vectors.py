@@ -75,6 +75,34 @@ def _retried_later(forest: TraceForest, group: np.ndarray, n_groups: int) -> np.
     return covered
 
 
+def _failed_within(forest: TraceForest) -> np.ndarray:
+    """Spans that failed or under which something failed: an attempt whose client span says OK
+    while the callee's span under it failed is a failed attempt all the same."""
+    failed = forest.is_error.copy()
+    for d in range(int(forest.depth.max(initial=0)), 0, -1):
+        level = np.nonzero((forest.depth == d) & failed)[0]
+        failed[forest.parent[level]] = True
+    return failed
+
+
+def _failure_runs(group: np.ndarray, start: np.ndarray, failed: np.ndarray) -> np.ndarray:
+    """Per sibling group, the longest run of failed attempts one after another (start order)."""
+    n_groups = int(group.max(initial=-1)) + 1
+    out = np.zeros(n_groups, dtype=np.int64)
+    if not failed.any():
+        return out
+    order = np.lexsort((start, group))
+    g, bad = group[order], failed[order].astype(np.int64)
+    # run length of consecutive failures, restarted at every success and every new group
+    reset = np.ones(len(g), dtype=bool)
+    reset[1:] = (g[1:] != g[:-1]) | (bad[:-1] == 0)
+    pos = np.arange(len(g))
+    run_start = np.maximum.accumulate(np.where(reset, pos, 0))
+    run = np.where(bad == 1, pos - run_start + 1, 0)
+    np.maximum.at(out, g, run)
+    return out
+
+
 def _tail_stretch(base: ModuleBaseline, config: TraceConfig) -> float:
     """Factor on a module's ~99.9% self-time tail (3.09 sigma) for the slow-span threshold:
     the per-span level at which a trace of the usual size stays under ``slow_trace_alpha``."""
@@ -136,10 +164,11 @@ def span_signals(forest: TraceForest, base: ModuleBaseline, config: TraceConfig)
     has_parent = forest.parent >= 0
     own = forest.parent[has_parent] * (n + 1) + gm[has_parent]
     group = np.searchsorted(codes, own)
-    # repeats are a retry storm when attempts kept failing (or there are far too many): an
-    # agent loop that calls a tool a few more times than usual, or one rate-limited call
-    # retried once, is not
-    failures = np.bincount(group, weights=forest.is_error[has_parent], minlength=len(codes))
+    # repeats are a retry storm when attempts kept failing one after another (or there are far
+    # too many): an agent loop that calls a tool a few more times than usual, or rate-limited
+    # calls each retried once, is not
+    failed = _failed_within(forest)[has_parent]
+    failures = _failure_runs(group, forest.start_ns[has_parent], failed)
     storm = (failures >= config.retry_min_failures) | (counts > 2 * limit)
     group_excess = np.where(storm, counts - limit, np.minimum(counts - limit, 0))
     span_excess = np.zeros(forest.n_spans)
