@@ -248,6 +248,10 @@ def http_server(store_env: dict[str, str]):
             if proc.poll() is not None:
                 raise RuntimeError(proc.stderr.read().decode()) from None
             time.sleep(0.2)
+    else:
+        proc.kill()
+        _, err = proc.communicate(timeout=10)
+        pytest.fail(f"tamo mcp --transport http did not accept connections in 60 s: {err[-500:]!r}")
     yield url, proc
     proc.terminate()
     _, err = proc.communicate(timeout=10)
