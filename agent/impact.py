@@ -7,8 +7,9 @@ not dilute its error rate and a slow callee does not count twice. The entry poin
 start traces) are what users see; priority rules read their figures first.
 
 Normal is the baseline window when the caller gives one; otherwise the same length of time right
-before the window; when that holds no spans, the window's first quarter (its lead-in) is normal and
-the rest is "now". The report says which one was used.
+before the window (or, when that is empty, the latest such span with traffic, up to six window
+lengths back); when none holds spans, the window's first quarter (its lead-in) is normal and the
+rest is "now". The report says which one was used.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ ERROR_POINTS = 0.02  # error rate up by this much (absolute) ...
 ERROR_FACTOR = 2.0  # ... and by this factor: the service is affected
 LATENCY_FACTOR = 1.5  # p50 or p95 up by this factor: the service is affected
 LEAD_IN_SHARE = 0.25
+LOOKBACK_SPANS = 6  # how many window-lengths back to look for traffic before the window
 
 
 def _entry_spans(spans: pa.Table) -> pa.Table:
@@ -103,10 +105,14 @@ def baseline_windows(
     w = incident.window
     if incident.baseline is not None:
         return w, incident.baseline, "the given baseline window"
-    before = TimeWindow(start=w.start - (w.end - w.start), end=w.start)
-    if traces.spans(before, limit=1).num_rows:
-        minutes = (w.end - w.start).total_seconds() / 60
-        return w, before, f"the {minutes:g} min before the window"
+    span = w.end - w.start
+    minutes = span.total_seconds() / 60
+    for k in range(1, LOOKBACK_SPANS + 1):  # the latest equal span before it that has traffic
+        before = TimeWindow(start=w.start - k * span, end=w.start - (k - 1) * span)
+        if traces.spans(before, limit=1).num_rows:
+            if k == 1:
+                return w, before, f"the {minutes:g} min before the window"
+            return w, before, f"{minutes:g} min ending {(k - 1) * minutes:g} min before the window"
     cut = w.start + timedelta(seconds=w.seconds * LEAD_IN_SHARE)
     return (
         TimeWindow(start=cut, end=w.end),

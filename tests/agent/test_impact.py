@@ -111,3 +111,16 @@ def test_priority_rules(impact: Impact, level: str) -> None:
 def test_rules_are_listed_for_the_docs() -> None:
     text = rules_markdown()
     assert text.count("\n") == len(RULES) and all(rule in text for _, rule, _ in RULES)
+
+
+def test_a_gap_before_the_window_looks_further_back(
+    store_and_window: tuple[TelemetryStore, TimeWindow],
+) -> None:
+    _, now = store_and_window
+    store = TelemetryStore(None)
+    ten, fifteen = timedelta(minutes=10), timedelta(minutes=15)
+    earlier = TimeWindow(start=now.start - fifteen, end=now.start - ten)
+    store.insert("spans", _traffic(earlier, 120, 10.0, 0), "earlier")
+    store.insert("spans", _traffic(now, 120, 40.0, 5), "now")
+    got_now, base, how = baseline_windows(Incident(window=now), store)
+    assert got_now == now and base == earlier and how == "5 min ending 10 min before the window"

@@ -296,7 +296,8 @@ def diagnose(
         error_codes=sorted(verdict.codes, key=lambda c: -verdict.codes[c]),
         metrics={"anomalous_trace_ratio": round(ratio, 4), **(metrics or {})},
         severity=severity,
-        confidence=round(confidence, 3),
+        confidence=round(confidence, 3),  # a vote share, not calibrated (see the demo's policy)
+        evidence_modalities=["traces"],
         trace_ids=verdict.trace_ids[:5],
         task_ids=verdict.task_ids[:5],
         last_good_task_id=last_good_task_id,
