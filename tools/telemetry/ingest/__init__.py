@@ -22,6 +22,7 @@ from tools.core.errors import InputError
 from tools.telemetry.ingest import (
     jaeger_fast,
     jaeger_json,
+    jsonl_fast,
     jsonl_logs,
     otlp_fast,
     otlp_json,
@@ -200,9 +201,10 @@ def _prom(text: str, path: str, ts: int | None) -> ParsedTelemetry:
 
 def _jsonl(text: str, path: str, _ts: int | None) -> ParsedTelemetry:
     rows, counter = log_rows(), Counter()
-    for i, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
+    lines = [(i, line) for i, line in enumerate(text.splitlines(), start=1) if line.strip()]
+    if jsonl_fast.add_lines([line for _, line in lines], rows, counter):
+        return ParsedTelemetry("jsonl-logs", logs=rows.table(), warnings=counter.warnings())
+    for i, line in lines:
         fail = Fail(path, i)
         try:
             obj = json.loads(line)
