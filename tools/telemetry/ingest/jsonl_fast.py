@@ -45,7 +45,7 @@ _ISO_TIMES = re.compile(
     r"(?:(?:19|20)\d\d-\d\d-\d\dT(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d(?:\.\d{1,9})?Z?\n)*"
 )
 _NO_LINE = Fail("")
-_CHUNK_LINES = 50_000  # decoded records alive at once: memory follows the columns, not the dicts
+_CHUNK_LINES = 10_000  # decoded records alive at once: memory follows the columns, not the dicts
 
 
 def _plan(present: tuple[str, ...]) -> tuple[str | None, ...]:
