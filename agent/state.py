@@ -23,6 +23,7 @@ from tools.learned.results import (
     RootCauseRanking,
 )
 from tools.telemetry.model import Incident, Modality, TimeWindow
+from tools.traces.alerting import TraceAlert
 
 
 class Approval(BaseModel):
@@ -34,6 +35,7 @@ class Approval(BaseModel):
 
 class InvestigationState(TypedDict, total=False):
     incident: Incident
+    alert: TraceAlert | None  # the live alert that opened this investigation, if one did
     baseline_note: str | None  # where normal was measured, when the caller gave no baseline
     request_repair: bool  # pause for approval and execute when a plan matches
     dry_run: bool
@@ -72,4 +74,5 @@ STATE_TYPES: list[type] = [
     ChannelEvidence,
     CausalEdge,
     FaultTypePrediction,
+    TraceAlert,
 ]

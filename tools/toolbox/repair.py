@@ -9,6 +9,7 @@ dry run, approval, write-ahead audit, verification, automatic rollback — and t
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,10 +19,12 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from tools.core.errors import NotFoundError
 from tools.repair import (
     Approval,
+    AuditEntry,
     AuditLog,
     Diagnosis,
     Executor,
     RepairExecutor,
+    RepairMetrics,
     RepairPlan,
     RuleEngine,
     SafetyPolicy,
@@ -44,6 +47,8 @@ class RepairSetup:
     policy: SafetyPolicy = field(default_factory=SafetyPolicy)
     audit: AuditLog | None = None
     verifier: Verifier | None = None
+    metrics: RepairMetrics | None = None  # repair counters a Prometheus scrapes, when exported
+    on_audit: Callable[[AuditEntry], None] | None = None  # each audit entry as it is written
 
 
 class RepairSettings(BaseSettings):
@@ -151,7 +156,12 @@ class PlanRepairInput(BaseModel):
     metrics: dict[str, float] = Field(default_factory=dict, description="e.g. error_rate")
     severity: Severity = Severity.WARN
     trace_ids: list[str] = Field(default_factory=list)
+    task_ids: list[str] = Field(default_factory=list)
     incident_id: str | None = None
+    last_good_task_id: str | None = Field(
+        None, description="a task that completed just before the incident (snapshot restores)"
+    )
+    evidence: list[str] = Field(default_factory=list, description="observations, for the audit")
 
 
 class PlanRepairResult(BaseModel):
@@ -180,7 +190,10 @@ def plan_repair(inp: PlanRepairInput, ctx: ToolContext) -> PlanRepairResult:
         metrics=inp.metrics,
         severity=inp.severity,
         trace_ids=inp.trace_ids[:5],
+        task_ids=inp.task_ids[:5],
         incident_id=inp.incident_id,
+        last_good_task_id=inp.last_good_task_id,
+        evidence=inp.evidence,
     )
     engine = RuleEngine(setup(ctx).strategies)
     plan = engine.pick(diagnosis)
@@ -270,7 +283,15 @@ def execute_repair(inp: ExecuteRepairInput, ctx: ToolContext) -> ExecuteRepairRe
     def approver(_: RepairPlan) -> Approval:
         return Approval(approved=True, by=inp.approved_by or "", reason="approved through TAMO-RCA")
 
-    runner = RepairExecutor(rs.executors, audit, rs.policy, verifier=rs.verifier, approver=approver)
+    runner = RepairExecutor(
+        rs.executors,
+        audit,
+        rs.policy,
+        verifier=rs.verifier,
+        approver=approver,
+        metrics=rs.metrics,
+        on_event=rs.on_audit,
+    )
     out = runner.run(plan)
     v = out.verification
     return ExecuteRepairResult(

@@ -1,14 +1,14 @@
-"""Live detection and triage: from a sliding window of spans to a :class:`Diagnosis`.
+"""Live detection and triage: from a sliding window of spans to a verdict per anomalous trace.
 
-Why this module: the closed loop needs a verdict every half second, not a batch report. The
-call-chain analytics of :mod:`tools.traces` learn normal behaviour once from a fault-free
-baseline (:class:`~tools.traces.detector.NormalModel`: per-module statistics, WL embedding,
-autoencoder); each window is then only reconstructed, scored and explained (root span + reason
-per anomalous trace), which takes milliseconds, where a full ``analyze_traces`` would retrain.
+Why this module: the alert source (:mod:`tools.traces.alerting`) needs a verdict every quarter
+second, not a batch report. The call-chain analytics of :mod:`tools.traces` learn normal
+behaviour once from a fault-free baseline (:class:`~tools.traces.detector.NormalModel`:
+per-module statistics, WL embedding, autoencoder); each window is then only reconstructed,
+scored and explained (root span + reason per anomalous trace), which takes milliseconds, where a
+full ``analyze_traces`` would retrain.
 
-Triage turns the votes of the anomalous traces into one root cause with a fault type, using the
-structure of the chain and the error codes the spans carry (the seed's "error_code triggered ->
-rule path", chapter 4):
+Triage names a (module, fault type) for each anomalous trace, from the structure of the chain
+and the error codes its spans carry (the seed's "error_code triggered -> rule path", chapter 4):
 
 * a module that starts traces although it never does in the baseline lost the incoming
   context (``context_loss``);
@@ -38,7 +38,6 @@ import pyarrow.compute as pc
 from pydantic import BaseModel, Field
 
 from tools.core.fault_catalog import ErrorCodeMeaning
-from tools.repair.diagnosis import Diagnosis, Severity
 from tools.traces.config import TraceConfig
 from tools.traces.detector import NormalModel
 from tools.traces.reconstruct import TraceForest, reconstruct
@@ -269,43 +268,6 @@ class LiveTraceDetector:
             Reason.MISSING: "missing_downstream",
             Reason.FORKED: "context_loss",
         }.get(reason, "error")
-
-
-def diagnose(
-    verdict: WindowVerdict,
-    *,
-    metrics: dict[str, float] | None = None,
-    last_good_task_id: str | None = None,
-) -> Diagnosis | None:
-    """The winning (module, fault type) of an alarming window as a :class:`Diagnosis`."""
-    if not verdict.votes:
-        return None
-    key, n = max(verdict.votes.items(), key=lambda kv: (kv[1], kv[0]))
-    module, fault = key.split("|", 1)
-    confidence = n / max(verdict.anomalous, 1)
-    ratio = verdict.ratio
-    severity = (
-        Severity.CRITICAL if ratio >= 0.5 else Severity.WARN if ratio >= 0.1 else Severity.INFO
-    )
-    alternatives = sorted(verdict.votes.items(), key=lambda kv: -kv[1])[1:4]
-    return Diagnosis(
-        service=module,
-        module=module,
-        fault_type=fault,
-        root_cause=f"{fault.replace('_', ' ')} in {module}",
-        error_codes=sorted(verdict.codes, key=lambda c: -verdict.codes[c]),
-        metrics={"anomalous_trace_ratio": round(ratio, 4), **(metrics or {})},
-        severity=severity,
-        confidence=round(confidence, 3),
-        trace_ids=verdict.trace_ids[:5],
-        task_ids=verdict.task_ids[:5],
-        last_good_task_id=last_good_task_id,
-        evidence=[
-            f"{verdict.anomalous}/{verdict.traces} traces anomalous",
-            f"{n} of them point at {module} ({fault})",
-            *(f"alternative: {k.replace('|', ' ')} ({v} traces)" for k, v in alternatives),
-        ],
-    )
 
 
 def complete_traces(spans: pa.Table, ended_before_ns: int) -> pa.Table:
