@@ -32,6 +32,7 @@ STAGE_STYLE = {
 }
 
 AUDIT_STAGE = {
+    "plan": "strategy",
     "approval": "approval",
     "action_intent": "execute",
     "action_result": "execute",
@@ -68,7 +69,10 @@ class Live:
 
     def graph_event(self, e: dict[str, Any]) -> None:
         """A tool call of the investigation graph (``Investigator``'s ``on_event``)."""
-        if e.get("type") == "tool_result":
+        if e.get("type") == "tool_call" and e["tool"] == "plan_repair":
+            a = e["args"]
+            self.line("localize", f"root cause: {a['service']}.{a['fault_type']}")
+        elif e.get("type") == "tool_result":
             self.line("investigate", f"{e['tool']}: {e.get('summary') or 'done'}"[:160])
         elif e.get("type") == "tool_error":
             self.line("investigate", f"{e['tool']} failed: {e['error']}"[:160])
@@ -78,7 +82,9 @@ class Live:
         if stage is None:
             return
         d = e.details
-        if e.event == "approval":
+        if e.event == "plan":
+            msg = f"{e.strategy_id} for {e.root_cause}"
+        elif e.event == "approval":
             msg = f"{e.status} by {e.executed_by} ({d.get('reason', '')})"
         elif e.event == "verify":
             checks = ", ".join(

@@ -266,13 +266,9 @@ class _Scenario:
             out["root_cause"] = ranking.ranking[0].entity
         top = ranking.ranking[0].entity if ranking is not None and ranking.ranking else None
         out["root_cause_correct"] = top == self.fault.target
-        self.live.line("localize", f"root cause: {out.get('root_cause')}")
         if plan is None:
             self.live.line("strategy", "no strategy applies", details=view.get("reasons"))
             return out
-        self.live.line(
-            "strategy", f"{plan['strategy_id']}: {plan['description']}", None, plan["reasons"]
-        )
         out.update(strategy=plan["strategy_id"], strategy_correct=treats(plan, self.fault))
         ex = s.get("execution") or {}
         verified = (s.get("verification") or {}).get("ok", False)
