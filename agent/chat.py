@@ -15,10 +15,12 @@ from langchain_core.messages import HumanMessage, SystemMessage
 from agent.prompts import render
 from agent.report_model import Report
 from agent.run import Investigation, Investigator
+from tools.repair.identity import os_principal
 from tools.telemetry.model import Incident
+from tools.telemetry.untrusted import model_json, quote
 
 HELP = (
-    "commands: /report (markdown), /approve NAME, /deny, /quit; "
+    "commands: /report (markdown), /approve [REASON], /deny [REASON], /quit; "
     "anything else is a question (the first one starts the investigation)"
 )
 
@@ -45,6 +47,7 @@ class ChatSession:
         *,
         request_repair: bool = True,
         dry_run: bool = True,
+        principal: str | None = None,
     ) -> None:
         self.inv = investigator
         self.incident = incident
@@ -52,6 +55,7 @@ class ChatSession:
         self.request_repair = request_repair
         self.dry_run = dry_run
         self.current: Investigation | None = None
+        self.principal = principal or os_principal()
         investigator.deps.on_event = self._event
 
     def _event(self, ev: dict[str, Any]) -> None:
@@ -63,7 +67,7 @@ class ChatSession:
         elif ev["type"] == "llm":
             self.write(f"  (model) {ev['text'][:200]}\n")
         elif ev["type"] == "tool_error":
-            self.write(f"  ✗ {ev['error'][:160]}\n")
+            self.write(f"  ✗ {quote(ev['error'], 160)}\n")
 
     @property
     def report(self) -> Report | None:
@@ -102,7 +106,7 @@ class ChatSession:
             p = cur.pending_approval
             self.write(
                 f"\nRepair plan {p['plan_id']} ({p['strategy']}) waits for approval: "
-                f"{'; '.join(p['actions'])}\n/approve NAME or /deny\n"
+                f"{'; '.join(p['actions'])}\n/approve or /deny (as {self.principal})\n"
             )
 
     def _decide(self, line: str) -> None:
@@ -111,8 +115,11 @@ class ChatSession:
             return
         parts = line.split(maxsplit=1)
         approved = parts[0] == "/approve"
-        by = parts[1] if len(parts) > 1 else "chat-user"
-        self.current = self.inv.decide(self.current.thread_id, approved, by)
+        reason = parts[1] if len(parts) > 1 else ""
+        # the approver is the OS account running the chat, never a name typed here
+        self.current = self.inv.decide(self.current.thread_id, approved, self.principal, reason)
+        if self.current.refused:
+            self.write(self.current.refused + "\n")
         self._show(self.current)
 
     def _follow_up(self, question: str) -> None:
@@ -128,13 +135,14 @@ class ChatSession:
             answer = "\n".join(hits) or report.analysis.summary
             self.write(answer + "\n")
         else:
-            history = "\n".join(
-                f"Q: {t['question']}\nA: {t['answer']}" for t in self.inv.conversation(thread)[-3:]
-            )
+            history = [
+                {"question": t["question"], "answer": t["answer"]}
+                for t in self.inv.conversation(thread)[-3:]
+            ]
             prompt = render(
                 "chat_followup",
-                report=report.model_dump_json(exclude={"usage"}),
-                history=history or "(none)",
+                report=model_json(report.model_dump(mode="json", exclude={"usage"})),
+                history=model_json(history),
                 question=question,
             )
             parts: list[str] = []

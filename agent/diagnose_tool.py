@@ -15,8 +15,9 @@ from agent.run import Investigator
 from tools.core.errors import TamoError
 from tools.telemetry.model import Incident
 from tools.telemetry.topology import edges_of
+from tools.telemetry.untrusted import FlaggedText, clip, quote
 from tools.toolbox.context import ToolContext
-from tools.toolbox.spec import ScopeInput, tool, untrusted
+from tools.toolbox.spec import ScopeInput, tool
 
 
 class DiagnoseInput(ScopeInput):
@@ -43,6 +44,7 @@ class DiagnoseResult(BaseModel):
     remediation: str
     plan_id: str | None
     alternatives: list[str]
+    flagged: list[FlaggedText]
     not_checked: list[str]
     tool_calls: int
     prompt_tokens: int
@@ -94,7 +96,7 @@ def diagnose_incident(inp: DiagnoseInput, ctx: ToolContext) -> DiagnoseResult:
     rem = r.remediation
     return DiagnoseResult(
         investigation_id=inv.thread_id,
-        title=untrusted(r.title, 120),
+        title=clip(r.title, 120),
         priority=f"{r.priority.level} ({r.priority.rule})",
         impact=impact_lines(r.impact),
         root_cause=r.analysis.root_cause,
@@ -102,12 +104,12 @@ def diagnose_incident(inp: DiagnoseInput, ctx: ToolContext) -> DiagnoseResult:
         fault_type=r.analysis.fault_type,
         fault_probability=r.analysis.fault_probability,
         summary=r.analysis.summary[:600],
-        evidence=[
-            f"{e.id} {e.summary[:200]} {e.link or ''}".strip() for e in r.analysis.evidence[:5]
-        ],
-        remediation=f"{rem.status}: {rem.strategy or '-'} {'; '.join(rem.actions)}"[:300],
+        # whole summaries: cutting one could split a quoted literal in it
+        evidence=[f"{e.id} {e.summary} {e.link or ''}".strip() for e in r.analysis.evidence[:5]],
+        remediation=f"{rem.status}: {rem.strategy or '-'} {'; '.join(rem.actions[:5])}",
         plan_id=plan.get("plan_id"),
-        alternatives=[f"{h.entity} {h.confidence:.2f}" for h in r.alternatives],
+        alternatives=[f"{quote(h.entity, 60)} {h.confidence:.2f}" for h in r.alternatives],
+        flagged=r.flagged[:5],
         not_checked=r.not_checked[:5],
         tool_calls=r.usage.tool_calls,
         prompt_tokens=r.usage.prompt_tokens,

@@ -7,7 +7,6 @@ a link) and the compact text the model sees are produced the same way in both mo
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +15,7 @@ from pydantic import BaseModel
 
 from agent.report_model import EvidenceItem, Usage
 from agent.tokens import count
+from tools.telemetry.untrusted import clip, model_json, quote
 from tools.toolbox import TOOLBOX
 from tools.toolbox.context import ToolContext
 
@@ -49,10 +49,15 @@ class ToolRun:
 
 
 def summarise(name: str, r: Any) -> tuple[str, str, str | None]:
-    """(one-line summary, source query, link) for the evidence list of the report."""
+    """(one-line summary, source query, link) for the evidence list of the report.
+
+    Prose built from fixed words and numbers; every telemetry-derived string in it (service,
+    operation, log example, metric labels, cluster reason) is a :func:`quote` d literal.
+    """
     if name == "query_traces":
         worst = ", ".join(
-            f"{s.service} {s.errors}/{s.spans} err p95 {s.p95_ms}ms" for s in r.by_service[:3]
+            f"{quote(s.service, 60)} {s.errors}/{s.spans} err p95 {s.p95_ms}ms"
+            for s in r.by_service[:3]
         )
         link = r.slowest_traces[0].link if r.slowest_traces else None
         return (
@@ -63,30 +68,37 @@ def summarise(name: str, r: Any) -> tuple[str, str, str | None]:
         )
     if name == "search_logs":
         top = r.patterns[0] if r.patterns else None
-        text = f"{r.lines} log lines; by severity {r.by_severity}"
+        sev = ", ".join(f"{quote(k, 20)} {v}" for k, v in r.by_severity.items())
+        text = f"{r.lines} log lines; by severity {sev or 'none'}"
         if top:
-            text += f"; top pattern ×{top.count} from {', '.join(top.services)}: {top.example}"
-        if r.suspicious:
-            text += f"; SUSPICIOUS instruction-like text (ignored): {'; '.join(r.suspicious)}"
+            text += (
+                f"; top pattern ×{top.count} from "
+                f"{', '.join(quote(x, 60) for x in top.services)}: {quote(top.example)}"
+            )
+        if r.flagged:
+            text += f"; {len(r.flagged)} line(s) flagged as suspicious data (see Flagged)"
         return text, r.query, top.link if top else None
     if name == "query_promql":
         top = r.top[0] if r.top else None
-        text = f"{r.series} series of {r.query}"
+        text = f"{r.series} series of {quote(r.query, 120)}"
         if top:
-            text += f"; most changed {top.labels} {top.first}→{top.last} ({top.change_pct}%)"
+            text += (
+                f"; most changed {quote(top.labels, 100)} {top.first}→{top.last} "
+                f"({top.change_pct}%)"
+            )
         return text, r.query, r.link
     if name == "localize_root_cause":
-        ranks = ", ".join(f"{e.entity} {e.score:.2f}" for e in r.ranking[:3])
+        ranks = ", ".join(f"{quote(e.entity, 60)} {e.score:.2f}" for e in r.ranking[:3])
         return f"T2 ranking: {ranks or 'empty'}", "localize_root_cause(window)", None
     if name == "classify_fault":
         return (
-            f"T3 fault type {r.fault_type} p={r.probability:.2f}"
+            f"T3 fault type {quote(r.fault_type, 40)} p={r.probability:.2f}"
             + (" (low confidence)" if r.low_confidence else ""),
             "classify_fault(window)",
             None,
         )
     if name == "fuse_modalities":
-        top = ", ".join(e.entity for e in r.top_anomalies[:3])
+        top = ", ".join(quote(e.entity, 60) for e in r.top_anomalies[:3])
         return (
             f"T1 fused {r.entities} entities × {len(r.channels)} channels over "
             f"{', '.join(str(m) for m in r.modalities)}; most anomalous: {top or 'none'}",
@@ -96,16 +108,16 @@ def summarise(name: str, r: Any) -> tuple[str, str, str | None]:
     if name == "analyze_traces":
         top = r.clusters[0] if r.clusters else None
         text = (
-            f"{r.anomalous}/{r.traces} traces anomalous vs {r.baseline}, {len(r.clusters)} clusters"
+            f"{r.anomalous}/{r.traces} traces anomalous vs {quote(r.baseline, 40)}, "
+            f"{len(r.clusters)} clusters"
         )
         if top:
-            text += f"; largest ×{top.size} at {top.root_span}: {top.reason}"
-            if top.known:
-                text += f" (KNOWN: {top.known})"
+            text += f"; largest ×{top.size} at {quote(top.root_span, 80)}: {quote(top.reason)}"
+            if top.known_root_cause:
+                text += f" (KNOWN: {quote(top.known_root_cause, 80)})"
         link = top.sample_traces[0] if top and top.sample_traces else None
         return text, "analyze_traces(window)", link
-    text = json.dumps(r.model_dump(mode="json", exclude_none=True), default=str)
-    return text[:200], name, None
+    return model_json(r.model_dump(mode="json", exclude_none=True))[:200], name, None
 
 
 def _for_model(value: Any) -> Any:
@@ -116,15 +128,35 @@ def _for_model(value: Any) -> Any:
     return value
 
 
+def _shrunk(value: Any, items: int, chars: int) -> Any:
+    """``value`` with every list cut to ``items`` and every string to ``chars`` (valid data)."""
+    if isinstance(value, dict):
+        return {k: _shrunk(v, items, chars) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_shrunk(v, items, chars) for v in value[:items]]
+    if isinstance(value, str):
+        return clip(value, chars)
+    return value
+
+
+_SHRINK_STEPS = [(20, 160), (5, 160), (5, 80), (3, 60), (2, 40), (1, 24), (0, 16)]
+
+
 def model_view(result: BaseModel) -> str:
-    """The result as the LLM sees it: compact JSON, cut to ``MAX_RESULT_TOKENS``."""
+    """The result as the LLM sees it: hardened compact JSON of at most ``MAX_RESULT_TOKENS``.
+
+    Too long, it is shrunk as *data* — lists cut, strings clipped, ``cut`` set — never by
+    cutting the JSON text, which could end in the middle of a string.
+    """
     data = _for_model(result.model_dump(mode="json", exclude_none=True))
-    text = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+    text = model_json(data)
     if count(text) <= MAX_RESULT_TOKENS:
         return text
-    while count(text) > MAX_RESULT_TOKENS:
-        text = text[: int(len(text) * 0.8)]
-    return text + "…(cut; narrow the query for more)"
+    for items, chars in _SHRINK_STEPS:
+        text = model_json({**_shrunk(data, items, chars), "cut": "narrow the query for more"})
+        if count(text) <= MAX_RESULT_TOKENS:
+            break
+    return text
 
 
 def run_tool(
@@ -151,7 +183,12 @@ def run_tool(
     if name in SUMMARISED:
         text, query, link = summarise(name, result)
         item = EvidenceItem(
-            id=f"E{len(evidence) + 1}", tool=name, query=query, link=link, summary=text
+            id=f"E{len(evidence) + 1}",
+            tool=name,
+            query=query,
+            link=link,
+            summary=text,
+            flagged=list(getattr(result, "flagged", [])),
         )
         evidence.append(item)
     if on_event:

@@ -10,11 +10,9 @@ tools are offered; a call to anything else is refused and counted.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
-from langchain_openai import ChatOpenAI
-from openai import APIError
 
 from agent import scope_choice
 from agent.evidence import model_view, run_tool
@@ -23,25 +21,31 @@ from agent.report_model import EvidenceItem, Usage
 from agent.tokens import count_messages
 from tools.core.settings import LLMSettings
 from tools.telemetry.model import Incident
+from tools.telemetry.untrusted import clip, model_json
 from tools.toolbox import TOOLBOX
 from tools.toolbox.context import ToolContext
-from tools.toolbox.spec import untrusted
+
+if TYPE_CHECKING:  # the OpenAI client loads only when an LLM is configured
+    from langchain_openai import ChatOpenAI
 
 EVIDENCE_TOOLS = ("query_traces", "search_logs", "query_promql")
 REPORT_RESERVE_TOKENS = 720  # the report call (~670 measured); the loop never eats into it
 
 
 def scope_text(incident: Incident) -> str:
-    lines = [f"window: {incident.window.start.isoformat()} .. {incident.window.end.isoformat()}"]
+    """The incident's scope as one JSON document (the alert text and names are data)."""
+    scope: dict[str, Any] = {
+        "window": [incident.window.start.isoformat(), incident.window.end.isoformat()]
+    }
     if incident.services:
-        lines.append(f"services: {', '.join(incident.services)}")
+        scope["services"] = [clip(s, 80) for s in incident.services]
     if incident.trace_id:
-        lines.append(f"trace: {incident.trace_id}")
+        scope["trace"] = clip(incident.trace_id, 64)
     if incident.system:
-        lines.append(f"system: {incident.system}")
+        scope["system"] = clip(incident.system, 40)
     if incident.question:
-        lines.append(f"alert/question: {untrusted(incident.question, 300)}")
-    return "\n".join(lines)
+        scope["alert_or_question"] = clip(incident.question, 300)
+    return model_json(scope)
 
 
 def _wire(messages: list[BaseMessage]) -> list[dict[str, Any]]:
@@ -67,7 +71,7 @@ def _compact_older_rounds(rounds: list[list[tuple[ToolMessage, str]]]) -> None:
     with every result ever returned."""
     for round_ in rounds[:-1]:
         for msg, short in round_:
-            msg.content = f"(earlier result, summarised) {short}"
+            msg.content = model_json({"earlier_result_summary": short})
 
 
 def llm_gather(
@@ -83,6 +87,8 @@ def llm_gather(
 ) -> Incident:
     """The evidence loop: model proposes tool calls (evidence, and once the scope the learned
     tools study), we run them, until done or out of budget. Returns the incident as scoped."""
+    from openai import APIError
+
     tools = [TOOLBOX[n].openai_schema() for n in EVIDENCE_TOOLS]
     model = llm.bind_tools(tools)
     budget = settings.max_tool_calls
@@ -125,8 +131,12 @@ def llm_gather(
             else:
                 calls += 1
                 run = run_tool(ctx, usage, evidence, tc["name"], tc["args"], on_event)
-                reply = model_view(run.result) if run.result is not None else f"error: {run.error}"
-                short = run.evidence.summary if run.evidence else reply[:200]
+                reply = (
+                    model_view(run.result)
+                    if run.result is not None
+                    else model_json({"error": clip(run.error, 300)})
+                )
+                short = run.evidence.summary if run.evidence else reply
             msg = ToolMessage(reply, tool_call_id=tc["id"])
             messages.append(msg)
             rounds[-1].append((msg, short or reply))

@@ -7,15 +7,20 @@ planner and reporter, so TAMO-RCA works offline and in CI.
 
 from __future__ import annotations
 
-from langchain_openai import ChatOpenAI
+from typing import TYPE_CHECKING
 
 from tools.core.settings import LLMSettings
+
+if TYPE_CHECKING:  # the OpenAI client loads only when an LLM is configured
+    from langchain_openai import ChatOpenAI
 
 
 def make_llm(settings: LLMSettings) -> ChatOpenAI | None:
     """A configured chat model, or ``None`` when no key is set (deterministic mode)."""
     if settings.api_key is None or not settings.api_key.get_secret_value():
         return None
+    from langchain_openai import ChatOpenAI
+
     return ChatOpenAI(
         model=settings.model,
         api_key=settings.api_key,

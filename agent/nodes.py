@@ -12,10 +12,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from langchain_core.runnables import RunnableConfig
-from langchain_openai import ChatOpenAI
 from langgraph.runtime import Runtime
 from langgraph.types import interrupt
 
@@ -29,8 +28,15 @@ from agent.report_model import EvidenceItem, Impact
 from agent.state import Approval, InvestigationState
 from tools.core.errors import TamoError
 from tools.core.settings import LLMSettings
+from tools.repair.identity import approving
+from tools.repair.safety import Approval as RepairApproval
+from tools.telemetry.untrusted import quote
 from tools.toolbox import warm
+
+if TYPE_CHECKING:  # the OpenAI client loads only when an LLM is configured
+    from langchain_openai import ChatOpenAI
 from tools.toolbox.context import ToolContext
+from tools.toolbox.repair import LIVE_ALERT
 from tools.toolbox.spec import WindowInput
 from tools.toolbox.traces import analysis_for
 from tools.traces.alerting import TraceAlert
@@ -170,7 +176,11 @@ def classify(state: InvestigationState, runtime: Rt) -> dict[str, Any]:
 
 def match(state: InvestigationState, runtime: Rt) -> dict[str, Any]:
     found = _run(state, runtime, "match_fingerprint", {})
-    names = [m.summary for m in found.matches] if found is not None else []
+    names = [
+        f"{m.fingerprint_id}: known {quote(m.root_cause, 80)} "
+        f"(score {m.score:.2f}, fix {m.strategy or 'none recorded'})"
+        for m in (found.matches if found is not None else [])
+    ]
     return {**_touched(state), "fingerprints": names}
 
 
@@ -225,7 +235,6 @@ def plan(state: InvestigationState, runtime: Rt) -> dict[str, Any]:
     args = {
         "service": top.entity,
         "fault_type": fault.fault_type if fault else "unknown",
-        "confidence": round(top.score, 4),
         "error_codes": impact.error_codes,
         "metrics": _plan_metrics(impact, top.entity),
         "severity": SEVERITY_OF_PRIORITY[assign_priority(impact).level],
@@ -236,6 +245,7 @@ def plan(state: InvestigationState, runtime: Rt) -> dict[str, Any]:
     alert = state.get("alert")
     if alert is not None:
         args.update(_alert_observations(alert, args, top.entity))
+        runtime.context.ctx.remember(LIVE_ALERT, alert)  # evidence plan_repair may count
     planned = _run(state, runtime, "plan_repair", args)
     view = None
     if planned is not None:
@@ -243,6 +253,11 @@ def plan(state: InvestigationState, runtime: Rt) -> dict[str, Any]:
     if planned is not None and planned.plan_id:
         dry = _run(state, runtime, "execute_repair", {"plan_id": planned.plan_id, "dry_run": True})
         view["dry_run_result"] = dry.model_dump(mode="json") if dry is not None else None
+        if any(e.tool == "scope" for e in state["evidence"]):
+            # the ranking studied a scope the model's text chose (agent.scope_choice): what it
+            # found is shown, but a model's words must never be what makes a repair act
+            view["executable"] = False
+            view["held_back"] = [*view["held_back"], "the LLM chose the scope of the analysis"]
     return {**_touched(state), "plan": view}
 
 
@@ -255,7 +270,8 @@ def report(state: InvestigationState, runtime: Rt, config: RunnableConfig) -> di
 
 def after_report(state: InvestigationState) -> str:
     p = state.get("plan")
-    wants = state.get("request_repair") and p is not None and p.get("plan_id")
+    # a plan held back for weak evidence is shown, never put to a person to approve
+    wants = state.get("request_repair") and p is not None and p.get("plan_id") and p["executable"]
     return "approve" if wants and state.get("approval") is None else "end"
 
 
@@ -299,16 +315,14 @@ def _register_plan(state: InvestigationState, runtime: Rt) -> str:
 def execute(state: InvestigationState, runtime: Rt) -> dict[str, Any]:
     plan_id = _register_plan(state, runtime)
     a = state["approval"]
-    result = _run(
-        state,
-        runtime,
-        "execute_repair",
-        {
-            "plan_id": plan_id,
-            "dry_run": state.get("dry_run", True),
-            "approved_by": a.by or "agent-user",
-        },
-    )
+    # the decision came from the front that authenticated the person (Investigator.decide)
+    with approving(RepairApproval(approved=a.approved, by=a.by or "", reason=a.reason or "")):
+        result = _run(
+            state,
+            runtime,
+            "execute_repair",
+            {"plan_id": plan_id, "dry_run": state.get("dry_run", True)},
+        )
     return {**_touched(state), "execution": result.model_dump(mode="json") if result else None}
 
 

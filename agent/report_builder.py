@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import re
 import time
+from typing import TYPE_CHECKING, Any
 
 from langchain_core.messages import HumanMessage, SystemMessage
-from langchain_openai import ChatOpenAI
-from openai import APIError
 
 from agent.priority import assign_priority
 from agent.prompts import render
@@ -22,6 +21,10 @@ from agent.state import InvestigationState
 from agent.tokens import count
 from tools.core.settings import LLMSettings
 from tools.learned.results import RootCauseRanking
+from tools.telemetry.untrusted import model_json, quote
+
+if TYPE_CHECKING:  # the OpenAI client loads only when an LLM is configured
+    from langchain_openai import ChatOpenAI
 
 
 def _causal_chain(state: InvestigationState) -> list[str]:
@@ -49,7 +52,9 @@ def _remediation(state: InvestigationState) -> Remediation:
     dry = p.get("dry_run_result") or {}
     ex = state.get("execution")
     approval = state.get("approval")
-    if ex is not None:
+    if not p.get("executable"):
+        status = "held back (plan and report only): " + "; ".join(p.get("held_back", []))
+    elif ex is not None:
         status = ex["status"]
     elif approval is not None and not approval.approved:
         status = f"denied by {approval.by or 'approver'}"
@@ -80,45 +85,55 @@ def _remediation(state: InvestigationState) -> Remediation:
 def _template_summary(a: Analysis, impact: Impact, level: str) -> str:
     if a.root_cause is None:
         return "No root cause could be ranked from the available telemetry."
-    chain = f" Causal chain: {' → '.join(a.causal_chain)}." if len(a.causal_chain) > 1 else ""
+    chain = (
+        f" Causal chain: {' → '.join(quote(x, 60) for x in a.causal_chain)}."
+        if len(a.causal_chain) > 1
+        else ""
+    )
     fault = (
         f"the fault type is uncertain (best guess {a.fault_type}, {a.fault_probability:.0%})"
         if a.fault_low_confidence
         else f"the fault looks like {a.fault_type} ({a.fault_probability:.0%})"
     )
+    p = a.root_cause_confidence
     return (
-        f"{a.root_cause} is the most likely root cause ({(a.root_cause_confidence or 0):.0%}); "
+        f"{quote(a.root_cause, 60)} is the most likely root cause "
+        f"({'confidence not calibrated' if p is None else f'{p:.0%}'}); "
         f"{fault}.{chain} {impact.requests} requests in the window, error rate "
         f"{impact.error_rate:.1%}; priority {level}."
     )
 
 
-def _impact_line(i: Impact) -> str:
-    """The impact in one line for the model: users' figures and the affected services."""
-    users = f"users {i.error_rate:.1%} errors, p95 {i.p95_ms} ms"
+def _impact_view(i: Impact) -> dict[str, Any]:
+    """The impact for the model: users' figures and the affected services (names are data)."""
+    users: dict[str, Any] = {"error_rate": round(i.error_rate, 4), "p95_ms": i.p95_ms}
     if i.baseline is not None:
-        users += f" (normal {i.baseline_error_rate or 0:.1%}, {i.baseline_p95_ms} ms)"
-    affected = "; ".join(f"{s.service}: {s.why}" for s in i.services if s.affected)
-    return f"{users}; affected: {affected or 'none'}"
+        users["normal"] = {"error_rate": i.baseline_error_rate or 0, "p95_ms": i.baseline_p95_ms}
+    return {"users": users, "affected": {s.service: s.why for s in i.services if s.affected}}
 
 
 def _llm_summary(
     llm: ChatOpenAI, state: InvestigationState, a: Analysis, rep: Report
 ) -> tuple[str | None, int, int]:
-    context = "\n".join(
-        [
-            f"impact: {_impact_line(rep.impact)}",
-            f"priority: {rep.priority.level} ({rep.priority.rule})",
-            f"remediation: {rep.remediation.strategy or 'none'} {rep.remediation.actions}",
-            f"alternatives: {[(h.entity, h.confidence) for h in rep.alternatives]}",
-            "evidence:",
-        ]
-        + [f"- {e.summary[:160]}" for e in a.evidence[:5]]
+    # One JSON document: every value (service names, evidence with its quoted telemetry) is a
+    # hardened JSON string that no content can close.
+    context = model_json(
+        {
+            "impact": _impact_view(rep.impact),
+            "priority": {"level": rep.priority.level, "rule": rep.priority.rule},
+            "remediation": {
+                "strategy": rep.remediation.strategy,
+                "actions": rep.remediation.actions,
+            },
+            "alternatives": [[h.entity, h.confidence] for h in rep.alternatives],
+            "evidence": [e.summary for e in a.evidence[:5]],
+            "flagged_telemetry": [f.model_dump() for f in rep.flagged[:3]],
+        }
     )
     prompt = render(
         "report",
-        root_cause=f"{a.root_cause} (confidence {(a.root_cause_confidence or 0):.2%})",
-        fault_type=f"{a.fault_type} (probability {a.fault_probability:.2%})",
+        root_cause=model_json({"service": a.root_cause, "confidence": a.root_cause_confidence}),
+        fault_type=model_json({"fault_type": a.fault_type, "probability": a.fault_probability}),
         context=context,
     )
     messages = [SystemMessage(render("sre_system")), HumanMessage(prompt)]
@@ -176,7 +191,8 @@ def build_report(
     analysis = Analysis(
         summary="",
         root_cause=top.entity if top else None,
-        root_cause_confidence=round(top.score, 4) if top else None,
+        # the calibrated probability, never the relative score (the top is always 1.0)
+        root_cause_confidence=ranking.confidence if top else None,
         fault_type=fault.fault_type if fault else "unknown",
         fault_probability=round(fault.probability, 4) if fault else 0.0,
         fault_low_confidence=fault.low_confidence if fault else True,
@@ -207,7 +223,11 @@ def build_report(
     usage = state["usage"]
     rep = Report(
         title=f"Incident {incident.window.start:%Y-%m-%d %H:%M} UTC"
-        + (f": {analysis.root_cause} {analysis.fault_type}" if analysis.root_cause else ""),
+        + (
+            f": {quote(analysis.root_cause, 60)} {analysis.fault_type}"
+            if analysis.root_cause
+            else ""
+        ),
         window=incident.window,
         services=incident.services,
         produced_with=NO_LLM if llm is None else f"LLM {settings.model} + TAMO learned tools",
@@ -221,6 +241,8 @@ def build_report(
         usage=usage,
     )
     if narrative is None and llm is not None:
+        from openai import APIError
+
         try:
             narrative, p_tok, c_tok = _llm_summary(llm, state, analysis, rep)
             usage.llm_calls += 1

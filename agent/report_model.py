@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, computed_field
 
 from tools.telemetry.model import TimeWindow
+from tools.telemetry.untrusted import FlaggedText, markdown, slack
 
 NO_LLM = "produced without an LLM (deterministic planner and reporter)"
 
@@ -25,6 +26,7 @@ class EvidenceItem(BaseModel):
     query: str
     link: str | None = None
     summary: str
+    flagged: list[FlaggedText] = Field(default_factory=list)
 
 
 class Hypothesis(BaseModel):
@@ -108,14 +110,14 @@ def _service_table(rows: list[ServiceImpact]) -> list[str]:
         "|---|---|---|---|---|---|",
     ]
     for s in rows:
-        name = f"{s.service}{' (entry)' if s.entry_point else ''}"
+        name = f"{markdown(s.service)}{' (entry)' if s.entry_point else ''}"
         factor = f" ×{s.latency_factor:.1f}" if s.latency_factor else ""
         out.append(
             f"| {name} | {vs(s.rate_per_s, s.baseline_rate_per_s, '{:.1f}')} "
             f"| {vs(s.error_rate, s.baseline_error_rate, '{:.1%}')} "
             f"| {vs(s.p50_ms, s.baseline_p50_ms, '{:.1f}')}{factor} "
             f"| {vs(s.p95_ms, s.baseline_p95_ms, '{:.1f}')} "
-            f"| {s.why if s.affected else ''} |"
+            f"| {markdown(s.why) if s.affected else ''} |"
         )
     return out
 
@@ -165,41 +167,52 @@ class Report(BaseModel):
     def to_json(self) -> str:
         return self.model_dump_json(indent=2)
 
+    @property
+    def flagged(self) -> list[FlaggedText]:
+        """Telemetry strings the evidence flagged for a person (shown as data, never obeyed)."""
+        return [f for e in self.analysis.evidence for f in e.flagged]
+
     def to_markdown(self) -> str:
+        """Markdown in which every value is escaped text (:func:`markdown`): a log line or a
+        service name can neither form a link, image or heading nor end the section it is in."""
         a, i, p, r = self.analysis, self.impact, self.priority, self.remediation
+        m = markdown
         out = [
-            f"# {self.title}",
+            f"# {m(self.title)}",
             f"_{self.window.start.isoformat()} – {self.window.end.isoformat()}; "
-            f"{self.produced_with}_",
+            f"{self.produced_with}_",  # our own words, not telemetry
             "",
             "## Analysis",
-            a.summary,
+            m(a.summary),
             "",
-            f"- **Root cause:** {_pct_entity(a.root_cause, a.root_cause_confidence)}",
-            f"- **Fault type:** {a.fault_type} ({a.fault_probability:.0%}"
+            f"- **Root cause:** {m(_pct_entity(a.root_cause, a.root_cause_confidence))}",
+            f"- **Fault type:** {m(a.fault_type)} ({a.fault_probability:.0%}"
             f"{', low confidence' if a.fault_low_confidence else ''})",
         ]
         if a.causal_chain:
-            out.append(f"- **Causal chain:** {' → '.join(a.causal_chain)}")
+            out.append(f"- **Causal chain:** {' → '.join(m(x) for x in a.causal_chain)}")
         if a.llm_root_cause:
-            out.append(f"- **LLM's judgement:** {a.llm_root_cause}")
+            out.append(f"- **LLM's judgement:** {m(a.llm_root_cause)}")
         if a.disagreement:
-            out.append(f"- **Disagreement:** {a.disagreement}")
+            out.append(f"- **Disagreement:** {m(a.disagreement)}")
         if a.known_incidents:
-            out.append(f"- **Known incidents:** {'; '.join(a.known_incidents)}")
+            out.append(f"- **Known incidents:** {'; '.join(m(x) for x in a.known_incidents)}")
         if a.evidence:
             out += ["", "### Evidence"]
             out += [
-                f"- [{e.id}] `{e.tool}` {e.summary} — query `{e.query}`"
-                + (f" ([link]({e.link}))" if e.link else "")
+                f"- \\[{e.id}\\] {m(e.tool)} {m(e.summary)} — query {m(e.query)}"
+                + (f" (link: {m(e.link)})" if e.link else "")
                 for e in a.evidence
             ]
+        if self.flagged:
+            out += ["", "### Flagged telemetry (data, never instructions)"]
+            out += [f"- {m(f.source)} — {', '.join(f.why)}: {m(f.text)}" for f in self.flagged]
         out += [
             "",
             "## Impact",
-            f"- Baseline: {i.baseline or 'none (figures are not compared with normal)'}",
-            f"- Affected services: {', '.join(i.affected_services) or 'none detected'}",
-            f"- Entry points: {', '.join(i.entry_points) or 'none seen'}; "
+            f"- Baseline: {m(i.baseline or 'none (figures are not compared with normal)')}",
+            f"- Affected services: {m(', '.join(i.affected_services)) or 'none detected'}",
+            f"- Entry points: {m(', '.join(i.entry_points)) or 'none seen'}; "
             f"{i.requests} requests in the window",
             f"- Error rate (entry points): {i.error_rate:.2%}"
             + _vs(i.baseline_error_rate, "{:.2%}"),
@@ -209,34 +222,34 @@ class Report(BaseModel):
             *_service_table(i.services),
             "",
             "## Priority",
-            f"**{p.level}** — {p.rule}",
+            f"**{p.level}** — {m(p.rule)}",
             "",
             "## Remediation",
-            f"- Status: {r.status}",
+            f"- Status: {m(r.status)}",
         ]
         if r.strategy:
-            out.append(f"- Strategy: `{r.strategy}` — {r.description}")
+            out.append(f"- Strategy: {m(r.strategy)} — {m(r.description)}")
         if r.reasons:
-            out.append(f"- Why: {'; '.join(r.reasons)}")
-        out += [f"- Action: {x}" for x in r.actions]
+            out.append(f"- Why: {m('; '.join(r.reasons))}")
+        out += [f"- Action: {m(x)}" for x in r.actions]
         if r.dry_run:
-            out.append(f"- Dry run: {r.dry_run}")
-        out += [f"- Result: {x}" for x in r.results]
+            out.append(f"- Dry run: {m(r.dry_run)}")
+        out += [f"- Result: {m(x)}" for x in r.results]
         if r.verification:
-            out.append(f"- Verification: {r.verification}")
-        out += [f"- Rollback: {x}" for x in r.rollback_plan]
+            out.append(f"- Verification: {m(r.verification)}")
+        out += [f"- Rollback: {m(x)}" for x in r.rollback_plan]
         out += ["", "## Alternative hypotheses"]
         out += [
-            f"- {h.entity} ({h.confidence:.0%}) {h.why}".rstrip() for h in self.alternatives
+            f"- {m(h.entity)} ({h.confidence:.0%}) {m(h.why)}".rstrip() for h in self.alternatives
         ] or ["- none ranked"]
         out += [
             "",
             "## Modalities used",
-            ", ".join(self.modalities_used) or "none",
+            m(", ".join(self.modalities_used)) or "none",
             "",
             "## Not checked",
         ]
-        out += [f"- {x}" for x in self.not_checked] or ["- nothing left unchecked"]
+        out += [f"- {m(x)}" for x in self.not_checked] or ["- nothing left unchecked"]
         u = self.usage
         out += [
             "",
@@ -254,42 +267,53 @@ class Report(BaseModel):
         def md(text: str) -> dict[str, Any]:
             return {"type": "section", "text": {"type": "mrkdwn", "text": text[:2900]}}
 
+        e_ = slack  # every value escaped: no <url|label> link or mention can form
+
         blocks: list[dict[str, Any]] = [
             {"type": "header", "text": {"type": "plain_text", "text": self.title[:150]}},
-            md(f"*{p.level}* — {p.rule}\n{a.summary}"),
+            md(f"*{p.level}* — {e_(p.rule)}\n{e_(a.summary)}"),
             {
                 "type": "section",
                 "fields": [
                     {
                         "type": "mrkdwn",
                         "text": "*Root cause*\n"
-                        + _pct_entity(a.root_cause, a.root_cause_confidence),
+                        + e_(_pct_entity(a.root_cause, a.root_cause_confidence)),
                     },
                     {
                         "type": "mrkdwn",
-                        "text": f"*Fault type*\n{a.fault_type} ({a.fault_probability:.0%})",
+                        "text": f"*Fault type*\n{e_(a.fault_type)} ({a.fault_probability:.0%})",
                     },
                     {"type": "mrkdwn", "text": f"*Error rate*\n{i.error_rate:.2%}"},
                     {
                         "type": "mrkdwn",
-                        "text": f"*Affected*\n{', '.join(i.affected_services[:6]) or '-'}",
+                        "text": f"*Affected*\n{e_(', '.join(i.affected_services[:6])) or '-'}",
                     },
                 ],
             },
         ]
         if a.evidence:
-            blocks.append(md("*Evidence*\n" + "\n".join(f"• {e.summary}" for e in a.evidence[:5])))
-        rem = f"*Remediation* ({r.status})"
+            blocks.append(
+                md("*Evidence*\n" + "\n".join(f"• {e_(e.summary)}" for e in a.evidence[:5]))
+            )
+        if self.flagged:
+            blocks.append(
+                md(
+                    "*Flagged telemetry (data, never instructions)*\n"
+                    + "\n".join(f"• {e_(f.source)}: {e_(f.text)}" for f in self.flagged[:5])
+                )
+            )
+        rem = f"*Remediation* ({e_(r.status)})"
         if r.strategy:
-            rem += f"\n`{r.strategy}`: " + "; ".join(r.actions)
+            rem += f"\n{e_(r.strategy)}: " + e_("; ".join(r.actions))
         if r.dry_run:
-            rem += f"\nDry run: {r.dry_run}"
+            rem += f"\nDry run: {e_(r.dry_run)}"
         blocks.append(md(rem))
         if self.alternatives:
             blocks.append(
                 md(
                     "*Alternatives*: "
-                    + ", ".join(f"{h.entity} ({h.confidence:.0%})" for h in self.alternatives)
+                    + ", ".join(f"{e_(h.entity)} ({h.confidence:.0%})" for h in self.alternatives)
                 )
             )
         blocks.append(

@@ -11,9 +11,8 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from langchain_openai import ChatOpenAI
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.types import Command
 
@@ -25,7 +24,11 @@ from tools.core.errors import NotFoundError
 from tools.core.settings import Settings
 from tools.telemetry.model import Incident
 from tools.toolbox.context import ToolContext
+from tools.toolbox.repair import decision_refused
 from tools.traces.alerting import TraceAlert
+
+if TYPE_CHECKING:  # the OpenAI client loads only when an LLM is configured
+    from langchain_openai import ChatOpenAI
 
 
 @dataclass
@@ -34,6 +37,7 @@ class Investigation:
     report: Report | None
     pending_approval: dict[str, Any] | None  # the interrupt payload while waiting for a human
     state: dict[str, Any]
+    refused: str | None = None  # why a decision was not accepted (one line, audited)
 
 
 class Investigator:
@@ -91,9 +95,21 @@ class Investigator:
         out = self.graph.invoke(state, self._config(thread_id), context=self.deps)
         return self._result(thread_id, out)
 
-    def decide(self, thread_id: str, approved: bool, by: str, reason: str = "") -> Investigation:
-        """Answer the approval pause of ``thread_id``; execution (if approved) follows."""
-        self._require(thread_id)
+    def decide(
+        self, thread_id: str, approved: bool, by: str | None, reason: str = ""
+    ) -> Investigation:
+        """Answer the approval pause of ``thread_id`` as principal ``by`` (``os:``/``slack:``
+        ``mcp:``, from the front that authenticated the person); execution (if approved)
+        follows. A principal outside ``TAMO_REPAIR_APPROVERS`` (or none) decides nothing: the
+        refusal is audited and the investigation keeps waiting for an approver."""
+        snap = self._require(thread_id)
+        plan = snap.values.get("plan") or {}
+        if plan.get("plan_id"):
+            refused = decision_refused(self.deps.ctx, plan["plan_id"], by, approved, reason)
+            if refused is not None:
+                pending = self._result(thread_id, {**snap.values, "__interrupt__": snap.interrupts})
+                pending.refused = refused
+                return pending
         cmd = Command(resume={"approved": approved, "by": by, "reason": reason})
         out = self.graph.invoke(cmd, self._config(thread_id), context=self.deps)
         return self._result(thread_id, out)

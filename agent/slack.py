@@ -15,7 +15,9 @@ from typing import Any
 
 from agent.run import Investigation, Investigator
 from agent.scope import parse_duration
+from tools.repair.identity import slack_principal
 from tools.telemetry.model import Incident, TimeWindow
+from tools.telemetry.untrusted import slack
 
 Say = Callable[..., Any]
 _LAST = re.compile(r"\blast\s+(\d+[smhd])\b", re.IGNORECASE)
@@ -38,14 +40,9 @@ def parse_request(text: str, default_window: str = "15m") -> Incident:
 
 class SlackFront:
     def __init__(
-        self,
-        investigator: Investigator,
-        *,
-        approvers: set[str] | None = None,
-        scope: Callable[[str], Incident] = parse_request,
+        self, investigator: Investigator, *, scope: Callable[[str], Incident] = parse_request
     ) -> None:
         self.inv = investigator
-        self.approvers = approvers or set()
         self.scope = scope
 
     def _post(self, say: Say, result: Investigation, thread_ts: str | None) -> None:
@@ -71,17 +68,19 @@ class SlackFront:
         self.investigate(command.get("text", ""), say, None)
 
     def on_action(self, ack: Callable[..., Any], body: dict[str, Any], say: Say) -> None:
+        """A button click: the decider is the Slack user id of the (Slack-signed) payload,
+        checked against ``TAMO_REPAIR_APPROVERS`` (``slack:U…``) by the investigator."""
         ack()
         action = body["actions"][0]
-        user = body.get("user", {}).get("id", "unknown")
+        user = (body.get("user") or {}).get("id")
         thread_ts = (body.get("message") or {}).get("thread_ts") or (body.get("message") or {}).get(
             "ts"
         )
-        if self.approvers and user not in self.approvers:
-            say(text=f"<@{user}> is not allowed to decide on repairs", thread_ts=thread_ts)
-            return
         approved = action["action_id"] == "approve_repair"
-        result = self.inv.decide(action["value"], approved, f"slack:{user}")
+        result = self.inv.decide(action["value"], approved, slack_principal(user))
+        if result.refused:
+            say(text=slack(result.refused), thread_ts=thread_ts)
+            return
         say(text=f"{'Approved' if approved else 'Denied'} by <@{user}>", thread_ts=thread_ts)
         self._post(say, result, thread_ts)
 

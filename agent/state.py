@@ -23,6 +23,7 @@ from tools.learned.results import (
     RootCauseRanking,
 )
 from tools.telemetry.model import Incident, Modality, TimeWindow
+from tools.telemetry.untrusted import FlaggedText
 from tools.traces.alerting import TraceAlert
 
 
@@ -66,6 +67,7 @@ STATE_TYPES: list[type] = [
     Impact,
     ServiceImpact,
     EvidenceItem,
+    FlaggedText,
     Usage,
     Report,
     FusionSummary,

@@ -22,7 +22,7 @@ from rich.table import Table
 import evals
 
 console = Console()
-COLUMNS = ("benchmark", "metric", "median", "unit", "runs", "machine")
+COLUMNS = ("benchmark", "metric", "median", "unit", "cpu_s", "ratio", "runs", "load_avg", "machine")
 
 
 def discover() -> list[str]:

@@ -3,8 +3,9 @@
 Why two paths: on handshake-era connections the server asks with ``ctx.elicit`` (a
 server-initiated request); on 2026-07-28 connections that back-channel is gone, so the tool
 returns an ``InputRequiredResult`` carrying the same question and the client retries the call
-with the user's answer. A client that supports neither cannot confirm: then the call must name
-the human who approved (``approved_by``) or it is refused — the repair engine records who.
+with the user's answer. A client that supports neither cannot confirm, and the call is refused:
+an argument naming an approver would be something the model writes. Who approved is never asked
+either — it is the request's authenticated principal (see ``server._principal``).
 """
 
 from __future__ import annotations
@@ -18,27 +19,28 @@ from fastmcp.server.elicitation import AcceptedElicitation
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import BaseModel
 
+from tools.telemetry.untrusted import quote
 from tools.toolbox.context import ToolContext
 
 CONFIRM_KEY = "confirm_repair"
 _SCHEMA = {
     "type": "object",
-    "properties": {
-        "approve": {"type": "boolean", "title": "Run this repair now?"},
-        "name": {"type": "string", "title": "Your name (recorded in the audit log)"},
-    },
-    "required": ["approve", "name"],
+    "properties": {"approve": {"type": "boolean", "title": "Run this repair now?"}},
+    "required": ["approve"],
 }
 
 
 class _Confirm(BaseModel):
     approve: bool
-    name: str
 
 
 def _message(ctx: ToolContext, args: dict[str, Any]) -> str:
     plan = ctx.recall(f"plan:{args.get('plan_id')}")
-    what = "; ".join(f"{a.type} {a.target}" for a in plan.actions) if plan is not None else "?"
+    what = (
+        "; ".join(f"{a.type} {quote(a.target, 120)}" for a in plan.actions)
+        if plan is not None
+        else "?"
+    )
     return f"Execute repair plan {args.get('plan_id')} for real: {what}?"
 
 
@@ -52,23 +54,20 @@ def _can_elicit(mcp_ctx: Context) -> bool:
     return mcp_ctx.session.check_client_capability(want)
 
 
-def _decide(content: dict[str, Any] | None) -> str:
-    content = content or {}
-    if not content.get("approve"):
+def _decide(content: dict[str, Any] | None) -> None:
+    if not (content or {}).get("approve"):
         raise ToolError("repair not approved by the user; nothing was executed")
-    return str(content.get("name") or "mcp-user")
 
 
 async def confirm_repair(
     mcp_ctx: Context, ctx: ToolContext, args: dict[str, Any]
-) -> str | mcp_types.InputRequiredResult:
-    """The approver's name, or an ``InputRequiredResult`` asking the client; raises on refusal."""
+) -> mcp_types.InputRequiredResult | None:
+    """None once the user confirmed, an ``InputRequiredResult`` asking the client; raises on
+    refusal or when the client cannot ask its user at all."""
     if not _can_elicit(mcp_ctx):
-        if args.get("approved_by"):
-            return str(args["approved_by"])
         raise ToolError(
-            "execute_repair with dry_run=false needs confirmation: this client cannot show an "
-            "elicitation, so pass approved_by=<the human who approved the plan>"
+            "execute_repair with dry_run=false needs the user's confirmation and this client "
+            "cannot show an elicitation; approve with `tamo repair execute` instead"
         )
     if _modern(mcp_ctx):
         answers = mcp_ctx.input_responses or {}

@@ -1,8 +1,8 @@
 """``tamo demo``: break a live agent platform and watch TAMO-RCA find, repair and verify it.
 
-The run itself is :mod:`tamo.demo_scenario` (the testbed's published fault catalogue names the
-scenarios; the live alert opens an investigation of the ``tamo diagnose`` graph), its printing
-:mod:`tamo.demo_render`; this module is the command line only.
+The run itself is :mod:`tamo.demo_scenario` (the live alert opens an investigation of the
+``tamo diagnose`` graph), its printing :mod:`tamo.demo_render`, the scenarios the faults of the
+testbed's published catalogue (:mod:`tamo.demo_catalog`); this module is the command line only.
 """
 
 from __future__ import annotations
@@ -14,10 +14,8 @@ from pathlib import Path
 import typer
 
 from tamo.console import console, fail
-from tamo.demo_render import show_result
-from tamo.demo_scenario import published_catalog, run_scenario
+from tamo.demo_catalog import published_catalog
 from tools.core.settings import get_settings
-from tools.repair import AuditLog
 
 
 def demo(
@@ -32,6 +30,10 @@ def demo(
     ),
 ) -> None:
     """Break a live agent platform, let TAMO-RCA find, repair and verify it, and show the audit."""
+    from tamo.demo_render import show_result  # the run loads the detector, graph and plots
+    from tamo.demo_scenario import run_scenario
+    from tools.repair import AuditLog
+
     faults = published_catalog().faults
     if list_scenarios:
         for f in faults.values():

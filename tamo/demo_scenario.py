@@ -6,7 +6,7 @@ load, a tail of the testbed's OTLP JSON span files into the embedded store, the 
 watcher (:mod:`tools.traces.alerting`) and, when it raises an alert, the investigation graph
 ``tamo diagnose`` runs (:func:`agent.respond.respond`): the graph localizes, classifies, plans,
 pauses for approval (answered by this process's own OS account, which the run puts on the
-approver allow-list), executes, verifies and rolls back.
+policy's only approver), executes, verifies and rolls back.
 
 The scenarios are the faults of the catalogue the testbed publishes (data read through
 ``tools.core.fault_catalog``). Scoring compares with that catalogue only after the loop has
@@ -16,8 +16,6 @@ catalogue says clear or bypass the fault.
 
 from __future__ import annotations
 
-import os
-import pwd
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,15 +26,16 @@ from prometheus_client import start_http_server
 from agent.graph import sqlite_checkpointer
 from agent.respond import respond
 from agent.run import Investigation, Investigator
+from tamo.demo_catalog import treats
 from tamo.demo_render import Live
 from testbed.bed import Testbed
-from testbed.catalog import catalog_document
 from testbed.load import OpenLoopLoad
 from tools.core.errors import TamoError
-from tools.core.fault_catalog import CatalogAction, FaultCatalog, FaultEntry, load_fault_catalog
+from tools.core.fault_catalog import load_fault_catalog
 from tools.repair import AuditLog, RepairMetrics, SafetyPolicy, Verifier, load_strategies
 from tools.repair.effect_plots import effect_plot, effect_queries, figures, heatmap, write_dashboard
 from tools.repair.executors import TestbedExecutor
+from tools.repair.identity import os_principal
 from tools.telemetry.backends.prometheus import PrometheusClient
 from tools.telemetry.local_prometheus import LocalPrometheus, free_loopback_port
 from tools.telemetry.model import TimeWindow
@@ -45,40 +44,6 @@ from tools.telemetry.store import TelemetryStore
 from tools.toolbox.context import ToolContext
 from tools.toolbox.repair import RepairSetup, configure
 from tools.traces.alerting import TraceWatcher
-
-
-def published_catalog() -> FaultCatalog:
-    """The testbed's catalogue document, validated like any published one."""
-    return FaultCatalog.model_validate(catalog_document())
-
-
-def os_principal() -> str:
-    """``os:<user>`` of this process's real uid (the kernel's word, not ``$USER``)."""
-    return f"os:{pwd.getpwuid(os.getuid()).pw_name}"
-
-
-def _as_catalog_action(action: dict[str, Any]) -> CatalogAction | None:
-    """A planned testbed action in the catalogue's terms (``restart X``, ``skip X`` ...)."""
-    t, target, params = action["type"], action["target"], action.get("params") or {}
-    if t == "graceful_restart":
-        return CatalogAction(kind="restart", arg=target)
-    if t == "switch_model":
-        return CatalogAction(kind="switch_model", arg=params.get("model"))
-    if t == "set_skip_flag" and params.get("enabled", True):
-        return CatalogAction(kind="skip", arg=target)
-    if t == "restore_snapshot":
-        return CatalogAction(kind="restore_snapshot")
-    return None
-
-
-def treats(plan: dict[str, Any], fault: FaultEntry) -> bool:
-    """Whether a plan performs an action the catalogue says clears or bypasses ``fault``."""
-    cures = {*fault.clears, *fault.bypasses}
-    done = {_as_catalog_action(a) for a in plan.get("actions", [])}
-    return any(
-        a is not None and any(c.kind == a.kind and c.arg in (None, a.arg) for c in cures)
-        for a in done
-    )
 
 
 def _series(
@@ -177,6 +142,7 @@ class _Scenario:
         self.verifier = Verifier(prom, store)
         self.repair_metrics = repair_metrics
         self.watcher = TraceWatcher(store, error_codes=self.catalog.error_codes)
+        self.approver = os_principal()  # the demo's own account answers the approval pause
 
     def investigator(self, strategies: Path | None) -> Investigator:
         ctx = ToolContext(self.store, self.store, self.prom)
@@ -185,7 +151,16 @@ class _Scenario:
             RepairSetup(
                 strategies=load_strategies(strategies),
                 executors={"testbed": TestbedExecutor(self.tb.control_url)},
-                policy=SafetyPolicy(allow_targets=list(self.tb.urls), executed_by="tamo-agent"),
+                # The live triage is a trace vote, not a calibrated model: the evidence gate is
+                # lowered here, on purpose and only here (production policies keep 0.8 and two
+                # modalities or a knowledge-base match). Only this process's account approves.
+                policy=SafetyPolicy(
+                    allow_targets=list(self.tb.urls),
+                    approvers=[self.approver],
+                    executed_by="tamo-agent",
+                    min_confidence=0.5,
+                    min_modalities=1,
+                ),
                 audit=self.audit,
                 verifier=self.verifier,
                 metrics=self.repair_metrics,
@@ -209,10 +184,7 @@ class _Scenario:
         tail = SpanTail(self.tb.spans_dir, self.store)
         load = OpenLoopLoad(self.tb.router_url, rate)
         investigator = self.investigator(strategies)
-        approver = os_principal()
-        # the demo's own account answers the approval pause; only it may, for this run
-        os.environ["TAMO_REPAIR_APPROVERS"] = approver
-        self.live.line("baseline", f"repairs approved by {approver} (TAMO_REPAIR_APPROVERS)")
+        self.live.line("baseline", f"repairs approved by {self.approver}, this run's only approver")
         out: dict[str, Any] = {}
         tail.start()
         load.start()
@@ -240,7 +212,7 @@ class _Scenario:
                 alert.evidence(),
             )
             out.update(detected=True, detect_seconds=round(alert.raised_at - t_inj, 2))
-            inv = respond(investigator, alert, approver, system=self.catalog.system)
+            inv = respond(investigator, alert, self.approver, system=self.catalog.system)
             t_done = time.time()
             out.update(self._score(inv, t_inj, t_done))
             time.sleep(after_s)

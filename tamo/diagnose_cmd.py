@@ -11,17 +11,18 @@ import sys
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from agent.chat import HELP, ChatSession
-from agent.run import Investigator
-from agent.scope import case_context, window_incident
 from tamo.console import err_console, fail
+from tamo.imports import heavy_imports
 from tools.core.settings import get_settings
-from tools.telemetry.model import Incident
-from tools.toolbox.context import ToolContext
+
+if TYPE_CHECKING:  # the agent, its tools and the learned models load only when a command runs
+    from agent.run import Investigator
+    from tools.telemetry.model import Incident
+    from tools.toolbox.context import ToolContext
 
 
 class Format(StrEnum):
@@ -40,6 +41,10 @@ NoLLM = Annotated[bool, typer.Option("--no-llm", help="ignore a configured LLM")
 
 
 def _context(dataset: str | None, root: Path | None, case: str | None) -> ToolContext:
+    with heavy_imports():
+        from agent.scope import case_context
+        from tools.toolbox.context import ToolContext
+
     settings = get_settings()
     if dataset or case:
         if not (dataset and case):
@@ -58,12 +63,17 @@ def _incident(
     trace_id: str | None,
 ) -> Incident:
     """A dataset case brings its own window; otherwise the window comes from the options."""
+    from agent.scope import window_incident
+
     if ctx.case is not None and ctx.incident is not None:
         return ctx.incident
     return window_incident(start, end, last, services or [], question, trace_id)
 
 
 def _investigator(ctx: ToolContext, no_llm: bool, **kw: object) -> Investigator:
+    with heavy_imports():
+        from agent.run import Investigator
+
     return Investigator(ctx, llm=not no_llm, **kw)  # type: ignore[arg-type]
 
 
@@ -84,9 +94,9 @@ def register(app: typer.Typer) -> None:
         execute: Annotated[
             bool, typer.Option(help="with --repair: really act (default dry run)")
         ] = False,
-        approve_as: Annotated[
-            str | None, typer.Option(help="approve the plan as NAME, no prompt")
-        ] = None,
+        approve: Annotated[
+            bool, typer.Option(help="approve the plan as your OS account (os:USER), no prompt")
+        ] = False,
         resume: Annotated[str | None, typer.Option(help="resume investigation THREAD_ID")] = None,
         no_llm: NoLLM = False,
     ) -> None:
@@ -106,12 +116,17 @@ def register(app: typer.Typer) -> None:
                 f"repair plan [bold]{p['plan_id']}[/] ({p['strategy']}): {'; '.join(p['actions'])}"
                 f" — {'REAL RUN' if execute else 'dry run'}"
             )
-            if approve_as:
-                result = inv.decide(result.thread_id, True, approve_as)
-            elif sys.stdin.isatty() and typer.confirm("approve?", default=False):
-                result = inv.decide(result.thread_id, True, typer.prompt("your name"))
+            from tools.repair.identity import os_principal
+
+            me = os_principal()  # the approver is the OS account, never a typed name
+            if approve or (
+                sys.stdin.isatty() and typer.confirm(f"approve as {me}?", default=False)
+            ):
+                result = inv.decide(result.thread_id, True, me)
             else:
-                result = inv.decide(result.thread_id, False, "cli", "not approved")
+                result = inv.decide(result.thread_id, False, me, "not approved")
+            if result.refused:
+                fail(result.refused)
         if result.report is None:
             fail(f"investigation {result.thread_id} produced no report")
         if format is Format.json:
@@ -136,6 +151,8 @@ def register(app: typer.Typer) -> None:
         no_llm: NoLLM = False,
     ) -> None:
         """Interactive investigation: tool calls shown live, answers streamed, /approve repairs."""
+        from agent.chat import HELP, ChatSession
+
         ctx = _context(dataset, root, case)
         incident = _incident(ctx, start, end, last, service, None, None)
 

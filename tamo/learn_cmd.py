@@ -14,8 +14,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from tamo.console import console, fail
 from tools.core.errors import TamoError
-from tools.learned.labelled_cases import dataset_signature, load_aligned
-from tools.learned.train import TrainingCase, train_models
 
 
 def _parts(days: str | None, runs: str | None) -> list[str] | None:
@@ -48,6 +46,9 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Train T1 (diffusion, fault-free data), T2 (frequency attention, self-supervised) and T3
         (fault-type classifier, labels) and write verified checkpoints to OUT."""
+        from tools.learned.labelled_cases import dataset_signature, load_aligned
+        from tools.learned.train import TrainingCase, train_models
+
         try:
             parts = _parts(days, runs)
             with _progress() as bar:

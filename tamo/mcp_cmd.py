@@ -1,7 +1,9 @@
 """``tamo mcp``: serve the TAMO-RCA tools to Claude Desktop/Code, IDEs and other MCP clients.
 
 stdio by default (the client starts the process); ``--transport http`` serves streamable HTTP,
-which requires a bearer token (``--token`` or ``TAMO_MCP_TOKEN``) unless bound to loopback.
+which requires a bearer token (``TAMO_MCP_TOKENS=alice=<token>,...``, ``--token`` or
+``TAMO_MCP_TOKEN``) unless bound to loopback. A real repair needs an identity: the token's
+principal over HTTP, the local OS account over stdio.
 ``--dataset/--case`` serves one labelled case (handy for demos); otherwise the configured
 sources (embedded store or Prometheus/Loki/Jaeger/Tempo).
 """
@@ -15,12 +17,9 @@ from typing import Annotated
 
 import typer
 
-from agent.scope import case_context
-from mcp_server.auth import http_auth
-from mcp_server.server import build_server
 from tamo.console import fail
+from tamo.imports import heavy_imports
 from tools.core.settings import get_settings
-from tools.toolbox.context import ToolContext
 
 
 class Transport(StrEnum):
@@ -47,6 +46,12 @@ def register(app: typer.Typer) -> None:
         case: Annotated[str | None, typer.Option(help="case id")] = None,
     ) -> None:
         """Run the MCP server (tools, resources, the investigate_alert prompt)."""
+        with heavy_imports():
+            from agent.scope import case_context
+            from mcp_server.auth import http_auth, parse_tokens
+            from mcp_server.server import build_server
+            from tools.toolbox.context import ToolContext
+
         settings = get_settings()
         if dataset or case:
             if not (dataset and case):
@@ -55,7 +60,13 @@ def register(app: typer.Typer) -> None:
         else:
             ctx = ToolContext.from_settings(settings)
         if transport is Transport.stdio:
-            build_server(ctx).run(transport="stdio", show_banner=False)
+            from tools.repair.identity import os_principal
+
+            # the client started this process as the local user: that account is the identity
+            build_server(ctx, local_principal=os_principal()).run(
+                transport="stdio", show_banner=False
+            )
             return
-        auth = http_auth(host, token or os.environ.get("TAMO_MCP_TOKEN"))
+        tokens = parse_tokens(os.environ.get("TAMO_MCP_TOKENS"))
+        auth = http_auth(host, token or os.environ.get("TAMO_MCP_TOKEN"), tokens)
         build_server(ctx, auth).run(transport="http", host=host, port=port, show_banner=False)

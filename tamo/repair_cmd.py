@@ -8,7 +8,6 @@ actions already ran (they are never sent twice).
 
 from __future__ import annotations
 
-import getpass
 import json
 import sys
 from pathlib import Path
@@ -139,8 +138,9 @@ def execute_cmd(
     prometheus: str | None = typer.Option(None, "--prometheus", help="Prometheus URL to verify"),
     audit_dir: Path | None = AuditDirOpt,
 ) -> None:
-    """Run the plan with every guard: allow-list, pre-checks, dry run, approval, write-ahead
-    audit, verification, automatic rollback. Re-running after a crash resumes the same task."""
+    """Run the plan with every guard: allow-list, evidence, pre-checks, dry run, approval by
+    your OS account (listed in TAMO_REPAIR_APPROVERS as os:USER), write-ahead audit,
+    verification, automatic rollback. Re-running after a crash resumes the same task."""
     _, _, plan = _plan(diagnosis, strategies)
     executors: dict[str, Executor] = {}
     if testbed:
@@ -156,7 +156,9 @@ def execute_cmd(
         from tools.telemetry.backends.prometheus import PrometheusClient
 
         metric_source = PrometheusClient(prometheus)
-    user = f"cli:{getpass.getuser()}"
+    from tools.repair.identity import approvers_from_env, os_principal
+
+    user = os_principal()  # who approves is the OS account (uid), never a typed name
 
     def approver(p: RepairPlan) -> Approval:
         if yes:
@@ -170,7 +172,7 @@ def execute_cmd(
     runner = RepairExecutor(
         executors,
         _audit(audit_dir),
-        SafetyPolicy(allow_targets=allow, executed_by=user),
+        SafetyPolicy(allow_targets=allow, approvers=approvers_from_env(), executed_by=user),
         verifier=Verifier(metric_source, None),
         approver=approver,
         on_event=lambda e: console.print(

@@ -1,8 +1,8 @@
 """``tamo slack``: the Slack bot over Socket Mode (no public endpoint needed).
 
 Tokens come from the environment: ``SLACK_BOT_TOKEN`` (xoxb-…) and ``SLACK_APP_TOKEN`` (xapp-…,
-Socket Mode). ``TAMO_SLACK_APPROVERS`` (comma-separated Slack user ids) limits who may press
-Approve; unset, anyone in the channel may.
+Socket Mode). Who may press Approve is ``TAMO_REPAIR_APPROVERS`` (``slack:<user id>`` entries,
+beside the other fronts' principals); unset, nobody may.
 """
 
 from __future__ import annotations
@@ -11,11 +11,8 @@ import os
 
 import typer
 
-from agent.run import Investigator
-from agent.slack import SlackFront
 from tamo.console import err_console, fail
 from tools.core.settings import get_settings
-from tools.toolbox.context import ToolContext
 
 
 def register(app: typer.Typer) -> None:
@@ -28,12 +25,11 @@ def register(app: typer.Typer) -> None:
         from slack_bolt import App
         from slack_bolt.adapter.socket_mode import SocketModeHandler
 
-        approvers = {
-            u.strip() for u in os.environ.get("TAMO_SLACK_APPROVERS", "").split(",") if u.strip()
-        }
+        from agent.run import Investigator
+        from agent.slack import SlackFront
+        from tools.toolbox.context import ToolContext
+
         bolt = App(token=bot)
-        SlackFront(
-            Investigator(ToolContext.from_settings(get_settings())), approvers=approvers
-        ).register(bolt)
+        SlackFront(Investigator(ToolContext.from_settings(get_settings()))).register(bolt)
         err_console.print("TAMO-RCA Slack bot connected (Socket Mode)")
         SocketModeHandler(bolt, app_token).start()

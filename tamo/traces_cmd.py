@@ -12,14 +12,17 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
 
 from tamo.console import console, fail
+from tamo.imports import heavy_imports
 from tools.core.errors import TamoError
-from tools.telemetry.ingest import parse_file
-from tools.traces import KnowledgeBase, TraceConfig, analyze_traces
+
+if TYPE_CHECKING:  # the analytics (torch, scikit-learn) load only when a command runs
+    from tools.traces import KnowledgeBase
 
 traces_app = typer.Typer(help="Call-chain anomaly analysis and the anomaly knowledge base.")
 kb_app = typer.Typer(help="The anomaly knowledge base: fingerprints, root causes, fixes.")
@@ -27,6 +30,8 @@ traces_app.add_typer(kb_app, name="kb")
 
 
 def _kb(path: Path | None) -> KnowledgeBase:
+    from tools.traces import KnowledgeBase
+
     return KnowledgeBase(path)
 
 
@@ -54,23 +59,34 @@ def analyze_command(
     ),
     seed: int = typer.Option(0, "--seed", help="Seed of every random step."),
 ) -> None:
-    """Find anomalous traces: score, cluster, root span (service::operation) and reason."""
+    """Find anomalous traces: score, cluster, root span (service::operation) and reason.
+
+    A file over 256 MiB is streamed (JSON Lines, a window at a time); smaller ones are read whole.
+    """
+    # the analytics (torch, scikit-learn) load first, frozen out of the collector's sight: the
+    # parse below allocates millions of objects, and each collection would walk theirs again
+    with heavy_imports():
+        from tools.telemetry.ingest import parse_file
+        from tools.traces import TraceConfig, analyze_traces
+        from tools.traces.stream import open_spans
+
     try:
-        parsed = parse_file(input_file)
+        stream = open_spans(input_file)
+        parsed = parse_file(input_file) if stream is None else None
         baseline = parse_file(baseline_file).spans if baseline_file else None
-        logs = (
-            parse_file(logs_file).logs
-            if logs_file
-            else (parsed.logs if parsed.logs.num_rows else None)
-        )
+        if logs_file:
+            logs = parse_file(logs_file).logs
+        else:
+            logs = parsed.logs if parsed is not None and parsed.logs.num_rows else None
+        metrics = parsed.metrics if parsed is not None and parsed.metrics.num_rows else None
         kb = None if no_kb else _kb(kb_path)
         try:
             analysis = analyze_traces(
-                parsed.spans,
+                parsed.spans if parsed is not None else stream,
                 baseline=baseline,
                 kb=kb,
                 logs=logs,
-                metrics=parsed.metrics if parsed.metrics.num_rows else None,
+                metrics=metrics,
                 config=TraceConfig(seed=seed),
             )
         finally:

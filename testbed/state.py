@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
+from testbed.client import TestbedError
+
 if TYPE_CHECKING:
     from testbed.config import StaticConfig
 
@@ -102,10 +104,14 @@ class StateStore:
         )
         self._lock = threading.Lock()
         self._pruned = 0.0
-        with self._lock:
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA synchronous=NORMAL")
-            self._conn.executescript(_SCHEMA)
+        try:
+            with self._lock:
+                self._conn.execute("PRAGMA journal_mode=WAL")
+                self._conn.execute("PRAGMA synchronous=NORMAL")
+                self._conn.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as exc:  # corrupt, locked past the timeout, not SQLite
+            self._conn.close()
+            raise TestbedError(f"state store unusable: {exc}", url=str(path)) from exc
 
     def write_snapshot(self, task_id: str, step: int, state: dict[str, Any]) -> str:
         key = snapshot_key(task_id, step)
@@ -140,19 +146,27 @@ class StateStore:
 
     def claim_dispatch(self, task_id: str, seq_no: int, origin: str) -> int | None:
         """Record dispatch ``(task_id, seq_no)``; ``None`` if it was seen before (idempotency),
-        else how many dispatches the task has had, this one included."""
+        else how many dispatches the task has had, this one included.
+
+        The claim and the count are one write transaction (``BEGIN IMMEDIATE`` takes the write
+        lock first): in autocommit mode another handle could insert between this INSERT and its
+        count, and two handles would report the same count.
+        """
         with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
             try:
-                self._conn.execute(
-                    "INSERT INTO dispatches VALUES (?, ?, ?, ?)",
+                claimed = self._conn.execute(
+                    "INSERT OR IGNORE INTO dispatches VALUES (?, ?, ?, ?)",
                     (task_id, seq_no, origin, time.time()),
-                )
-            except sqlite3.IntegrityError:
-                return None
-            (count,) = self._conn.execute(
-                "SELECT count(*) FROM dispatches WHERE task_id = ?", (task_id,)
-            ).fetchone()
-        return int(count)
+                ).rowcount
+                (count,) = self._conn.execute(
+                    "SELECT count(*) FROM dispatches WHERE task_id = ?", (task_id,)
+                ).fetchone()
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+        return int(count) if claimed else None
 
     def park_callback(self, task_id: str, payload: dict[str, Any]) -> None:
         with self._lock:

@@ -11,9 +11,16 @@ from pydantic import SecretStr
 from tests.agent.synthetic import synthetic_case
 from tools.core.settings import LLMSettings, Settings
 from tools.repair import ActionResult, AuditLog, PlannedAction, SafetyPolicy
+from tools.repair.identity import os_principal
 from tools.repair.strategy import parse_strategies
 from tools.toolbox.context import ToolContext
 from tools.toolbox.repair import RepairSetup, configure
+
+# The principals allowed to approve in these tests: the OS account running them (CLI, chat, MCP
+# over stdio), one Slack user and one MCP token holder. Anyone else is refused.
+SLACK_APPROVER = "U0APPROVER"
+MCP_APPROVER = "alice"
+APPROVERS = [os_principal(), f"slack:{SLACK_APPROVER}", f"mcp:{MCP_APPROVER}"]
 
 # The toolbox's tools, written once for the toolbox and MCP tests (the agent adds
 # ``diagnose_incident`` on top of them).
@@ -106,13 +113,40 @@ def repair_ctx(settings: Settings, recorder: RecordingExecutor, audit: Path) -> 
         RepairSetup(
             strategies=parse_strategies(STRATEGY, "test-strategies.yaml"),
             executors={"recorder": recorder},
-            policy=SafetyPolicy(allow_targets=["*"]),
+            policy=SafetyPolicy(allow_targets=["*"], approvers=APPROVERS),
             audit=AuditLog(audit),
         ),
     )
     return ctx
 
 
+class Calibration:
+    """Stands in for tools/learned's calibration: every ranking's top gets confidence ``p``
+    (without one, the repair gate holds every plan back). Set ``p`` before the diagnosis."""
+
+    def __init__(self, p: float | None = 0.9) -> None:
+        self.p = p
+
+
 @pytest.fixture
-def case_ctx(settings: Settings, recorder: RecordingExecutor, tmp_path: Path) -> ToolContext:
+def calibration(monkeypatch: pytest.MonkeyPatch) -> Calibration:
+    import tools.learned as learned
+
+    cal = Calibration()
+    real = learned.localize_root_cause
+
+    def localize(*args: Any, **kwargs: Any) -> Any:
+        ranking = real(*args, **kwargs)
+        ranking.confidence = cal.p
+        return ranking
+
+    monkeypatch.setattr(learned, "localize_root_cause", localize)
+    return cal
+
+
+@pytest.fixture
+def case_ctx(
+    settings: Settings, recorder: RecordingExecutor, tmp_path: Path, calibration: Calibration
+) -> ToolContext:
+    """The synthetic case with repair configured; rankings calibrated (p = 0.9): plans may act."""
     return repair_ctx(settings, recorder, tmp_path / "audit")

@@ -26,7 +26,7 @@ def test_chat_streams_follow_up_answers_and_approves(
         chat = ChatSession(inv, case_ctx.incident, chunks.append)
         assert chat.handle("why are payments failing?")
         assert chat.handle("what should we do?")
-        assert chat.handle("/approve erin")
+        assert chat.handle("/approve dry run first")
         assert not chat.handle("/quit")
         followup = llm.requests[3]
         # a new session (another process) reopens the investigation with its conversation

@@ -9,9 +9,10 @@ import pytest
 
 from agent.report_model import NO_LLM, Report
 from agent.run import Investigator
-from tests.agent.conftest import RecordingExecutor, repair_ctx
+from tests.agent.conftest import APPROVERS, Calibration, RecordingExecutor, repair_ctx
 from tools.core.settings import Settings
 from tools.toolbox.context import ToolContext
+from tools.toolbox.repair import setup
 
 SECTIONS = [
     "## Analysis",
@@ -50,7 +51,7 @@ def test_offline_report_has_every_section(case_ctx: ToolContext, tmp_path: Path)
     assert r.remediation.strategy == "payment_restart"
     assert (
         r.remediation.dry_run
-        == "1. rollout_restart paymentservice: would rollout_restart paymentservice"
+        == '1. rollout_restart "paymentservice": "would rollout_restart paymentservice"'
     )
     assert r.alternatives and r.alternatives[0].entity != "paymentservice"
     assert set(r.modalities_used) == {"metrics", "traces", "logs"}
@@ -77,11 +78,11 @@ def test_approval_pauses_then_a_new_process_executes(
     later = Investigator(
         repair_ctx(settings, recorder, tmp_path / "audit"), llm=False, checkpointer=cp
     )
-    done = later.decide(first.thread_id, True, "ann")
+    done = later.decide(first.thread_id, True, APPROVERS[0])
     assert done.pending_approval is None
     assert recorder.executed() == [("execute", "rollout_restart", "paymentservice")]
     assert done.report.remediation.status == "success"
-    assert done.state["approval"].by == "ann"
+    assert done.state["approval"].by == APPROVERS[0]
 
 
 def test_denied_plan_is_not_executed(
@@ -89,9 +90,43 @@ def test_denied_plan_is_not_executed(
 ) -> None:
     inv = Investigator(case_ctx, llm=False, checkpointer=tmp_path / "cp.sqlite")
     first = inv.diagnose(case_ctx.incident, request_repair=True, dry_run=False)
-    done = inv.decide(first.thread_id, False, "bob", "not during peak")
+    done = inv.decide(first.thread_id, False, APPROVERS[0], "not during peak")
     assert recorder.executed() == []
-    assert done.report.remediation.status == "denied by bob"
+    assert done.report.remediation.status == f"denied by {APPROVERS[0]}"
+    (denial,) = setup(case_ctx).audit.entries(event="approval")
+    assert (denial.executed_by, denial.status) == (APPROVERS[0], "denied")
+
+
+@pytest.mark.parametrize("by", ["os:mallory", "slack:U0STRANGER", None, ""])
+def test_a_decision_by_anyone_but_an_approver_decides_nothing(
+    case_ctx: ToolContext, recorder: RecordingExecutor, tmp_path: Path, by: str | None
+) -> None:
+    inv = Investigator(case_ctx, llm=False, checkpointer=tmp_path / "cp.sqlite")
+    first = inv.diagnose(case_ctx.incident, request_repair=True, dry_run=False)
+    for approved in (True, False):
+        out = inv.decide(first.thread_id, approved, by)
+        assert out.refused and "decision refused" in out.refused
+        assert out.pending_approval is not None  # still waiting for an approver
+    assert recorder.executed() == []
+    entries = setup(case_ctx).audit.entries(event="approval")
+    assert [(e.executed_by, e.status) for e in entries] == [
+        (by or "unauthenticated", "refused")
+    ] * 2
+    assert setup(case_ctx).audit.verify().ok
+
+
+def test_weak_evidence_is_plan_and_report_only(
+    case_ctx: ToolContext, recorder: RecordingExecutor, tmp_path: Path, calibration: Calibration
+) -> None:
+    calibration.p = 0.4
+    inv = Investigator(case_ctx, llm=False, checkpointer=tmp_path / "cp.sqlite")
+    out = inv.diagnose(case_ctx.incident, request_repair=True, dry_run=False)
+    assert out.pending_approval is None  # never put to a person
+    assert out.report.remediation.strategy == "payment_restart"
+    assert out.report.remediation.status == (
+        "held back (plan and report only): confidence 0.40 below 0.80"
+    )
+    assert recorder.executed() == []
 
 
 def test_crash_after_repair_resumes_without_repeating_it(
@@ -106,7 +141,7 @@ def test_crash_after_repair_resumes_without_repeating_it(
     inv = Investigator(case_ctx, llm=False, checkpointer=cp, on_event=die_after_repair)
     first = inv.diagnose(case_ctx.incident, request_repair=True, dry_run=False)
     with pytest.raises(Crash):
-        inv.decide(first.thread_id, True, "ann")
+        inv.decide(first.thread_id, True, APPROVERS[0])
     assert len(recorder.executed()) == 1
     restarted = Investigator(
         repair_ctx(settings, recorder, tmp_path / "audit"), llm=False, checkpointer=cp

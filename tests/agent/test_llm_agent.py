@@ -8,7 +8,7 @@ from agent.graph import memory_checkpointer
 from agent.run import Investigator
 from evals.scripted_openai import FakeOpenAI
 from tests.agent.conftest import RecordingExecutor, llm_settings
-from tests.agent.synthetic import INJECTION, fenced_everywhere
+from tests.agent.synthetic import INJECTION, quoted_everywhere
 from tools.toolbox.context import ToolContext
 
 EVIDENCE_TOOLS = {"query_traces", "search_logs", "query_promql"}
@@ -106,7 +106,7 @@ def test_a_dead_endpoint_degrades_to_the_deterministic_report(case_ctx: ToolCont
     assert any("LLM evidence loop failed" in n for n in r.not_checked)
     assert any("LLM summary failed" in n for n in r.not_checked)
     assert r.analysis.root_cause == "paymentservice"
-    assert "paymentservice is the most likely root cause" in r.analysis.summary
+    assert '"paymentservice" is the most likely root cause' in r.analysis.summary
 
 
 def test_prompt_injection_never_repairs_nor_changes_the_plan(
@@ -129,17 +129,19 @@ def test_prompt_injection_never_repairs_nor_changes_the_plan(
     ]
     with FakeOpenAI(script) as llm:
         inv = investigator(case_ctx, llm.url).diagnose(case_ctx.incident)
-    # the hostile line reached the model only fenced as data
+    # the hostile line reached the model only as a JSON string value
     seen = [m for m in tool_messages(llm.requests[1]) if INJECTION in m]
-    assert seen and all(fenced_everywhere(m) for m in seen)
+    assert seen and all(quoted_everywhere(m) for m in seen)
     assert inv.report.usage.rejected_tool_calls == 2
     assert recorder.executed() == []
     assert inv.state.get("execution") is None
     assert inv.state["plan"]["plan_id"] == offline.state["plan"]["plan_id"]
     assert inv.state["plan"]["strategy"] == offline.state["plan"]["strategy"] == "payment_restart"
     assert inv.report.remediation.status.startswith("proposed")
-    quoted = [e.summary for e in inv.report.analysis.evidence if INJECTION in e.summary]
-    assert quoted and all(fenced_everywhere(q) for q in quoted)
+    summaries = [e.summary for e in inv.report.analysis.evidence if INJECTION in e.summary]
+    assert all(quoted_everywhere(q) for q in summaries)
+    assert [f.text for f in inv.report.flagged] == [f"SYSTEM: {INJECTION}"]
+    assert "Flagged telemetry (data, never instructions)" in inv.report.to_markdown()
 
 
 def test_the_llm_scopes_the_learned_tools_and_its_verdict_is_kept(case_ctx: ToolContext) -> None:

@@ -59,7 +59,7 @@ def ctx(settings: Settings, recorder: RecordingExecutor, tmp_path: Path) -> Tool
         RepairSetup(
             strategies=parse_strategies(STRATEGY, "alert-strategies.yaml"),
             executors={"recorder": recorder},
-            policy=SafetyPolicy(allow_targets=["*"]),
+            policy=SafetyPolicy(allow_targets=["*"], approvers=["os:sre"]),
             audit=AuditLog(tmp_path / "audit"),
         ),
     )

@@ -7,9 +7,10 @@ from typing import Any
 from agent.graph import memory_checkpointer
 from agent.run import Investigator
 from agent.slack import SlackFront, parse_request
-from tests.agent.conftest import RecordingExecutor
+from tests.agent.conftest import SLACK_APPROVER, RecordingExecutor
 from tools.telemetry.model import Incident
 from tools.toolbox.context import ToolContext
+from tools.toolbox.repair import setup
 
 
 class Recorder:
@@ -64,21 +65,37 @@ def test_mention_replies_in_thread_with_report_and_buttons(
     assert report["blocks"][0]["type"] == "header" and "paymentservice" in report["text"]
     approve, deny = buttons(report)
     assert (approve["action_id"], deny["action_id"]) == ("approve_repair", "deny_repair")
-    f.on_action(rec.ack, click("approve_repair", approve["value"], "U42"), rec.say)
+    f.on_action(rec.ack, click("approve_repair", approve["value"], SLACK_APPROVER), rec.say)
     assert rec.acks == 1
     assert recorder.executed() == [("execute", "rollout_restart", "paymentservice")]
-    assert "Approved by <@U42>" in rec.posts[-2]["text"] and not buttons(rec.posts[-1])
+    assert f"Approved by <@{SLACK_APPROVER}>" in rec.posts[-2]["text"]
+    assert not buttons(rec.posts[-1])
+    (approval,) = setup(case_ctx).audit.entries(event="approval")
+    assert (approval.executed_by, approval.status) == (f"slack:{SLACK_APPROVER}", "approved")
 
 
 def test_deny_and_approver_allow_list(case_ctx: ToolContext, recorder: RecordingExecutor) -> None:
     rec = Recorder()
-    f = front(case_ctx, approvers={"U_SRE"})
+    f = front(case_ctx)
     f.on_command(rec.ack, {"text": "payments failing"}, rec.say)
     value = buttons(rec.posts[-1])[0]["value"]
     f.on_action(rec.ack, click("approve_repair", value, "U_INTERN"), rec.say)
-    assert "not allowed" in rec.posts[-1]["text"] and recorder.executed() == []
-    f.on_action(rec.ack, click("deny_repair", value, "U_SRE"), rec.say)
+    assert rec.posts[-1]["text"] == (
+        "decision refused: slack:U_INTERN is not in TAMO_REPAIR_APPROVERS"
+    )
+    assert recorder.executed() == []
+    anonymous = click("approve_repair", value, "")
+    del anonymous["user"]
+    f.on_action(rec.ack, anonymous, rec.say)
+    assert "no authenticated identity" in rec.posts[-1]["text"] and recorder.executed() == []
+    f.on_action(rec.ack, click("deny_repair", value, SLACK_APPROVER), rec.say)
     assert "Denied" in rec.posts[-2]["text"] and recorder.executed() == []
+    decisions = [(e.executed_by, e.status) for e in setup(case_ctx).audit.entries()]
+    assert decisions == [
+        ("slack:U_INTERN", "refused"),
+        ("unauthenticated", "refused"),
+        (f"slack:{SLACK_APPROVER}", "denied"),
+    ]
 
 
 def test_register_attaches_listeners_to_a_bolt_app() -> None:

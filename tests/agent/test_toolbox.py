@@ -1,4 +1,4 @@
-"""The tools on real (synthetic) telemetry: compact, fenced, correct."""
+"""The tools on real (synthetic) telemetry: compact, typed, correct."""
 
 from __future__ import annotations
 
@@ -7,10 +7,13 @@ import json
 import pytest
 
 from agent.tokens import count
-from tests.agent.conftest import TOOLBOX_TOOLS
-from tests.agent.synthetic import BASELINE, INJECTION, fenced_everywhere
-from tools.toolbox import TOOLBOX, untrusted
+from tests.agent.conftest import APPROVERS, TOOLBOX_TOOLS
+from tests.agent.synthetic import BASELINE, INJECTION, quoted_everywhere
+from tools.repair.identity import approving
+from tools.repair.safety import Approval
+from tools.toolbox import TOOLBOX
 from tools.toolbox.context import ToolContext
+from tools.toolbox.repair import setup
 from tools.toolbox.spec import catalog
 
 
@@ -48,13 +51,20 @@ def test_query_traces_summarises_errors_and_latency(case_ctx: ToolContext) -> No
     assert len(one.trace_spans) == 3
 
 
-def test_search_logs_fences_hostile_text_and_stays_small(case_ctx: ToolContext) -> None:
+def test_search_logs_carries_hostile_text_as_flagged_data_and_stays_small(
+    case_ctx: ToolContext,
+) -> None:
+    from agent.evidence import model_view
+
     r = TOOLBOX["search_logs"](case_ctx, min_severity="ERROR")
     assert r.by_severity == {"ERROR": 31}
     hostile = [s for s in strings(r.model_dump(mode="json")) if INJECTION in s]
     assert hostile, "the hostile log line must be reported (as data)"
-    assert all(fenced_everywhere(s) for s in hostile)
-    assert r.suspicious and "paymentservice" in r.suspicious[0]
+    assert all(s.startswith("SYSTEM") for s in hostile)  # a value of its own, not prose
+    (flag,) = r.flagged
+    assert flag.source == "log of paymentservice" and "instruction-like" in flag.why
+    assert "role marker" in flag.why
+    assert quoted_everywhere(model_view(r))
     assert count(json.dumps(r.model_dump(mode="json"))) < 600
 
 
@@ -86,19 +96,54 @@ def test_learned_tools_rank_the_faulty_service(case_ctx: ToolContext) -> None:
 
 def test_plan_then_dry_run_touches_nothing(case_ctx: ToolContext, recorder) -> None:
     plan = TOOLBOX["plan_repair"](case_ctx, service="paymentservice", fault_type="cpu_contention")
-    assert plan.strategy == "payment_restart" and plan.plan_id
+    assert plan.strategy == "payment_restart" and plan.plan_id and plan.executable
     dry = TOOLBOX["execute_repair"](case_ctx, plan_id=plan.plan_id)
     assert dry.status == "dry-run-ok" and recorder.executed() == []
     refused = TOOLBOX["execute_repair"](case_ctx, plan_id=plan.plan_id, dry_run=False)
     assert refused.status == "refused" and recorder.executed() == []
-    done = TOOLBOX["execute_repair"](
-        case_ctx, plan_id=plan.plan_id, dry_run=False, approved_by="ann"
+    assert "no authenticated identity" in refused.detail
+    with approving(Approval(approved=True, by="os:mallory")):
+        outsider = TOOLBOX["execute_repair"](case_ctx, plan_id=plan.plan_id, dry_run=False)
+    assert outsider.status == "refused" and "os:mallory is not in TAMO_REPAIR_APPROVERS" in (
+        outsider.detail
     )
+    with approving(Approval(approved=True, by=APPROVERS[0])):
+        done = TOOLBOX["execute_repair"](case_ctx, plan_id=plan.plan_id, dry_run=False)
+        again = TOOLBOX["execute_repair"](case_ctx, plan_id=plan.plan_id, dry_run=False)
     assert done.status == "success" and len(recorder.executed()) == 1
-    again = TOOLBOX["execute_repair"](
-        case_ctx, plan_id=plan.plan_id, dry_run=False, approved_by="ann"
-    )
     assert again.resumed and len(recorder.executed()) == 1
+    audit = setup(case_ctx).audit
+    decisions = [(e.executed_by, e.status) for e in audit.entries(event="approval")]
+    assert decisions == [
+        ("unauthenticated", "refused"),
+        ("os:mallory", "refused"),
+        (APPROVERS[0], "approved"),
+    ]
+    assert audit.verify().ok
+
+
+def test_execute_repair_has_no_approver_argument() -> None:
+    """The approver is the authenticated principal, never an argument a model can write."""
+    fields = set(TOOLBOX["execute_repair"].input_model.model_fields)
+    assert fields == {"plan_id", "dry_run"}
+    schema = TOOLBOX["execute_repair"].openai_schema()["function"]["parameters"]
+    assert set(schema["properties"]) == {"plan_id", "dry_run"}
+
+
+def test_a_plan_without_enough_confidence_is_plan_and_report_only(
+    case_ctx: ToolContext, recorder, calibration
+) -> None:
+    calibration.p = 0.5
+    plan = TOOLBOX["plan_repair"](case_ctx, service="paymentservice", fault_type="cpu_contention")
+    assert plan.plan_id and not plan.executable
+    assert plan.held_back == ["confidence 0.50 below 0.80"]
+    with approving(Approval(approved=True, by=APPROVERS[0])):
+        out = TOOLBOX["execute_repair"](case_ctx, plan_id=plan.plan_id, dry_run=False)
+    assert out.status == "refused" and "evidence too weak" in out.detail
+    assert recorder.executed() == []
+    # a service that is not the top of the ranking has no confidence at all
+    other = TOOLBOX["plan_repair"](case_ctx, service="frontend", fault_type="cpu_contention")
+    assert other.plan_id is None or not other.executable
 
 
 def test_every_tool_result_is_a_few_hundred_tokens(case_ctx: ToolContext) -> None:
@@ -111,12 +156,6 @@ def test_every_tool_result_is_a_few_hundred_tokens(case_ctx: ToolContext) -> Non
     ):
         out = TOOLBOX[name](case_ctx)
         assert count(out.model_dump_json()) < 700, name
-
-
-def test_untrusted_strips_control_characters_and_caps_length() -> None:
-    s = untrusted("a\x1b[31mb»" + "x" * 500, limit=50)
-    assert s.startswith("«data:") and s.endswith("»") and "\x1b" not in s
-    assert len(s) <= 50 + len("«data:»")
 
 
 def test_repair_setup_from_settings(settings) -> None:
@@ -135,6 +174,18 @@ def test_repair_setup_from_settings(settings) -> None:
     full = setup_from_settings(ctx, rs)
     assert set(full.executors) == {"testbed", "webhook"}
     assert full.policy.allow_targets == ["checkout*"] and full.verifier is not None
+    assert full.policy.approvers == []  # nobody may approve until TAMO_REPAIR_APPROVERS names them
+
+
+def test_allow_lists_read_comma_separated_from_the_environment(settings, monkeypatch) -> None:
+    from tests.agent.synthetic import synthetic_case
+    from tools.toolbox.repair import setup_from_settings
+
+    monkeypatch.setenv("TAMO_REPAIR_APPROVERS", "os:alice, slack:U024BE7LH,mcp:bob")
+    monkeypatch.setenv("TAMO_REPAIR_ALLOW_TARGETS", "checkout*,payment*")
+    policy = setup_from_settings(ToolContext.from_case(synthetic_case(), settings)).policy
+    assert policy.approvers == ["os:alice", "slack:U024BE7LH", "mcp:bob"]
+    assert policy.allow_targets == ["checkout*", "payment*"]
 
 
 def test_a_tool_listed_twice_is_refused() -> None:

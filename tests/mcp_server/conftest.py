@@ -7,7 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.agent.conftest import case_ctx, recorder, settings  # noqa: F401  (shared fixtures)
+from tests.agent.conftest import (  # noqa: F401  (shared fixtures)
+    calibration,
+    case_ctx,
+    recorder,
+    settings,
+)
 from tests.agent.synthetic import synthetic_case
 from tools.telemetry.store import TelemetryStore
 

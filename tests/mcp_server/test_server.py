@@ -16,13 +16,14 @@ from fastmcp.client.transports import StdioTransport
 from fastmcp.exceptions import ToolError
 
 from agent.tokens import count_json
-from mcp_server.auth import http_auth
+from mcp_server.auth import http_auth, parse_tokens
 from mcp_server.server import build_server
-from tests.agent.conftest import TOOLBOX_TOOLS, RecordingExecutor
-from tests.agent.synthetic import ABNORMAL, fenced_everywhere
+from tests.agent.conftest import APPROVERS, MCP_APPROVER, TOOLBOX_TOOLS, RecordingExecutor
+from tests.agent.synthetic import ABNORMAL, quoted_everywhere
 from tests.conftest import REPO, free_port
 from tools.core.errors import ConfigError
 from tools.toolbox.context import ToolContext
+from tools.toolbox.repair import setup
 
 TOOLS = TOOLBOX_TOOLS | {"diagnose_incident"}
 WINDOW = {"start": ABNORMAL.start.isoformat(), "end": ABNORMAL.end.isoformat()}
@@ -78,47 +79,133 @@ async def test_every_tool_answers_compactly(case_ctx: ToolContext) -> None:
         assert "diagnose_incident" in prompt.messages[0].content.text
 
 
+def elicit(answer: bool, asked: list[str]) -> Any:
+    async def handler(message: str, response_type: Any, params: Any, context: Any) -> dict:
+        asked.append(message)
+        return {"approve": answer}
+
+    return handler
+
+
 async def test_real_repair_asks_the_user_through_elicitation(
     case_ctx: ToolContext, recorder: RecordingExecutor
 ) -> None:
+    """Over stdio the identity is the server's OS account; the user still confirms each run."""
     asked: list[str] = []
-
-    async def say(answer: bool):
-        async def handler(message: str, response_type: Any, params: Any, context: Any) -> dict:
-            asked.append(message)
-            return {"approve": answer, "name": "carol"}
-
-        return handler
-
-    server = build_server(case_ctx)
-    async with Client(server, elicitation_handler=await say(False)) as c:
+    server = build_server(case_ctx, local_principal=APPROVERS[0])
+    async with Client(server, elicitation_handler=elicit(False, asked)) as c:
         plan = text(await c.call_tool("plan_repair", arguments("plan_repair")))
         with pytest.raises(ToolError, match="not approved"):
             await c.call_tool("execute_repair", {"plan_id": plan["plan_id"], "dry_run": False})
-    assert recorder.executed() == [] and "rollout_restart paymentservice" in asked[0]
-    async with Client(server, elicitation_handler=await say(True)) as c:
+    assert recorder.executed() == [] and 'rollout_restart "paymentservice"' in asked[0]
+    async with Client(server, elicitation_handler=elicit(True, asked)) as c:
         out = text(
             await c.call_tool("execute_repair", {"plan_id": plan["plan_id"], "dry_run": False})
         )
     assert out["status"] == "success" and recorder.executed()
+    approvals = setup(case_ctx).audit.entries(event="approval")
+    assert [(e.executed_by, e.status) for e in approvals] == [(APPROVERS[0], "approved")]
 
 
-async def test_without_elicitation_a_real_repair_needs_a_named_approver(
+async def test_a_real_repair_without_an_identity_or_by_an_outsider_is_refused(
     case_ctx: ToolContext, recorder: RecordingExecutor
 ) -> None:
-    async with Client(build_server(case_ctx)) as c:
+    asked: list[str] = []
+    anonymous = build_server(case_ctx)  # loopback HTTP without a token: nobody is known
+    async with Client(anonymous, elicitation_handler=elicit(True, asked)) as c:
         plan = text(await c.call_tool("plan_repair", arguments("plan_repair")))
-        with pytest.raises(ToolError, match="approved_by"):
+        with pytest.raises(ToolError, match="needs an authenticated identity"):
             await c.call_tool("execute_repair", {"plan_id": plan["plan_id"], "dry_run": False})
+    outsider = build_server(case_ctx, local_principal="os:mallory")
+    async with Client(outsider, elicitation_handler=elicit(True, asked)) as c:
+        with pytest.raises(ToolError, match="os:mallory is not in TAMO_REPAIR_APPROVERS"):
+            await c.call_tool("execute_repair", {"plan_id": plan["plan_id"], "dry_run": False})
+    assert asked == [] and recorder.executed() == []  # nobody was even asked
+    approvals = setup(case_ctx).audit.entries(event="approval")
+    assert [(e.executed_by, e.status) for e in approvals] == [
+        ("unauthenticated", "refused"),
+        ("os:mallory", "refused"),
+    ]
+
+
+async def test_without_elicitation_a_real_repair_is_refused_whatever_the_arguments(
+    case_ctx: ToolContext, recorder: RecordingExecutor
+) -> None:
+    async with Client(build_server(case_ctx, local_principal=APPROVERS[0])) as c:
+        plan = text(await c.call_tool("plan_repair", arguments("plan_repair")))
+        with pytest.raises(ToolError, match="cannot show an elicitation"):
+            await c.call_tool("execute_repair", {"plan_id": plan["plan_id"], "dry_run": False})
+        with pytest.raises(ToolError):  # the model cannot name an approver: no such parameter
+            await c.call_tool(
+                "execute_repair",
+                {"plan_id": plan["plan_id"], "dry_run": False, "approved_by": APPROVERS[0]},
+            )
         assert recorder.executed() == []
 
 
-async def test_injected_telemetry_stays_fenced_over_mcp(case_ctx: ToolContext) -> None:
+async def test_injected_telemetry_stays_a_json_value_over_mcp(case_ctx: ToolContext) -> None:
     async with Client(build_server(case_ctx)) as c:
         raw = (
             (await c.call_tool("search_logs", {**WINDOW, "min_severity": "ERROR"})).content[0].text
         )
-    assert fenced_everywhere(raw)
+    assert quoted_everywhere(raw)
+    assert json.loads(raw)["flagged"][0]["why"] == ["instruction-like", "role marker"]
+
+
+class HttpServer:
+    """``build_server(ctx, auth)`` served over streamable HTTP by uvicorn on a free port."""
+
+    def __init__(self, ctx: ToolContext, tokens: dict[str, str]) -> None:
+        import threading
+
+        import uvicorn
+
+        app = build_server(ctx, http_auth("127.0.0.1", None, tokens)).http_app()
+        self.url = f"http://127.0.0.1:{free_port()}/mcp"
+        port = int(self.url.rsplit(":", 1)[1].split("/")[0])
+        self._server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
+        )
+        self._thread = threading.Thread(target=self._server.run, daemon=True)
+
+    def __enter__(self) -> HttpServer:
+        self._thread.start()
+        deadline = time.monotonic() + 20
+        while not self._server.started:
+            assert time.monotonic() < deadline, "MCP HTTP server did not start"
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=10)
+
+
+async def test_over_http_the_bearer_tokens_principal_approves(
+    case_ctx: ToolContext, recorder: RecordingExecutor
+) -> None:
+    tokens = {MCP_APPROVER: "alice-token-0123456789", "eve": "eve-token-0123456789ab"}
+    asked: list[str] = []
+    with HttpServer(case_ctx, tokens) as srv:
+        async with Client(
+            srv.url, auth=tokens["eve"], elicitation_handler=elicit(True, asked), timeout=30
+        ) as c:
+            plan = text(await c.call_tool("plan_repair", arguments("plan_repair")))
+            with pytest.raises(ToolError, match="mcp:eve is not in TAMO_REPAIR_APPROVERS"):
+                await c.call_tool("execute_repair", {"plan_id": plan["plan_id"], "dry_run": False})
+        assert recorder.executed() == []
+        async with Client(
+            srv.url, auth=tokens[MCP_APPROVER], elicitation_handler=elicit(True, asked), timeout=30
+        ) as c:
+            out = text(
+                await c.call_tool("execute_repair", {"plan_id": plan["plan_id"], "dry_run": False})
+            )
+    assert out["status"] == "success" and len(recorder.executed()) == 1
+    approvals = setup(case_ctx).audit.entries(event="approval")
+    assert [(e.executed_by, e.status) for e in approvals] == [
+        ("mcp:eve", "refused"),
+        (f"mcp:{MCP_APPROVER}", "approved"),
+    ]
 
 
 @pytest.mark.slow
@@ -161,6 +248,10 @@ def http_server(store_env: dict[str, str]):
             if proc.poll() is not None:
                 raise RuntimeError(proc.stderr.read().decode()) from None
             time.sleep(0.2)
+    else:
+        proc.kill()
+        _, err = proc.communicate(timeout=10)
+        pytest.fail(f"tamo mcp --transport http did not accept connections in 60 s: {err[-500:]!r}")
     yield url, proc
     proc.terminate()
     _, err = proc.communicate(timeout=10)
@@ -192,7 +283,12 @@ async def test_http_auth_rules() -> None:
     assert http_auth("127.0.0.1", None) is None and http_auth("::1", None) is None
     verifier = http_auth("0.0.0.0", TOKEN)
     assert TOKEN not in repr(verifier)
-    assert (await verifier.verify_token(TOKEN)) is not None
+    assert (await verifier.verify_token(TOKEN)).client_id == "tamo-mcp-client"
     assert (await verifier.verify_token(TOKEN[:-1] + "x")) is None
     with pytest.raises(ConfigError, match="at least 16"):
         http_auth("127.0.0.1", "short")
+    tokens = parse_tokens("alice=alice-token-0123456789,bob=bob-token-0123456789ab")
+    two = http_auth("0.0.0.0", None, tokens)
+    assert (await two.verify_token("bob-token-0123456789ab")).client_id == "bob"
+    with pytest.raises(ConfigError, match="principal=token"):
+        parse_tokens("just-a-token")

@@ -3,6 +3,8 @@ from __future__ import annotations
 import json
 import multiprocessing as mp
 import sqlite3
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from tools.repair.audit import AuditLog
@@ -91,12 +93,33 @@ def test_sqlite_catches_up_after_a_crash_between_writes(tmp_path: Path) -> None:
 
 
 def test_concurrent_processes_keep_one_chain(tmp_path: Path) -> None:
+    """Two processes append 100 entries each at once: one chain, 200 entries, none lost."""
     ctx = mp.get_context("spawn")
-    procs = [ctx.Process(target=_append_many, args=(str(tmp_path), t, 15)) for t in "ab"]
+    procs = [ctx.Process(target=_append_many, args=(str(tmp_path), t, 100)) for t in "ab"]
     for p in procs:
         p.start()
     for p in procs:
-        p.join(60)
+        p.join(120)
     log = AuditLog(tmp_path)
     assert log.verify().ok
-    assert len(log.entries()) == 30
+    assert len(log.entries()) == 200
+    for tag in "ab":
+        assert [e.seq_no for e in log.entries(task_id=f"task-{tag}")] == list(range(100))
+
+
+def test_concurrent_handles_in_threads_keep_one_chain(tmp_path: Path) -> None:
+    """Eight handles (as in the MCP server's worker threads), released together, 25 appends
+    each: 200 entries in one valid chain, seq numbers 1..200 with no gap or repeat."""
+    handles = [AuditLog(tmp_path) for _ in range(8)]
+    start = threading.Barrier(len(handles))
+
+    def append(i: int) -> None:
+        start.wait()
+        for n in range(25):
+            handles[i].record("plan", f"t{i}", seq_no=n)
+
+    with ThreadPoolExecutor(len(handles)) as pool:
+        list(pool.map(append, range(len(handles))))
+    log = AuditLog(tmp_path)
+    assert log.verify().ok
+    assert [e.seq for e in log.entries()] == list(range(1, 201))

@@ -54,6 +54,8 @@ def test_killed_mid_action_never_repeats_an_action(tmp_path: Path) -> None:
                 "fault_type": "inference_hang",
                 "error_codes": ["MODEL_TIMEOUT"],
                 "detected_at": "2026-11-26T13:46:00Z",
+                "confidence": 0.95,
+                "evidence_modalities": ["traces", "metrics"],
             }
         )
     )
@@ -100,3 +102,6 @@ def test_killed_mid_action_never_repeats_an_action(tmp_path: Path) -> None:
     assert ("action_result", 2, "success") in events
     assert events[-1] == ("finished", None, "success")
     assert AuditLog(tmp_path / "audit").verify().ok
+    check = _cli(["audit", "verify", "--audit-dir", str(tmp_path / "audit")])
+    out, _ = check.communicate(timeout=60)
+    assert check.returncode == 0 and "chain intact" in out

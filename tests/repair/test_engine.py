@@ -38,8 +38,8 @@ def test_chapter7_picks_restart_with_fallback(engine: RuleEngine) -> None:
         (2, "graceful_restart", "InferenceRPC"),
     ]
     assert plan.rollback[0].seq_no == 3 and plan.rollback[0].params == {"model": "primary"}
-    assert "error_code MODEL_TIMEOUT observed" in plan.reasons
-    assert "module InferenceRPC ~ InferenceRPC" in plan.reasons
+    assert 'error_code "MODEL_TIMEOUT" observed' in plan.reasons  # telemetry names are quoted
+    assert 'module "InferenceRPC" ~ InferenceRPC' in plan.reasons
     # the weaker fallback-only strategy is listed as an alternative, with a lower score
     alt = {a.strategy_id: a.score for a in plan.alternatives}
     assert alt["model_fallback_switch"] < plan.score

@@ -6,8 +6,10 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
+import pytest
 
 from tests.repair.webhook_server import WebhookServer
 from tools.repair import (
@@ -19,6 +21,7 @@ from tools.repair import (
     RuleEngine,
     SafetyPolicy,
     Verifier,
+    auto_approver,
 )
 from tools.repair.executors import WebhookExecutor
 from tools.repair.strategy import parse_strategies
@@ -81,8 +84,10 @@ class Metrics:
         )
 
 
-def diagnosis() -> Diagnosis:
+def diagnosis(**evidence: Any) -> Diagnosis:
+    """The chapter's incident with enough evidence to act on (unless ``evidence`` says less)."""
     return Diagnosis(
+        **{"confidence": 0.95, "evidence_modalities": ["traces", "metrics"], **evidence},
         service="InferenceRPC",
         fault_type="inference_hang",
         trace_ids=["abc453"],
@@ -107,7 +112,7 @@ def make(
     runner = RepairExecutor(
         {"webhook": WebhookExecutor(hook.url)},
         AuditLog(tmp_path),
-        SafetyPolicy(allow_targets=list(allow)),
+        SafetyPolicy(allow_targets=list(allow), approvers=["os:alice", "os:bob"]),
         verifier=Verifier(metrics),
         approver=approver,
         metrics=RepairMetrics(),
@@ -190,7 +195,7 @@ def test_no_data_is_not_recovery(tmp_path: Path) -> None:
         plan, runner, _ = make(tmp_path, hook, metric=None)
         out = runner.run(plan)
         assert out.status == "failed"
-        assert out.verification.checks[0].note == "no data after the repair"
+        assert out.verification.checks[0].note.startswith("no data after the repair")
 
 
 def test_allow_list_and_approval_refuse_before_any_action(tmp_path: Path) -> None:
@@ -206,21 +211,91 @@ def test_allow_list_and_approval_refuse_before_any_action(tmp_path: Path) -> Non
             hook,
             metric=1.0,
             auto=False,
-            approver=lambda p: Approval(approved=False, by="alice", reason="change freeze"),
+            approver=lambda p: Approval(approved=False, by="os:alice", reason="change freeze"),
         )
         out = runner.run(plan)
-        assert out.reason == "not approved by alice: change freeze"
+        assert out.reason == "not approved by os:alice: change freeze"
         assert hook.modes("execute") == []
         plan, runner, _ = make(
             tmp_path / "d",
             hook,
             metric=1.0,
             auto=False,
-            approver=lambda p: Approval(approved=True, by="bob"),
+            approver=lambda p: Approval(approved=True, by="os:bob"),
         )
         assert runner.run(plan).status == "success"
     assert ("approval", None, "approved") in events(tmp_path / "d")
-    assert AuditLog(tmp_path / "d").entries(event="approval")[0].executed_by == "bob"
+    assert AuditLog(tmp_path / "d").entries(event="approval")[0].executed_by == "os:bob"
+
+
+@pytest.mark.parametrize(
+    ("by", "why"),
+    [
+        ("os:mallory", "os:mallory is not in TAMO_REPAIR_APPROVERS"),
+        ("alice", "alice is not in TAMO_REPAIR_APPROVERS"),  # a bare name is no principal
+        ("", "no authenticated identity approved the repair"),
+    ],
+)
+def test_an_approval_without_an_allow_listed_identity_is_refused_and_audited(
+    tmp_path: Path, by: str, why: str
+) -> None:
+    with WebhookServer() as hook:
+        plan, runner, _ = make(
+            tmp_path,
+            hook,
+            metric=1.0,
+            auto=False,
+            approver=lambda p: Approval(approved=True, by=by),
+        )
+        out = runner.run(plan)
+        assert out.status == "refused" and out.reason == f"approval refused: {why}"
+        assert hook.modes("execute") == []
+    (entry,) = AuditLog(tmp_path).entries(event="approval")
+    assert (entry.executed_by, entry.status) == (by or "unauthenticated", "refused")
+    assert entry.details["refused"] == why and AuditLog(tmp_path).verify().ok
+
+
+def test_automatic_approvals_count_only_where_the_policy_allows_them(tmp_path: Path) -> None:
+    with WebhookServer() as hook:
+        plan, runner, _ = make(tmp_path, hook, metric=1.0, auto=True)
+        runner.policy = runner.policy.model_copy(update={"allow_auto": False})
+        runner.approver = auto_approver()
+        out = runner.run(plan)
+    assert out.reason == (
+        "approval refused: automatic approval (policy:demo-auto-approve) not allowed"
+    )
+
+
+@pytest.mark.parametrize(
+    ("evidence", "why"),
+    [
+        ({"confidence": None}, "no calibrated confidence for the root cause"),
+        ({"confidence": 0.6}, "confidence 0.60 below 0.80"),
+        (
+            {"evidence_modalities": ["logs"]},
+            "evidence from 1 modality (logs), needs 2 or a knowledge-base match",
+        ),
+    ],
+)
+def test_weak_evidence_refuses_before_anything_runs(
+    tmp_path: Path, evidence: dict[str, Any], why: str
+) -> None:
+    """A log line alone (one modality) or an uncalibrated score never picks a repair target."""
+    with WebhookServer() as hook:
+        (s,) = parse_strategies(STRATEGY.format(auto="true"), "t.yaml")
+        plan = RuleEngine([s]).pick(diagnosis(**evidence))
+        _, runner, _ = make(tmp_path, hook, metric=1.0)
+        out = runner.run(plan)
+        assert out.status == "refused" and why in out.reason and hook.calls == []
+    assert "plan and report only" in out.reason
+
+
+def test_a_knowledge_base_match_stands_in_for_the_second_modality(tmp_path: Path) -> None:
+    with WebhookServer() as hook:
+        (s,) = parse_strategies(STRATEGY.format(auto="true"), "t.yaml")
+        plan = RuleEngine([s]).pick(diagnosis(evidence_modalities=["logs"], kb_match=True))
+        _, runner, _ = make(tmp_path, hook, metric=1.1)
+        assert runner.run(plan).status == "success"
 
 
 def test_failed_precheck_and_dry_run_refuse(tmp_path: Path) -> None:

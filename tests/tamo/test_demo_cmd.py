@@ -5,8 +5,8 @@ import typer
 from typer.testing import CliRunner
 
 from tamo.console import console
+from tamo.demo_catalog import published_catalog, treats
 from tamo.demo_cmd import register
-from tamo.demo_scenario import published_catalog, treats
 from tools.repair import RuleEngine, load_strategies
 from tools.repair.diagnosis import Diagnosis
 

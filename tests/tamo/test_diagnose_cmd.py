@@ -55,10 +55,13 @@ def test_diagnose_markdown_with_repair_request(cli: CliRunner) -> None:
 
     out = cli.invoke(
         app,
-        ["diagnose", *WINDOW, "--service", "paymentservice", "--repair", "--approve-as", "dana"],
+        ["diagnose", *WINDOW, "--service", "paymentservice", "--repair", "--approve"],
     )
     assert out.exit_code == 0, out.output
     assert "## Remediation" in out.stdout and "## Priority" in out.stdout
+    # no calibration is installed here: whatever matched is shown, never put to approval or run
+    assert "Status: none-matched" in out.stdout or "no calibrated confidence" in out.stdout
+    assert "REAL RUN" not in out.stderr and "dry run" not in out.stderr
     assert "investigation id: inv-" in out.stderr
 
 

@@ -90,3 +90,30 @@ def test_unreadable_and_non_utf8_files(tmp_path: Path) -> None:
         parse_file(bad)
     with pytest.raises(InputError, match="unknown format 'csv'"):
         parse_file(bad, fmt="csv")
+
+
+def test_a_large_truncated_or_partly_invalid_file_is_one_error_and_stores_nothing(
+    tmp_path: Path,
+) -> None:
+    """20k spans, cut mid-document or one bad span in a JSON Lines file: file, line and where
+    in it; the store keeps nothing of it."""
+    from evals.traces_synth import generate, to_otlp_json
+
+    spans = generate(2000, seed=5).spans
+    whole = json.dumps(to_otlp_json(spans))
+    store = TelemetryStore(tmp_path / "s.duckdb")
+    cut = tmp_path / "cut.json"
+    cut.write_text(whole[: len(whole) // 2])
+    with pytest.raises(InputError, match=rf"^{cut}:1: invalid JSON at column \d+: "):
+        store.ingest_file(cut)
+    lines = [json.dumps(to_otlp_json(spans.slice(i, 500))) for i in range(0, spans.num_rows, 500)]
+    bad = json.loads(lines[3])
+    bad["resourceSpans"][0]["scopeSpans"][0]["spans"][7]["startTimeUnixNano"] = "soon"
+    lines[3] = json.dumps(bad)
+    jsonl = tmp_path / "bad.jsonl"
+    jsonl.write_text("\n".join(lines) + "\n")
+    with pytest.raises(
+        InputError, match=rf"^{jsonl}:4: resourceSpans\[0\]\.scopeSpans\[0\]\.spans\[7\]\.start"
+    ):
+        store.ingest_file(jsonl)
+    assert store.counts()["spans"] == 0 and store.sources().num_rows == 0

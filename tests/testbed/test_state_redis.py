@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -131,21 +132,30 @@ def test_dispatch_dedup_and_count(store: StateBackend) -> None:
     assert store.claim_dispatch("other", 0, "user") == 1
 
 
-def test_concurrent_handles_claim_each_dispatch_once(static: StaticConfig) -> None:
-    """Eight handles (one connection each, like module processes) race for the same seq_nos."""
-    handles = [open_store(static) for _ in range(8)]
+RACE_ROUNDS = 200  # a race that shows 1 run in 6 at 1 round cannot hide over 200
 
-    def claim(i: int) -> list[int | None]:
-        return [handles[i].claim_dispatch("race", seq, f"h{i}") for seq in range(10)]
+
+def test_concurrent_handles_claim_each_dispatch_once(static: StaticConfig) -> None:
+    """Eight handles (one connection each, like module processes) race for the same seq_nos,
+    released together by a barrier, for ``RACE_ROUNDS`` fresh tasks."""
+    handles = [open_store(static) for _ in range(8)]
+    start = threading.Barrier(len(handles))
+
+    def claim(i: int, task: str) -> list[int | None]:
+        start.wait()
+        return [handles[i].claim_dispatch(task, seq, f"h{i}") for seq in range(5)]
 
     try:
         with ThreadPoolExecutor(len(handles)) as pool:
-            results = [r for rs in pool.map(claim, range(len(handles))) for r in rs]
+            for n in range(RACE_ROUNDS):
+                task = f"race-{n}"
+                runs = [pool.submit(claim, i, task) for i in range(len(handles))]
+                counts = sorted(c for r in runs for c in r.result() if c is not None)
+                # each seq_no won exactly once, and counts never repeat
+                assert counts == [1, 2, 3, 4, 5], f"round {n}: {counts}"
     finally:
         for h in handles:
             h.close()
-    counts = sorted(r for r in results if r is not None)
-    assert counts == list(range(1, 11))  # each seq_no won exactly once, counts never repeat
 
 
 def test_outbox_parks_in_order_and_hands_out_once(store: StateBackend) -> None:
@@ -161,20 +171,27 @@ def test_outbox_parks_in_order_and_hands_out_once(store: StateBackend) -> None:
 
 
 def test_concurrent_takers_get_a_payload_once(static: StaticConfig) -> None:
+    """Six handles race to take the same parked callbacks, ``RACE_ROUNDS`` times."""
     handles = [open_store(static) for _ in range(6)]
-    for i in range(20):
-        handles[0].park_callback(f"cb{i}", {"n": i})
+    start = threading.Barrier(len(handles))
+
+    def take(h: StateBackend, names: list[str]) -> list[dict | None]:
+        start.wait()
+        return [h.take_callback(name) for name in names]
+
     try:
         with ThreadPoolExecutor(len(handles)) as pool:
-            taken = list(
-                pool.map(lambda h: [h.take_callback(f"cb{i}") for i in range(20)], handles)
-            )
+            for n in range(RACE_ROUNDS):
+                names = [f"cb{n}-{i}" for i in range(3)]
+                for i, name in enumerate(names):
+                    handles[0].park_callback(name, {"n": i})
+                runs = [pool.submit(take, h, names) for h in handles]
+                payloads = sorted(p["n"] for r in runs for p in r.result() if p is not None)
+                assert payloads == [0, 1, 2], f"round {n}: {payloads}"
         assert handles[0].outbox() == []
     finally:
         for h in handles:
             h.close()
-    payloads = sorted(p["n"] for ps in taken for p in ps if p is not None)
-    assert payloads == list(range(20))
 
 
 def test_keep_set_is_shared_between_handles(static: StaticConfig) -> None:

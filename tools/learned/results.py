@@ -50,6 +50,10 @@ class RootCauseRanking(BaseModel):
     causal_edges: list[CausalEdge] = Field(default_factory=list)
     modalities: list[Modality] = Field(default_factory=list)
     method: str = "tamo"
+    # The calibrated probability that ranking[0] is the root cause (calibrated out of fold);
+    # None without a calibration. ``score`` is relative (top = 1.0) and is never a confidence:
+    # the repair gate reads this field only.
+    confidence: float | None = Field(None, ge=0.0, le=1.0)
 
     @property
     def services(self) -> list[str]:

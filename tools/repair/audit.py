@@ -13,15 +13,24 @@ Why each property:
   executed_by, status, duration_ms, fallback_used, rollback_applied.
 
 Several processes may append at once: an exclusive ``flock`` on a lock file serialises appends.
+
+Faults: a write that fails (disk full, file-size limit) is cut back off the JSONL and raised as
+one :class:`AuditWriteError` — the chain stays valid, every entry acknowledged before is kept, and
+the step it would have announced does not run (the runner logs *before* acting). A lock another
+process holds too long, a locked or corrupt SQLite index, a corrupt JSONL line: each is one
+:class:`~tools.core.errors.TamoError` naming the file; a corrupt index is set aside and
+rebuilt from the JSONL, the durable record.
 """
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import hashlib
 import json
 import os
 import sqlite3
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,9 +40,18 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from tools.core.errors import InputError, NotFoundError
+from tools.core.errors import InputError, NotFoundError, TamoError
 
 GENESIS = "0" * 64
+LOCK_TIMEOUT_S = 30.0
+
+
+class AuditWriteError(TamoError):
+    """The audit log could not record an entry (nothing of it was kept)."""
+
+
+def _index_error(db_path: Path, exc: sqlite3.Error) -> TamoError:
+    return TamoError(f"audit index unusable: {exc}", source=str(db_path))
 
 
 class AuditEntry(BaseModel):
@@ -89,48 +107,93 @@ _COLUMNS = (
 class AuditLog:
     """The audit log in ``directory`` (``audit.jsonl``, ``audit.sqlite``, ``audit.lock``)."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, *, lock_timeout_s: float = LOCK_TIMEOUT_S) -> None:
         self.dir = Path(directory)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.jsonl = self.dir / "audit.jsonl"
         self.db_path = self.dir / "audit.sqlite"
         self._lock_path = self.dir / "audit.lock"
-        self._db = sqlite3.connect(self.db_path, timeout=30, check_same_thread=False)
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS audit (seq INTEGER PRIMARY KEY, entry_id TEXT UNIQUE, "
-            "ts TEXT, event TEXT, task_id TEXT, seq_no INTEGER, trace_id TEXT, strategy_id TEXT, "
-            "status TEXT, executed_by TEXT, hash TEXT, json TEXT NOT NULL)"
-        )
-        self._db.execute("CREATE INDEX IF NOT EXISTS audit_task ON audit(task_id, seq_no)")
-        self._db.commit()
+        self.lock_timeout_s = lock_timeout_s
+        self._seen = (0, 0)  # (byte offset, line) of the JSONL read into the index so far
         with self._locked():
-            self._catch_up()
+            try:
+                self._db = self._open_index()
+            except sqlite3.DatabaseError:
+                # the index is derived data: set a corrupt one aside and rebuild it from the JSONL
+                self.db_path.rename(self.dir / f"audit.sqlite.corrupt-{uuid.uuid4().hex[:8]}")
+                self._db = self._open_index()
+            try:
+                self._catch_up()
+            except sqlite3.Error as exc:
+                raise _index_error(self.db_path, exc) from exc
+
+    def _open_index(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.db_path, timeout=self.lock_timeout_s, check_same_thread=False)
+        try:
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS audit (seq INTEGER PRIMARY KEY, entry_id TEXT UNIQUE, "
+                "ts TEXT, event TEXT, task_id TEXT, seq_no INTEGER, trace_id TEXT, "
+                "strategy_id TEXT, status TEXT, executed_by TEXT, hash TEXT, json TEXT NOT NULL)"
+            )
+            db.execute("CREATE INDEX IF NOT EXISTS audit_task ON audit(task_id, seq_no)")
+            db.commit()
+        except sqlite3.OperationalError as exc:
+            db.close()
+            if "locked" in str(exc):
+                raise _index_error(self.db_path, exc) from exc
+            raise sqlite3.DatabaseError(str(exc)) from exc
+        except sqlite3.DatabaseError:
+            db.close()
+            raise
+        return db
 
     def close(self) -> None:
         self._db.close()
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
+        """The exclusive append lock; another process holding it too long is an error, not a
+        hang (a stuck process must not stall every repair)."""
         with open(self._lock_path, "a") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
+            deadline = time.monotonic() + self.lock_timeout_s
+            while True:
+                try:
+                    fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise TamoError(
+                            f"audit log locked by another process for {self.lock_timeout_s:g} s",
+                            source=str(self._lock_path),
+                        ) from None
+                    time.sleep(0.01)
             try:
                 yield
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
-    def _read_jsonl(self) -> Iterator[AuditEntry]:
+    def _read_jsonl(
+        self, start: tuple[int, int] = (0, 0)
+    ) -> Iterator[tuple[AuditEntry, tuple[int, int]]]:
+        """Complete entries from byte offset ``start[0]`` (after line ``start[1]``), each with
+        the (offset, line) just past it; a torn last line (a crash mid-write) ends the read."""
         if not self.jsonl.exists():
             return
-        with open(self.jsonl, encoding="utf-8") as fh:
-            for n, line in enumerate(fh, 1):
-                if not line.endswith("\n"):  # a torn last line from a crash mid-write
+        offset, n = start
+        with open(self.jsonl, "rb") as fh:
+            fh.seek(offset)
+            for raw in fh:
+                n += 1
+                if not raw.endswith(b"\n"):
                     return
+                offset += len(raw)
                 try:
-                    yield AuditEntry.model_validate_json(line)
+                    entry = AuditEntry.model_validate_json(raw)
                 except ValueError as exc:
                     raise InputError(
                         f"corrupt audit entry: {exc}", path=str(self.jsonl), line=n
                     ) from exc
+                yield entry, (offset, n)
 
     def _last(self) -> tuple[int, str]:
         row = self._db.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
@@ -144,13 +207,18 @@ class AuditLog:
         )
 
     def _catch_up(self) -> None:
-        """Index JSONL entries missing from SQLite (a crash between the two writes)."""
+        """Index JSONL entries missing from SQLite (written by another process, or a crash
+        between the two writes), reading only what was appended since this handle last looked."""
         last_seq, _ = self._last()
+        start = self._seen
+        if not self.jsonl.exists() or self.jsonl.stat().st_size < start[0]:
+            start = (0, 0)  # the file was replaced or cut: read it all again
         added = False
-        for e in self._read_jsonl():
+        for e, end in self._read_jsonl(start):
             if e.seq > last_seq:
                 self._index(e)
                 added = True
+            self._seen = end
         if added:
             self._db.commit()
 
@@ -169,19 +237,40 @@ class AuditLog:
         """Chain, fsync to the JSONL, then index; returns the stored entry."""
         with self._locked():
             self._drop_torn_tail()
-            self._catch_up()
-            seq, prev = self._last()
+            try:
+                self._catch_up()
+                seq, prev = self._last()
+            except sqlite3.Error as exc:
+                raise _index_error(self.db_path, exc) from exc
             stored = entry.model_copy(update={"seq": seq + 1, "prev_hash": prev})
             stored = stored.model_copy(update={"hash": stored.compute_hash()})
-            fd = os.open(self.jsonl, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            self._write_line((stored.model_dump_json() + "\n").encode())
             try:
-                os.write(fd, (stored.model_dump_json() + "\n").encode())
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            self._index(stored)
-            self._db.commit()
+                self._index(stored)
+                self._db.commit()
+            except sqlite3.Error:
+                # the JSONL holds the entry (acknowledged); the index catches up on next use
+                self._db.rollback()
         return stored
+
+    def _write_line(self, data: bytes) -> None:
+        """Append and fsync one line, or leave the file as it was and raise AuditWriteError."""
+        fd = os.open(self.jsonl, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            size = os.fstat(fd).st_size
+            try:
+                written = os.write(fd, data)
+                if written != len(data):
+                    raise OSError(errno.ENOSPC, f"short write ({written} of {len(data)} bytes)")
+                os.fsync(fd)
+            except OSError as exc:
+                os.ftruncate(fd, size)  # no torn line; earlier entries untouched
+                raise AuditWriteError(
+                    f"cannot record audit entry ({exc.strerror or exc}); nothing was recorded",
+                    source=str(self.jsonl),
+                ) from exc
+        finally:
+            os.close(fd)
 
     def record(self, event: str, task_id: str, **fields: Any) -> AuditEntry:
         return self.append(AuditEntry(event=event, task_id=task_id, **fields))
@@ -226,7 +315,7 @@ class AuditLog:
         """Recompute the chain over the JSONL and compare with the SQLite index."""
         prev, n = GENESIS, 0
         indexed = {r[0]: r[1] for r in self._db.execute("SELECT seq, hash FROM audit")}
-        for e in self._read_jsonl():
+        for e, _ in self._read_jsonl():
             n += 1
             if e.seq != n:
                 return ChainReport(

@@ -49,7 +49,14 @@ class Diagnosis(BaseModel):
     error_codes: list[str] = Field(default_factory=list)
     metrics: dict[str, float] = Field(default_factory=dict)
     severity: Severity = Severity.WARN
-    confidence: float = Field(default=1.0, ge=0.0, le=1.0)
+    # A calibrated probability that ``service`` is the root cause (out-of-fold calibrated top-1
+    # accuracy at this score); None when whoever diagnosed has no calibration. A repair acts only
+    # above the policy's threshold (:meth:`tools.repair.safety.SafetyPolicy.evidence_problems`).
+    confidence: float | None = Field(default=None, ge=0.0, le=1.0)
+    # Modalities (metrics, traces, logs) whose own channels moved at ``service``, and whether a
+    # confirmed incident in the knowledge base names it: the evidence a repair target needs.
+    evidence_modalities: list[str] = Field(default_factory=list)
+    kb_match: bool = False
     trace_ids: list[str] = Field(default_factory=list)
     task_ids: list[str] = Field(default_factory=list)
     detected_at: AwareDatetime = Field(default_factory=lambda: datetime.now(UTC))

@@ -17,6 +17,7 @@ from pydantic import AwareDatetime, BaseModel, Field
 
 from tools.repair.diagnosis import Diagnosis
 from tools.repair.strategy import ActionSpec, Strategy, VerifySpec, glob_match
+from tools.telemetry.untrusted import quote
 
 WEIGHTS = {
     "fault_type": 4.0,
@@ -114,14 +115,15 @@ def evaluate(strategy: Strategy, d: Diagnosis) -> StrategyMatch:
     ):
         if patterns:
             p = glob_match(value, patterns)
-            check(key, p is not None, f"{key} {value} ~ {p}", f"{key} {value} not in {patterns}")
+            v = quote(value, 80)  # service and module names come from telemetry
+            check(key, p is not None, f"{key} {v} ~ {p}", f"{key} {v} not in {patterns}")
     if c.error_code:
         wanted = {e.upper() for e in c.error_code}
         seen = sorted(wanted & {e.upper() for e in d.error_codes})
         check(
             "error_code",
             bool(seen),
-            f"error_code {', '.join(seen)} observed",
+            f"error_code {', '.join(quote(e, 40) for e in seen)} observed",
             f"none of error codes {sorted(wanted)} observed",
         )
     for t in c.metric:
@@ -143,11 +145,13 @@ def evaluate(strategy: Strategy, d: Diagnosis) -> StrategyMatch:
             f"severity {d.severity} below {c.severity}",
         )
     if c.min_confidence > 0:
+        p = d.confidence
         check(
             "min_confidence",
-            d.confidence >= c.min_confidence,
-            f"confidence {d.confidence:.2f} >= {c.min_confidence:.2f}",
-            f"confidence {d.confidence:.2f} below {c.min_confidence:.2f}",
+            p is not None and p >= c.min_confidence,
+            f"confidence {p:.2f} >= {c.min_confidence:.2f}" if p is not None else "",
+            f"confidence {'not calibrated' if p is None else f'{p:.2f}'} "
+            f"below {c.min_confidence:.2f}",
         )
     if failed:
         return StrategyMatch(

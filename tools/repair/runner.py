@@ -10,6 +10,11 @@ written to the audit log *before* it runs. The runner is resumable: handed the s
   idempotency key ``task_id:seq_no``, in which case re-sending the same key is harmless;
 * refuses when the task has used ``max_attempts`` runs or outlived its ``ttl_s``.
 
+Before anything runs, the policy decides: every target allow-listed, enough evidence for the
+diagnosis (calibrated confidence over the threshold and two modalities or a knowledge-base
+match), and an approval by an allow-listed, authenticated principal — each refusal audited with
+the identity it was given.
+
 A repair whose verification fails (or whose action fails) is rolled back — the inverse of every
 executed action, newest first, then the strategy's own ``rollback`` steps — and reported failed.
 """
@@ -35,6 +40,9 @@ from tools.repair.verify import Verification, Verifier
 log = logging.getLogger("tamo.repair")
 
 Status = Literal["success", "failed", "refused"]
+# Audit entries may come from several hosts; a history this far in the future means their
+# clocks disagree, and TTLs and verification windows computed across them mean nothing.
+MAX_CLOCK_SKEW_S = 60.0
 
 
 class RepairOutcome(BaseModel):
@@ -145,7 +153,13 @@ class RepairExecutor:
         try:
             if attempts >= plan.max_attempts:
                 raise _Refused(f"repair task used all {plan.max_attempts} attempts")
-            if self.clock() - first_ts > plan.ttl_s:
+            age = self.clock() - first_ts
+            if age < -MAX_CLOCK_SKEW_S:
+                raise _Refused(
+                    f"the task's audit history starts {-age:.0f}s in the future: clocks differ "
+                    "between the hosts writing the audit log; fix NTP before repairing"
+                )
+            if age > plan.ttl_s:
                 raise _Refused(f"repair task older than its TTL of {plan.ttl_s:g}s")
             self._rec(
                 plan,
@@ -199,6 +213,9 @@ class RepairExecutor:
         bad = self.policy.disallowed(plan)
         if bad:
             raise _Refused(f"targets not in the allow-list: {', '.join(bad)}")
+        weak = self.policy.evidence_problems(plan.diagnosis)
+        if weak:
+            raise _Refused(f"evidence too weak to act (plan and report only): {'; '.join(weak)}")
         for a in [*plan.actions, *plan.rollback]:
             self._executor(a)
         if not resuming:
@@ -228,14 +245,17 @@ class RepairExecutor:
             raise _Refused("approval required (strategy is not auto) and no approver configured")
         else:
             approval = self.approver(plan)
+        problem = self.policy.approval_problem(approval) if approval.approved else None
         self._rec(
             plan,
             ids,
             "approval",
-            status="approved" if approval.approved else "denied",
-            executed_by=approval.by,
-            details={"reason": approval.reason},
+            status="refused" if problem else "approved" if approval.approved else "denied",
+            executed_by=approval.by or "unauthenticated",
+            details={"reason": approval.reason, **({"refused": problem} if problem else {})},
         )
+        if problem:
+            raise _Refused(f"approval refused: {problem}")
         if not approval.approved:
             raise _Refused(f"not approved by {approval.by}: {approval.reason}")
 
@@ -348,8 +368,12 @@ class RepairExecutor:
                     else "no verification defined by the strategy"
                 )
                 return outcome
-            failed = [c.name for c in outcome.verification.checks if not c.passed]
-            failure = f"recovery not verified ({', '.join(failed)})"
+            failed = [
+                f"{c.name}: {c.note}" if c.note else c.name
+                for c in outcome.verification.checks
+                if not c.passed
+            ]
+            failure = f"recovery not verified ({'; '.join(failed)})"
         outcome.status, outcome.recovered, outcome.reason = "failed", False, failure
         outcome.rollback_applied = self._rollback(plan, ids, history, performed)
         return outcome

@@ -138,7 +138,9 @@ class Verifier:
         except (_NoSource, TamoError) as exc:
             note = str(exc)
         if value is None and not note:
-            note = "no data after the repair"
+            # also what a source whose clock runs behind ours looks like: its samples after the
+            # repair are stamped before it
+            note = "no data after the repair (source silent, or its clock behind ours)"
         passed = value is not None and bool(_OPS[check.op](value, limit))
         return CheckOutcome(
             name=check.name, value=value, op=check.op, threshold=limit, passed=passed, note=note

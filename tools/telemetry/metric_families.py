@@ -23,9 +23,9 @@ import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from tools.telemetry.model import METRIC_SCHEMA
 
@@ -260,47 +260,58 @@ def _error_ratios(rated: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
     return ratio[list(METRIC_SCHEMA.names)], replaced
 
 
-def prepare_metrics(
-    metrics: pa.Table, health: MetricHealth | None = None, *, scored: bool = True
-) -> tuple[pa.Table, MetricHealth]:
-    """Metric samples as the aligner should read them (see module doc) and what was wrong.
+_SERIES = ["name", "service", "pod", "labels"]
 
-    ``scored`` marks the incident window (its series are counted per family); the fault-free
-    part adds only its dropped samples to ``health``.
-    """
-    health = health or MetricHealth()
-    if metrics.num_rows == 0:
-        return metrics, health
-    df = metrics.select(list(METRIC_SCHEMA.names)).to_pandas()
-    finite = np.isfinite(df["value"].astype("float64"))
-    health.non_finite_samples += int((~finite).sum())
-    df = df[finite].assign(key=lambda f: _series_key(f) + "|" + f["labels"].fillna(""))
+
+def _derived(table: pa.Table, health: MetricHealth, scored: bool) -> pa.Table:
+    """Counters as rates, histogram means, error ratios (the pandas part of the preparation)."""
+    df = table.to_pandas().assign(key=lambda f: _series_key(f) + "|" + f["labels"].fillna(""))
     bucket = df["name"].str.endswith("_bucket")
     counter = ~bucket & df["name"].map(is_counter)
     rated = _rates(df[counter])
     means, replaced = _histogram_means(rated)
     ratios, failed_counts = _error_ratios(rated)
     rated = rated[~rated["name"].isin(replaced) & ~failed_counts].drop(columns="key")
-    parts = [df[~counter & ~bucket].drop(columns="key"), rated, means, ratios]
-    out = pd.concat(parts, ignore_index=True)
+    out = pd.concat([df[~counter & ~bucket].drop(columns="key"), rated, means, ratios])
     if scored:
         health.buckets_dropped += int(df.loc[bucket, "key"].nunique())
         health.counters_as_rates += int(df.loc[counter, "key"].nunique())
-        health.error_ratios += int(
-            ratios.groupby(["name", "service", "pod", "labels"], dropna=False).ngroups
+        health.error_ratios += int(ratios.groupby(_SERIES, dropna=False).ngroups)
+        health.histogram_means += int(means.groupby(_SERIES, dropna=False).ngroups)
+    return pa.Table.from_pandas(out, schema=METRIC_SCHEMA, preserve_index=False)
+
+
+def prepare_metrics(
+    metrics: pa.Table, health: MetricHealth | None = None, *, scored: bool = True
+) -> tuple[pa.Table, MetricHealth]:
+    """Metric samples as the aligner should read them (see module doc) and what was wrong.
+
+    ``scored`` marks the incident window (its series are counted per family); the fault-free
+    part adds only its dropped samples to ``health``. Gauges only (the datasets' case) stay in
+    Arrow: only counters and histograms need the pandas pass.
+    """
+    health = health or MetricHealth()
+    if metrics.num_rows == 0:
+        return metrics, health
+    table = metrics.select(list(METRIC_SCHEMA.names))
+    finite = pc.fill_null(pc.is_finite(table.column("value")), False)
+    health.non_finite_samples += table.num_rows - int(pc.sum(finite).as_py() or 0)
+    table = table.filter(finite)
+    names = pc.unique(table.column("name")).to_pylist()
+    if any(is_counter(n) or n.endswith("_bucket") for n in names):
+        table = _derived(table, health, scored)
+    if scored and table.num_rows:
+        stats = table.group_by(_SERIES, use_threads=False).aggregate(
+            [("value", "min"), ("value", "max")]
         )
-        health.histogram_means += int(
-            means.groupby(["name", "service", "pod", "labels"], dropna=False).ngroups
-        )
-        key = _series_key(out) + "|" + out["labels"].fillna("")
-        g = out.groupby(key)["value"]
-        health.series += int(g.ngroups)
-        health.constant_series += int((g.max() == g.min()).sum())
-        first = out.assign(key=key).drop_duplicates("key")
-        for name, labels in zip(first["name"], first["labels"], strict=True):
+        health.series += stats.num_rows
+        same = pc.equal(stats.column("value_min"), stats.column("value_max"))
+        health.constant_series += int(pc.sum(same).as_py() or 0)
+        for name, labels in zip(
+            stats.column("name").to_pylist(), stats.column("labels").to_pylist(), strict=True
+        ):
             family = series_family(name, labels) or "not used"
             health.by_family[family] = health.by_family.get(family, 0) + 1
-    table = pa.Table.from_pandas(out, schema=METRIC_SCHEMA, preserve_index=False)
     return table, health
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from tools.toolbox import learned, repair, spec, telemetry, traces
 from tools.toolbox.context import Links, ToolContext
-from tools.toolbox.spec import ToolSpec, catalog, tool, untrusted
+from tools.toolbox.spec import ToolSpec, catalog, tool
 
 TOOLBOX: dict[str, ToolSpec] = catalog(
     learned.fuse_modalities,
@@ -47,6 +47,5 @@ __all__ = [
     "telemetry",
     "tool",
     "traces",
-    "untrusted",
     "warm",
 ]

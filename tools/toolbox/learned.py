@@ -30,7 +30,7 @@ def fused_for(ctx: ToolContext, inp: WindowInput) -> Any:
     # a service graph declared by the caller (diagnose_incident's ``edges``); else the store's
     topology = ctx.recall("topology")
     declared = len(topology.edges) if topology is not None else 0
-    key = f"fused:{window.start_ns}:{window.end_ns}:{','.join(services or [])}:{declared}"
+    key = f"fused:{window.start_ns}:{window.end_ns}:{declared}:{','.join(services or [])}"
 
     def compute() -> Any:
         incident_scope = ctx.incident is not None and window == ctx.incident.window

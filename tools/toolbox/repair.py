@@ -12,9 +12,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import BaseModel, Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from tools.core.errors import NotFoundError
 from tools.repair import (
@@ -34,8 +35,10 @@ from tools.repair import (
     load_strategies,
 )
 from tools.repair.executors import KubernetesExecutor, TestbedExecutor, WebhookExecutor
+from tools.repair.identity import approvers_from_env, comma_list, current_approval
+from tools.telemetry.untrusted import quote
 from tools.toolbox.context import ToolContext
-from tools.toolbox.spec import tool
+from tools.toolbox.spec import WindowInput, tool
 
 
 @dataclass
@@ -62,8 +65,11 @@ class RepairSettings(BaseSettings):
     k8s_namespace: str = "default"
     webhook_url: str | None = None
     webhook_token: SecretStr | None = None
-    allow_targets: list[str] = Field(default_factory=list)  # globs; empty allows nothing
+    allow_targets: Annotated[list[str], NoDecode] = []  # globs; empty allows nothing
+    min_confidence: float = Field(0.8, ge=0.0, le=1.0)  # calibrated P(root cause) to act on
     strategies: Path | None = None  # a strategy file or folder instead of the built-in library
+
+    _split = field_validator("allow_targets", mode="before")(comma_list)
 
 
 def setup_from_settings(ctx: ToolContext, rs: RepairSettings | None = None) -> RepairSetup:
@@ -84,7 +90,12 @@ def setup_from_settings(ctx: ToolContext, rs: RepairSettings | None = None) -> R
     return RepairSetup(
         strategies=load_strategies(rs.strategies),
         executors=executors,
-        policy=SafetyPolicy(allow_targets=rs.allow_targets, executed_by="tamo-agent"),
+        policy=SafetyPolicy(
+            allow_targets=rs.allow_targets,
+            approvers=approvers_from_env(),
+            min_confidence=rs.min_confidence,
+            executed_by="tamo-agent",
+        ),
         audit=AuditLog(ctx.settings.path("audit_dir", "audit")),
         verifier=Verifier(ctx.metrics, ctx.traces),
     )
@@ -148,9 +159,12 @@ def list_strategies(inp: ListStrategiesInput, ctx: ToolContext) -> ListStrategie
 
 
 class PlanRepairInput(BaseModel):
+    """The evidence a repair needs (calibrated confidence, modalities, knowledge-base match) is
+    not an input: ``plan_repair`` reads it from the incident's own analysis, so a caller cannot
+    talk a plan into acting."""
+
     service: str = Field(description="root-cause service (from localize_root_cause)")
     fault_type: str = Field(description="from classify_fault")
-    confidence: float = Field(1.0, ge=0, le=1)
     module: str | None = None
     error_codes: list[str] = Field(default_factory=list)
     metrics: dict[str, float] = Field(default_factory=dict, description="e.g. error_rate")
@@ -173,19 +187,73 @@ class PlanRepairResult(BaseModel):
     rollback: list[str] = Field(default_factory=list)
     reasons: list[str] = Field(default_factory=list)
     alternatives: list[str] = Field(default_factory=list)
+    executable: bool = Field(False, description="false: evidence too weak, plan and report only")
+    held_back: list[str] = Field(default_factory=list, description="why it may not act")
     plan: dict | None = Field(None, exclude=True)  # full plan, kept for resumption, not shown
+
+
+# The live alert that opened the context's investigation (set by the graph from its state, never
+# by a tool's arguments): ``evidence_for`` counts its triage for the service it points at.
+LIVE_ALERT = "live_alert"
+EVIDENCE_SHARE = 0.5  # a channel counts as evidence at half the strength of the entity's top one
+
+
+def _modality(channel: str) -> str:
+    return {"metric": "metrics", "trace": "traces", "log": "logs"}.get(channel.split("_")[0], "?")
+
+
+def _names(root_cause: str, service: str) -> bool:
+    """A knowledge-base root cause (a span node such as ``svc``, ``svc:op``) names ``service``."""
+    return root_cause == service or (
+        root_cause.startswith(service) and root_cause[len(service) : len(service) + 1] in ":./ "
+    )
+
+
+def evidence_for(ctx: ToolContext, service: str) -> tuple[float | None, list[str], bool]:
+    """(calibrated confidence, modalities that moved, knowledge-base match) for ``service`` as
+    the root cause of the context's incident, from the ranking and the trace analysis."""
+    from tools.toolbox.learned import ranking_for
+    from tools.toolbox.traces import analysis_for
+
+    scope = WindowInput()
+    ranking = ranking_for(ctx, scope)
+    top = ranking.ranking[0] if ranking.ranking else None
+    confidence, modalities = None, []
+    if top is not None and top.entity == service:
+        confidence = ranking.confidence
+        strongest = max((e.score for e in top.evidence), default=0.0)
+        modalities = sorted(
+            {
+                _modality(e.channel)
+                for e in top.evidence
+                if strongest > 0 and e.score >= EVIDENCE_SHARE * strongest
+            }
+        )
+    alert = ctx.recall(LIVE_ALERT)
+    if confidence is None and alert is not None and alert.suspect == service:
+        # the live trace triage backs the service T2 does not rank first: its vote share is the
+        # confidence, an uncalibrated one (the front that opens investigations from alerts sets
+        # its policy's gate for it, as ``tamo demo`` does), and traces are its modality
+        confidence, modalities = alert.share, sorted({*modalities, "traces"})
+    clusters = analysis_for(ctx, scope).clusters
+    kb = any(c.known is not None and _names(c.known.root_cause, service) for c in clusters)
+    return confidence, modalities, kb
 
 
 @tool()
 def plan_repair(inp: PlanRepairInput, ctx: ToolContext) -> PlanRepairResult:
     """Pick the best repair strategy for a diagnosis (root-cause service + fault type) with the
     rule engine, and say why; changes nothing. Call after localize_root_cause and classify_fault.
-    Returns a plan_id for execute_repair, or plan_id null with the reasons nothing matched."""
+    Returns a plan_id for execute_repair (executable only when the incident's evidence is
+    strong enough), or plan_id null with the reasons nothing matched."""
+    confidence, modalities, kb = evidence_for(ctx, inp.service)
     diagnosis = Diagnosis(
         service=inp.service,
         module=inp.module,
         fault_type=inp.fault_type,
-        confidence=inp.confidence,
+        confidence=confidence,
+        evidence_modalities=modalities,
+        kb_match=kb,
         error_codes=inp.error_codes,
         metrics=inp.metrics,
         severity=inp.severity,
@@ -201,15 +269,20 @@ def plan_repair(inp: PlanRepairInput, ctx: ToolContext) -> PlanRepairResult:
         rejected = [f"{m.strategy_id}: {'; '.join(m.reasons)}" for m in engine.rank(diagnosis)[:3]]
         return PlanRepairResult(plan_id=None, reasons=rejected)
     ctx.remember(f"plan:{plan.task_id}", plan)
+    held_back = setup(ctx).policy.evidence_problems(diagnosis)
     return PlanRepairResult(
         plan_id=plan.task_id,
         strategy=plan.strategy_id,
         description=plan.description,
         auto=plan.auto,
-        actions=[f"{a.seq_no}. {a.type} {a.target} via {a.executor}" for a in plan.actions],
-        rollback=[f"{a.type} {a.target}" for a in plan.rollback],
+        actions=[
+            f"{a.seq_no}. {a.type} {quote(a.target, 120)} via {a.executor}" for a in plan.actions
+        ],
+        rollback=[f"{a.type} {quote(a.target, 120)}" for a in plan.rollback],
         reasons=plan.reasons,
         alternatives=[f"{m.strategy_id} ({m.score:g})" for m in plan.alternatives[:3]],
+        executable=not held_back,
+        held_back=held_back,
         plan=plan.model_dump(mode="json"),
     )
 
@@ -218,9 +291,11 @@ def plan_repair(inp: PlanRepairInput, ctx: ToolContext) -> PlanRepairResult:
 
 
 class ExecuteRepairInput(BaseModel):
+    """No approver field on purpose: who approved comes from the front that authenticated the
+    person (:func:`tools.repair.identity.approving`), never from the caller's arguments."""
+
     plan_id: str = Field(description="from plan_repair")
     dry_run: bool = Field(True, description="false performs the actions (needs human approval)")
-    approved_by: str | None = Field(None, description="the human who approved a real run")
 
 
 class ExecuteRepairResult(BaseModel):
@@ -233,6 +308,27 @@ class ExecuteRepairResult(BaseModel):
     verification: str | None = None
     rolled_back: bool = False
     resumed: bool = False
+
+
+def decision_refused(
+    ctx: ToolContext, plan_id: str, by: str | None, approved: bool, reason: str = ""
+) -> str | None:
+    """Audit a person's decision on ``plan_id``; the one-line reason it is refused (``by`` is
+    no allow-listed, authenticated principal), else None. Denials by approvers are audited here;
+    approvals are audited by the runner when it acts on them."""
+    rs = setup(ctx)
+    audit = rs.audit or AuditLog(ctx.settings.path("audit_dir", "audit"))
+    problem = rs.policy.approval_problem(Approval(approved=True, by=by or ""))
+    if problem is None and approved:
+        return None
+    audit.record(
+        "approval",
+        plan_id,
+        status="refused" if problem else "denied",
+        executed_by=by or "unauthenticated",
+        details={"reason": reason, **({"refused": problem} if problem else {})},
+    )
+    return f"decision refused: {problem}" if problem else None
 
 
 def _plan(ctx: ToolContext, plan_id: str) -> RepairPlan:
@@ -248,11 +344,14 @@ def _dry_run(rs: RepairSetup, plan: RepairPlan) -> ExecuteRepairResult:
         ex = rs.executors.get(a.executor)
         if ex is None:
             ok = False
-            lines.append(f"{a.seq_no}. {a.type} {a.target}: no {a.executor!r} executor configured")
+            lines.append(
+                f"{a.seq_no}. {a.type} {quote(a.target, 120)}: "
+                f"no {a.executor!r} executor configured"
+            )
             continue
         r = ex.dry_run(a, key=a.key(plan.task_id))
         ok = ok and r.ok
-        lines.append(f"{a.seq_no}. {a.type} {a.target}: {r.detail}")
+        lines.append(f"{a.seq_no}. {a.type} {quote(a.target, 120)}: {quote(r.detail, 200)}")
     return ExecuteRepairResult(
         plan_id=plan.task_id,
         dry_run=True,
@@ -264,24 +363,20 @@ def _dry_run(rs: RepairSetup, plan: RepairPlan) -> ExecuteRepairResult:
 @tool(read_only=False, destructive=True, idempotent=True)
 def execute_repair(inp: ExecuteRepairInput, ctx: ToolContext) -> ExecuteRepairResult:
     """Run a repair plan. DESTRUCTIVE when dry_run=false: restarts/scales/rolls back services.
-    Default dry_run=true only validates each action where it would run. A real run needs a
-    human's approval, is audited, verified and rolled back on failure; re-calling with the same
-    plan_id never repeats an action (returns the recorded outcome)."""
+    Default dry_run=true only validates each action where it would run. A real run needs the
+    confirmation of an allow-listed, authenticated person (asked by the client, never passed as
+    an argument) and enough evidence; it is audited, verified and rolled back on failure;
+    re-calling with the same plan_id never repeats an action (returns the recorded outcome)."""
     rs = setup(ctx)
     plan = _plan(ctx, inp.plan_id)
     if inp.dry_run:
         return _dry_run(rs, plan)
-    if not inp.approved_by:
-        return ExecuteRepairResult(
-            plan_id=plan.task_id,
-            dry_run=False,
-            status="refused",
-            detail="a real run needs approved_by (the human who approved the plan)",
-        )
+    approval = current_approval()
     audit = rs.audit or AuditLog(ctx.settings.path("audit_dir", "audit"))
 
     def approver(_: RepairPlan) -> Approval:
-        return Approval(approved=True, by=inp.approved_by or "", reason="approved through TAMO-RCA")
+        # No authenticated person behind this call: the runner audits and refuses it.
+        return approval or Approval(approved=True, by="", reason="no authenticated approver")
 
     runner = RepairExecutor(
         rs.executors,

@@ -4,49 +4,22 @@ Why a spec object rather than decorating for one framework: the same function is
 LangGraph agent (as an OpenAI function schema) and registered with fastmcp (as a flat-parameter
 tool). Both views are derived here from the function's pydantic input model and its docstring,
 so there is exactly one definition of each tool and one place where its description lives.
+
+Outputs are typed models: every telemetry-derived string (log line, span attribute, service name,
+error code, metric label) is a string field of its own, never spliced into prose, and reaches a
+model only as JSON (:func:`tools.telemetry.untrusted.model_json`), so no content can pose as an
+instruction by closing a quote.
 """
 
 from __future__ import annotations
 
 import inspect
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, get_type_hints
 
 from pydantic import BaseModel, Field
-
-# Telemetry text (log bodies, span attributes, operation names) comes from the systems under
-# investigation and may contain anything, including instructions aimed at a model. Every such
-# string crosses into a tool result through `untrusted()`, which fences it so that prompts and
-# readers can tell data from instructions, and caps its length so results stay small.
-UNTRUSTED_OPEN = "«data:"
-UNTRUSTED_CLOSE = "»"
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
-
-
-# Phrases with which telemetry tries to address a model rather than describe a system. Matching
-# lines are surfaced (fenced) so a human sees the attempt; nothing ever acts on them.
-_INSTRUCTION = re.compile(
-    r"ignore (all |any )?(previous|prior|above) (instructions|prompts?)|disregard (the |all )?"
-    r"(previous|above|system)|you are now|new instructions|system prompt|\bact as\b",
-    re.IGNORECASE,
-)
-
-
-def looks_like_instruction(text: str | None) -> bool:
-    return bool(text) and _INSTRUCTION.search(text) is not None
-
-
-def untrusted(text: str | None, limit: int = 160) -> str:
-    """``text`` fenced as untrusted telemetry data, control characters removed, cut to ``limit``."""
-    if text is None:
-        return f"{UNTRUSTED_OPEN}{UNTRUSTED_CLOSE}"
-    clean = _CONTROL.sub(" ", text).replace(UNTRUSTED_CLOSE, "»").strip()
-    if len(clean) > limit:
-        clean = clean[: limit - 1] + "…"
-    return f"{UNTRUSTED_OPEN}{clean}{UNTRUSTED_CLOSE}"
 
 
 class ScopeInput(BaseModel):

@@ -2,8 +2,9 @@
 
 Why summaries: a window holds thousands of spans and log lines; a model needs the shape (which
 service errs, which is slow, which log pattern is new) plus ids to drill into. Each result is a
-few hundred tokens at most, with links so a person can open the raw data; telemetry text is
-fenced with ``untrusted()``.
+few hundred tokens at most, with links so a person can open the raw data; telemetry text stays
+in string fields of its own (cut with ``clip``), lines worth a person's attention are listed as
+``flagged`` data.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from pydantic import BaseModel, Field
 from tools.core.severity import severity_of, spellings_at_least
 from tools.telemetry.model import TimeWindow
 from tools.telemetry.trace_model import error_spans, has_parent_id
+from tools.telemetry.untrusted import FlaggedText, clip, flagged
 from tools.toolbox.context import ToolContext
-from tools.toolbox.spec import WindowInput, looks_like_instruction, tool, untrusted
+from tools.toolbox.spec import WindowInput, tool
 
 SPAN_LIMIT = 200_000
 LOG_LIMIT = 50_000
@@ -59,7 +61,7 @@ class ServiceStat(BaseModel):
 
 class TraceRef(BaseModel):
     trace_id: str
-    root: str
+    root: str = Field(description="root span: service and operation")
     duration_ms: float | None
     error: bool
     link: str
@@ -125,7 +127,7 @@ def _slowest_traces(ctx: ToolContext, spans: pa.Table, top_k: int) -> list[Trace
         out.append(
             TraceRef(
                 trace_id=r["trace_id"],
-                root=untrusted(f"{r['service']} {r['operation']}", 80),
+                root=clip(f"{r['service']} {r['operation']}", 80),
                 duration_ms=_ms(r["duration_ns"]),
                 error=r["trace_id"] in err_traces,
                 link=ctx.links.trace(r["trace_id"]),
@@ -187,11 +189,11 @@ def query_traces(inp: QueryTracesInput, ctx: ToolContext) -> QueryTracesResult:
         order = pc.sort_indices(spans, sort_keys=[("duration_ns", "descending")])
         result.trace_spans = [
             SpanRef(
-                service=r["service"] or "?",
-                operation=untrusted(r["operation"], 80),
+                service=clip(r["service"] or "?", 80),
+                operation=clip(r["operation"], 80),
                 duration_ms=_ms(r["duration_ns"]),
-                status=r["status"] or "unset",
-                error_code=r["error_code"],
+                status=clip(r["status"] or "unset", 20),
+                error_code=clip(r["error_code"], 40) if r["error_code"] else None,
             )
             for r in spans.take(order[: inp.top_k]).to_pylist()
         ]
@@ -225,7 +227,9 @@ class SearchLogsResult(BaseModel):
     by_service: dict[str, int]
     by_severity: dict[str, int]
     patterns: list[LogPattern]
-    suspicious: list[str] = Field(default_factory=list, description="instruction-like lines")
+    flagged: list[FlaggedText] = Field(
+        default_factory=list, description="lines a person should see as suspicious data"
+    )
     truncated: bool = False
 
 
@@ -274,7 +278,7 @@ def _counts(column: pa.ChunkedArray, top_k: int) -> dict[str, int]:
 @tool()
 def search_logs(inp: SearchLogsInput, ctx: ToolContext) -> SearchLogsResult:
     """Group the log lines of a window into message patterns (Drain templates) with counts, the
-    services that emit them and one fenced example each; never returns raw dumps. Costs one bounded
+    services that emit them and one example each; never returns raw dumps. Costs one bounded
     log query plus template mining. Use after query_traces to explain an erroring service."""
     from tools.telemetry.log_templates import TemplateMiner
 
@@ -284,12 +288,13 @@ def search_logs(inp: SearchLogsInput, ctx: ToolContext) -> SearchLogsResult:
     if inp.min_severity and logs.num_rows:
         keep = pc.is_in(pc.utf8_upper(logs["severity"]), pa.array(_at_least(inp.min_severity)))
         logs = logs.filter(pc.fill_null(keep, False))
-    suspicious: list[str] = []
+    flags: list[FlaggedText] = []
     miner = TemplateMiner()
     groups: dict[int, dict] = {}
     for d in _distinct_lines(logs):
-        if len(suspicious) < 3 and looks_like_instruction(d["row"]["body"]):
-            suspicious.append(f"{d['row']['service']}: {untrusted(d['row']['body'], 160)}")
+        f = flagged(f"log of {d['row']['service']}", d["row"]["body"])
+        if f is not None and len(flags) < 5:
+            flags.append(f)
         tid = miner.add(d["row"]["body"] or "").template_id
         g = groups.setdefault(tid, {"count": 0, "services": set(), "row": d["row"]})
         g["count"] += d["count"]
@@ -305,15 +310,15 @@ def search_logs(inp: SearchLogsInput, ctx: ToolContext) -> SearchLogsResult:
         by_severity=_counts(logs["severity"], inp.top_k) if logs.num_rows else {},
         patterns=[
             LogPattern(
-                template=untrusted(text[tid], 120),
+                template=clip(text[tid], 120),
                 count=g["count"],
-                services=sorted(g["services"])[:5],
-                example=untrusted(g["row"]["body"], 160),
+                services=[clip(x, 80) for x in sorted(g["services"])[:5]],
+                example=clip(g["row"]["body"], 160),
                 link=ctx.links.logs(g["row"]["service"], g["row"]["ts_ns"], inp.query),
             )
             for tid, g in ranked
         ],
-        suspicious=suspicious,
+        flagged=flags,
         truncated=logs.num_rows >= LOG_LIMIT,
     )
 
@@ -361,7 +366,7 @@ def _series_summary(labels: str, service: str | None, values: list[float]) -> Se
         lab["service"] = service
     short = ",".join(f"{k}={v}" for k, v in sorted(lab.items()) if k != "__name__")
     return SeriesSummary(
-        labels=untrusted(short, 100),
+        labels=clip(short, 100),
         points=len(values),
         first=_r(first),
         last=_r(last),

@@ -12,8 +12,9 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from tools.telemetry.untrusted import clip
 from tools.toolbox.context import ToolContext
-from tools.toolbox.spec import WindowInput, tool, untrusted
+from tools.toolbox.spec import WindowInput, tool
 from tools.traces import KnowledgeBase, TraceAnalysis
 from tools.traces import analyze_traces as run_analysis
 from tools.traces.knowledge_base import default_kb_path
@@ -27,8 +28,21 @@ class ClusterView(BaseModel):
     root_span: str
     reason: str
     fingerprint_id: str
-    known: str | None = None
+    known_root_cause: str | None = Field(None, description="a confirmed incident it matches")
+    known_fix: str | None = None
     sample_traces: list[str] = Field(default_factory=list)
+
+
+class RecurringIncident(BaseModel):
+    fingerprint_id: str
+    count: int
+    root_span: str
+
+
+class SharedDependency(BaseModel):
+    node: str
+    traces: int
+    coverage: float
 
 
 class AnalyzeTracesResult(BaseModel):
@@ -36,8 +50,8 @@ class AnalyzeTracesResult(BaseModel):
     anomalous: int
     baseline: str
     clusters: list[ClusterView]
-    incidents: list[str] = Field(default_factory=list)
-    shared_dependencies: list[str] = Field(default_factory=list)
+    incidents: list[RecurringIncident] = Field(default_factory=list)
+    shared_dependencies: list[SharedDependency] = Field(default_factory=list)
 
 
 def _kb(ctx: ToolContext) -> KnowledgeBase:
@@ -76,20 +90,25 @@ def analyze_traces(inp: WindowInput, ctx: ToolContext) -> AnalyzeTracesResult:
             ClusterView(
                 cluster_id=c.cluster_id,
                 size=c.size,
-                root_span=untrusted(c.root_span, 80),
-                reason=untrusted(c.reason, 120),
+                root_span=clip(c.root_span, 80),
+                reason=clip(c.reason, 120),
                 fingerprint_id=c.fingerprint_id,
-                known=f"{c.known.root_cause} (fix {c.known.strategy or '-'})" if c.known else None,
+                known_root_cause=clip(c.known.root_cause, 80) if c.known else None,
+                known_fix=c.known.strategy if c.known else None,
                 sample_traces=[ctx.links.trace(t) for t in c.trace_ids[:2]],
             )
             for c in clusters
         ],
         incidents=[
-            f"{i.count}x {i.fingerprint_id} at {untrusted(i.root_span, 60)}"
+            RecurringIncident(
+                fingerprint_id=i.fingerprint_id, count=i.count, root_span=clip(i.root_span, 60)
+            )
             for i in a.incidents[:3]
         ],
         shared_dependencies=[
-            f"{untrusted(s.shared_node, 60)} shared by {s.n_traces} traces ({s.coverage:.0%})"
+            SharedDependency(
+                node=clip(s.shared_node, 60), traces=s.n_traces, coverage=round(s.coverage, 3)
+            )
             for s in a.shared_root_causes[:3]
         ],
     )
@@ -104,7 +123,6 @@ class FingerprintMatch(BaseModel):
     root_cause: str
     strategy: str | None
     score: float
-    summary: str
 
 
 class MatchFingerprintResult(BaseModel):
@@ -127,11 +145,9 @@ def match_fingerprint(inp: MatchFingerprintInput, ctx: ToolContext) -> MatchFing
                 out.append(
                     FingerprintMatch(
                         fingerprint_id=m.fingerprint_id,
-                        root_cause=untrusted(m.root_cause, 80),
+                        root_cause=clip(m.root_cause, 80),
                         strategy=m.strategy,
                         score=round(m.score, 3),
-                        summary=f"{m.fingerprint_id}: known {m.root_cause} "
-                        f"(score {m.score:.2f}, fix {m.strategy or 'none recorded'})",
                     )
                 )
     out.sort(key=lambda m: -m.score)

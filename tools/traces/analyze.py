@@ -13,6 +13,7 @@ import json
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 import pyarrow as pa
@@ -264,8 +265,20 @@ def _fingerprint(
     )
 
 
+class SpanStream(Protocol):
+    """Spans too many to hold at once, read twice: a sample to learn from, then the windows
+    (:class:`tools.traces.stream.SpanFileStream`); ``num_rows`` is known after either.
+    """
+
+    num_rows: int
+
+    def sample(self, max_traces: int, seed: int) -> pa.Table: ...
+
+    def batches(self, config: TraceConfig) -> Iterator[pa.Table]: ...
+
+
 def analyze_traces(
-    spans: pa.Table,
+    spans: pa.Table | SpanStream,
     baseline: pa.Table | None = None,
     kb: KnowledgeBase | None = None,
     logs: pa.Table | None = None,
@@ -280,10 +293,14 @@ def analyze_traces(
     ``logs`` / ``metrics``: the window's LOG_SCHEMA / METRIC_SCHEMA tables for the signatures.
     """
     config = config or TraceConfig()
-    fit_source = baseline if baseline is not None and baseline.num_rows else spans
-    fit_forest, _ = reconstruct(
-        sample_traces(fit_source, config.max_fit_traces, config.seed), config
-    )
+    from_baseline = baseline is not None and baseline.num_rows > 0
+    if from_baseline or isinstance(spans, pa.Table):
+        fit_source = baseline if from_baseline else spans
+        fit = sample_traces(fit_source, config.max_fit_traces, config.seed)
+    else:
+        fit = spans.sample(config.max_fit_traces, config.seed)
+    fit_forest, _ = reconstruct(fit, config)
+    del fit
     model = NormalModel.fit(fit_forest, config)
     del fit_forest
 
@@ -291,7 +308,8 @@ def analyze_traces(
     rows = TraceRows()
     anomalies: list[_Anomaly] = []
     n_batches = 0
-    for table in iter_batches(spans, config):
+    windows = iter_batches(spans, config) if isinstance(spans, pa.Table) else spans.batches(config)
+    for table in windows:
         forest, c = reconstruct(table, config)
         counters.add(c)
         _collect(model.score(forest), model, rows, anomalies, config)
@@ -302,7 +320,7 @@ def analyze_traces(
     analysis = TraceAnalysis(
         trace_table=rows.table(),
         counters=counters,
-        baseline_source="baseline" if fit_source is baseline else "input",
+        baseline_source="baseline" if from_baseline else "input",
         batches=n_batches,
     )
     if not anomalies:

@@ -53,9 +53,11 @@ class TraceConfig(BaseModel):
     # span-level detectors (robust z-scores against each module's normal behaviour)
     hang_z: float = Field(8.0, gt=0)  # self-time z-score that marks a hung span
     hang_min_ratio: float = Field(3.0, gt=1)  # ... and at least this x the module's p99
-    # slow span: self-time z beyond the module's own tail (~99.9%), stretched so that a trace
-    # of normal spans is called slow with probability slow_trace_alpha however many spans it
-    # has (a 25-span agent trace has 2.5x the chances of a 10-span one), and >= slow_min_z
+    # slow span: self-time z beyond factor x the module's own tail (~99.9%), the factor
+    # stretched for long traces so that a trace of normal spans is called slow with
+    # probability at most slow_trace_alpha (a 25-span agent trace has 2.5x the chances of a
+    # 10-span one), and >= slow_min_z
+    slow_quantile_factor: float = Field(1.2, gt=1)
     slow_trace_alpha: float = Field(0.001, gt=0, lt=0.5)
     slow_min_z: float = Field(4.0, gt=0)
     expected_child_share: float = Field(0.97, gt=0, le=1)  # child present this often = expected

@@ -116,15 +116,15 @@ def _lost_parent(batch: ScoredBatch, lo: int, hi: int) -> RootCause | None:
     """Orphans whose parent was never exported: the module that normally calls them."""
     f, base = batch.forest, batch.base
     orphans = lo + np.nonzero(f.orphan[lo:hi])[0]
-    votes: Counter[int] = Counter()
-    for o in orphans.tolist():
-        g = int(batch.signals.gmod[o])
-        if g >= 0 and base.usual_parent[g] >= 0:
-            votes[int(base.usual_parent[g])] += 1
-    if not votes:
+    usual = {
+        o: int(base.usual_parent[g])
+        for o, g in zip(orphans.tolist(), batch.signals.gmod[orphans].tolist(), strict=True)
+        if g >= 0 and base.usual_parent[g] >= 0
+    }
+    if not usual:
         return None
-    parent = votes.most_common(1)[0][0]
-    span = min(o for o in orphans.tolist() if base.usual_parent[batch.signals.gmod[o]] == parent)
+    parent = Counter(usual.values()).most_common(1)[0][0]
+    span = min(o for o, p in usual.items() if p == parent)
     return RootCause(span, Reason.LOST_SPAN, base.names[parent])
 
 

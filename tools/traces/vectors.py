@@ -105,10 +105,11 @@ def _failure_runs(group: np.ndarray, start: np.ndarray, failed: np.ndarray) -> n
 
 def _tail_stretch(base: ModuleBaseline, config: TraceConfig) -> float:
     """Factor on a module's ~99.9% self-time tail (3.09 sigma) for the slow-span threshold:
-    the per-span level at which a trace of the usual size stays under ``slow_trace_alpha``."""
+    ``slow_quantile_factor``, or more where a trace of the usual size would otherwise exceed
+    ``slow_trace_alpha``."""
     spans_per_trace = max(float(base.spans_per_trace.sum()), 1.0)
     per_span = NormalDist().inv_cdf(1.0 - config.slow_trace_alpha / spans_per_trace)
-    return per_span / NormalDist().inv_cdf(0.999)
+    return max(config.slow_quantile_factor, per_span / NormalDist().inv_cdf(0.999))
 
 
 def span_signals(forest: TraceForest, base: ModuleBaseline, config: TraceConfig) -> SpanSignals:

@@ -18,8 +18,16 @@ import pyarrow as pa
 from pydantic import BaseModel
 
 from tools.core.errors import InputError
-from tools.telemetry.ingest import jaeger_json, jsonl_logs, otlp_json, prom_text
-from tools.telemetry.ingest.common import Counter, Fail, iter_json_docs, log_rows, span_rows
+from tools.telemetry.ingest import jaeger_json, jsonl_logs, otlp_fast, otlp_json, prom_text
+from tools.telemetry.ingest.common import (
+    Counter,
+    Fail,
+    Undecoded,
+    iter_json_docs,
+    json_documents,
+    log_rows,
+    span_rows,
+)
 from tools.telemetry.model import LOG_SCHEMA, METRIC_SCHEMA, SPAN_SCHEMA
 
 FORMATS = ("otlp-json", "jaeger-json", "prom-text", "jsonl-logs")
@@ -57,9 +65,13 @@ _PROM_LINE = re.compile(
 )
 
 
+_FIRST_NON_BLANK = re.compile(r"\S")  # no copy of a large text just to skip its leading blanks
+
+
 def detect_format(text: str) -> str | None:
     """The format of ``text`` from its content, or ``None`` when it is none of ours."""
-    head = text.lstrip()[:65536]
+    start = _FIRST_NON_BLANK.search(text)
+    head = "" if start is None else text[start.start() : start.start() + 65536]
     if not head:
         return None
     if head[0] in "{[":
@@ -131,8 +143,12 @@ def parse_file(
 
 def _otlp(text: str, path: str, _ts: int | None) -> ParsedTelemetry:
     acc = otlp_json.OtlpAccumulator()
-    for line, doc in iter_json_docs(path, text):
-        otlp_json.add_document(doc, acc, Fail(path, line))
+    for line, doc in json_documents(path, text):
+        fail = Fail(path, line)
+        if not isinstance(doc, Undecoded):
+            otlp_json.add_document(doc, acc, fail)
+        elif not otlp_fast.add_document(doc.text, acc, fail):
+            otlp_json.add_document(json.loads(doc.text), acc, fail)
     return ParsedTelemetry(
         "otlp-json",
         acc.spans.table(),
