@@ -37,7 +37,7 @@ def demo(
     faults = published_catalog().faults
     if list_scenarios:
         for f in faults.values():
-            console.print(f"{f.name:<18} {f.description}", highlight=False)
+            console.print(f"{f.name:<18} {f.description}", highlight=False, soft_wrap=True)
         return
     if scenario not in faults:
         fail(f"unknown scenario {scenario!r}; scenarios: {', '.join(faults)}")

@@ -22,7 +22,10 @@ def app(monkeypatch: pytest.MonkeyPatch) -> typer.Typer:
     return a
 
 
-def test_the_scenarios_are_the_published_faults(app: typer.Typer) -> None:
+def test_the_scenarios_are_the_published_faults(
+    app: typer.Typer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(console, "width", 40)  # one line per scenario however narrow
     r = CliRunner().invoke(app, ["demo", "--list-scenarios"])
     assert r.exit_code == 0
     listed = [line.split()[0] for line in r.output.splitlines() if line.strip()]
