@@ -133,6 +133,8 @@ def test_orphans_blame_their_usual_parent() -> None:
 def test_a_module_starting_traces_lost_its_context() -> None:
     d = verdict_of(new_root="ModelExecutor")
     assert (d.suspect, d.fault_type) == ("ModelExecutor", "context_loss")
+    assert d.share == 1.0  # the callers' traces that lack it point at it too
+    assert not any("ModelExecutor context_loss" in e for e in d.evidence()[2:])
 
 
 def test_error_codes_name_the_fault_and_who_is_to_blame() -> None:

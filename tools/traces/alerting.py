@@ -55,7 +55,9 @@ class TraceAlert(BaseModel):
 
     def evidence(self) -> list[str]:
         """The triage's observations, one line each (what the report and the audit record)."""
-        others = sorted(self.votes.items(), key=lambda kv: -kv[1])[1:4]
+        lead = f"{self.suspect}|{self.fault_type}"
+        others = sorted((kv for kv in self.votes.items() if kv[0] != lead), key=lambda kv: -kv[1])
+        others = others[:3]
         return [
             f"{self.anomalous}/{self.traces} traces anomalous",
             f"{self.share:.0%} of them point at {self.suspect} ({self.fault_type})",

@@ -11,7 +11,7 @@ Triage names a (module, fault type) for each anomalous trace, from the structure
 and the error codes its spans carry (the seed's "error_code triggered -> rule path", chapter 4):
 
 * a module that starts traces although it never does in the baseline lost the incoming
-  context (``context_loss``);
+  context (``context_loss``), and so did the trace its caller started, which lacks it;
 * spans whose parent is missing from the trace were orphaned by a module that dropped its own
   spans: the baseline parent of the orphans' module (``span_drop``);
 * a hung span (the analytics' ``timeout/hang``), or callers failing with a timeout code while
@@ -160,6 +160,11 @@ class LiveTraceDetector:
         for svc, code in zip(services, codes, strict=True):
             if code:
                 failing.setdefault(svc, set()).add(code)
+        lost = {  # services starting traces in this window that never do in the baseline
+            services[i]
+            for i in range(len(services))
+            if f.parent[i] < 0 and not f.orphan[i] and services[i] not in self.shape.roots
+        }
         anomalous = np.nonzero(batch.anomalous)[0]
         for t in anomalous:
             lo, hi = int(f.offsets[t]), int(f.offsets[t + 1])
@@ -174,6 +179,7 @@ class LiveTraceDetector:
                 services,
                 codes,
                 failing,
+                lost,
                 fresh=ended > now_ns - self.late_grace_s * 1e9,
             )
             if verdict is None:
@@ -215,6 +221,7 @@ class LiveTraceDetector:
         services: list[str],
         codes: list[str | None],
         failing: dict[str, set[str]],
+        lost: set[str],
         fresh: bool,
     ) -> tuple[str, str] | None:
         """(module, fault type) of one anomalous trace (rules in the module docstring)."""
@@ -224,6 +231,13 @@ class LiveTraceDetector:
         for i in idx:
             if f.parent[i] < 0 and not f.orphan[i] and services[i] not in shape.roots:
                 return services[i], "context_loss"
+        # 1b. the other half of a context loss: a trace missing a callee that starts traces of
+        #     its own elsewhere in the window lost that callee to the same fault
+        present = {services[i] for i in idx}
+        for svc in sorted(present):
+            for callee in sorted(shape.children_of.get(svc, set()) - present):
+                if callee in lost:
+                    return callee, "context_loss"
         # 2. orphans: their usual parent dropped its spans
         for i in idx:
             if f.orphan[i]:
