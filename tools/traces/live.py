@@ -11,7 +11,9 @@ Triage names a (module, fault type) for each anomalous trace, from the structure
 and the error codes its spans carry (the seed's "error_code triggered -> rule path", chapter 4):
 
 * a module that starts traces although it never does in the baseline lost the incoming
-  context (``context_loss``), and so did the trace its caller started, which lacks it;
+  context (``context_loss``), and so did the trace its caller started, which lacks it (a trace
+  lacking a callee is judged only ``late_grace_s`` after it ended: spans reach the store per
+  process, and the callee's, or the trace it started, may still be on the way);
 * spans whose parent is missing from the trace were orphaned by a module that dropped its own
   spans: the baseline parent of the orphans' module (``span_drop``);
 * a hung span (the analytics' ``timeout/hang``), or callers failing with a timeout code while
@@ -233,9 +235,9 @@ class LiveTraceDetector:
                 return services[i], "context_loss"
         # 1b. the other half of a context loss: a trace missing a callee that starts traces of
         #     its own elsewhere in the window lost that callee to the same fault
-        present = {services[i] for i in idx}
-        for svc in sorted(present):
-            for callee in sorted(shape.children_of.get(svc, set()) - present):
+        in_trace = {services[i] for i in idx}
+        for svc in sorted(in_trace):
+            for callee in sorted(shape.children_of.get(svc, set()) - in_trace):
                 if callee in lost:
                     return callee, "context_loss"
         # 2. orphans: their usual parent dropped its spans
@@ -259,6 +261,9 @@ class LiveTraceDetector:
                 if fresh:  # its span may still be on the way: judge this trace later
                     return None
                 return callee, "inference_hang" if own == "MODEL_TIMEOUT" else "hang"
+        missing = any(shape.children_of.get(svc, set()) - in_trace for svc in in_trace)
+        if missing and fresh and not any(f.orphan[i] for i in idx):
+            return None  # the callee's spans, or the trace it started, may still be in flight
         if reason == Reason.HANG and own is None:  # a span that answered an error is not hung
             callers = {codes[i] for i in idx if codes[i] in TIMEOUT_CODES}
             return root_svc, "inference_hang" if "MODEL_TIMEOUT" in callers else "hang"
