@@ -129,7 +129,7 @@ def trace_pagerank_rank(ct: CaseTelemetry) -> list[str]:
             empty_table(METRIC_SCHEMA),
             ct.case.window,
             baseline_spans=ct.baseline_spans,
-            case_id=ct.case.case_id,
+            source=ct.case.case_id,
         )
     except NotFoundError:  # spans exist but none inside the incident window
         return []

@@ -43,6 +43,11 @@ def main(
     ),
     json_out: Path | None = typer.Option(None, "--json", help="write the result JSON here"),
     seed: int = typer.Option(0, help="random seed"),
+    protocol: str = typer.Option(
+        "alert",
+        help="alert (the engine gets the injection time as alert time) or window (only the "
+        "window: the engine detects the onset)",
+    ),
 ) -> None:
     """Diagnose every labelled case and score the ranking (Acc@k) and fault type (macro-F1)."""
     try:
@@ -63,6 +68,7 @@ def main(
                 classifier=classifier,
                 seed=seed,
                 progress=tick,
+                protocol=protocol,
             )
     except TamoError as exc:
         Console(stderr=True).print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)

@@ -34,6 +34,7 @@ def test_train_then_eval_with_the_checkpoints(sockshop_root: Path, tmp_path: Pat
     assert {p.name for p in models.iterdir()} == {
         "t1_diffusion.pt",
         "t2_localizer.pt",
+        "t2_ranker.pt",
         "t3_classifier.pt",
     }
     out = tmp_path / "r.json"

@@ -6,6 +6,11 @@ scaled by the median and MAD/IQR of its own fault-free part, so "how unusual" is
 entities, channels and systems, and one outlier in the baseline cannot move the scale. When a
 series has no fault-free data (Online Boutique has no fault-free traces), the first part of the
 incident window stands in for it and the tensor records that in ``fallback``.
+
+Why no label: the engine sees an :class:`~tools.learned.incident.IncidentTelemetry` (tables,
+window, fault-free baseline, and an alert time only when one fired). Without an alert the fault
+onset is found by :mod:`tools.learned.changepoint` from the z-scores themselves; the steps before
+it are a lead-in that joins the baseline.
 """
 
 from __future__ import annotations
@@ -18,7 +23,9 @@ import pandas as pd
 import pyarrow as pa
 
 from tools.core.errors import NotFoundError
+from tools.learned.changepoint import ChangePoint, detect
 from tools.learned.channels import CHANNEL_INDEX, CHANNELS, LOG_CHANNELS, TRACE_CHANNELS
+from tools.learned.incident import IncidentTelemetry
 from tools.learned.series import (
     empty_series,
     log_endings,
@@ -38,7 +45,6 @@ from tools.telemetry.model import (
     Modality,
     TimeWindow,
     empty_table,
-    to_ns,
 )
 from tools.telemetry.sources import LogSource, MetricSource, TraceSource
 from tools.telemetry.topology import Topology, merged_call_graph
@@ -86,9 +92,19 @@ class AlignedTelemetry:
     fallback: list[str] = field(default_factory=list)  # modalities normalised on the window itself
     onset_bin: int = 0  # first step at/after the fault (alert) time; earlier steps are lead-in
     system: str | None = None
-    case_id: str | None = None
+    change_point: ChangePoint | None = None  # set when the onset was detected (no alert time)
     # dropped/odd metric series (non-finite samples, constant, missing, counters read as rates)
     metric_health: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def onset_detected(self) -> bool:
+        """The onset came from the change-point detector, not from an alert time."""
+        return self.change_point is not None
+
+    @property
+    def no_change_point(self) -> bool:
+        """The detector found no change in the window: there is nothing to localise."""
+        return self.change_point is not None and not self.change_point.found
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -135,7 +151,7 @@ class AlignedTelemetry:
             fallback=self.fallback,
             onset_bin=self.onset_bin,
             system=self.system,
-            case_id=self.case_id,
+            change_point=self.change_point,
             metric_health=self.metric_health,
         )
 
@@ -289,6 +305,24 @@ def _call_graph(spans: list[pa.Table], entities: list[str]) -> nx.DiGraph:
     return graph
 
 
+def _log_endings(
+    logs: pa.Table,
+    b_logs: pa.Table,
+    window: TimeWindow,
+    onset_ns: int | None,
+    miner: TemplateMiner,
+) -> pd.Series:
+    """Which statements end a request normally: the fault-free logs, else the lead-in before the
+    onset, else the window's first part (as for the templates)."""
+    if b_logs.num_rows:
+        return log_endings(b_logs, miner)
+    lead_end = onset_ns if onset_ns is not None and onset_ns > window.start_ns else None
+    lead_end = lead_end or window.start_ns + int(
+        (window.end_ns - window.start_ns) * FALLBACK_FRACTION
+    )
+    return log_endings(logs.filter(pa.compute.less(logs.column("ts_ns"), lead_end)), miner)
+
+
 def align_tables(
     spans: pa.Table,
     logs: pa.Table,
@@ -299,14 +333,17 @@ def align_tables(
     baseline_metrics: pa.Table | None = None,
     step_s: float | None = None,
     system: str | None = None,
-    case_id: str | None = None,
-    onset_ns: int | None = None,
+    alert_ns: int | None = None,
+    source: str | None = None,
     topology: Topology | None = None,
 ) -> AlignedTelemetry:
     """The core of :func:`align` and :func:`align_case`: tables in, aligned tensor out.
 
-    ``onset_ns`` is when the fault began or the alert fired, when known: steps before it are
-    a lead-in that normalises the rest, and only later steps are scored. ``topology`` is a
+    ``alert_ns`` is when an alert fired, when one did: steps before it are a lead-in that
+    normalises the rest, and only later steps are scored. Without it the onset is detected
+    (:func:`tools.learned.changepoint.detect`) on the tensor scored against the baseline alone,
+    and the tensor is then rescored with the detected lead-in. ``source`` names the data in
+    errors. ``topology`` is a
     declared service graph, merged into the traced call graph.
     """
     b_spans = baseline_spans if baseline_spans is not None else empty_table(SPAN_SCHEMA)
@@ -320,7 +357,7 @@ def align_tables(
     if spans.num_rows + logs.num_rows + metrics.num_rows == 0:
         raise NotFoundError(
             f"no metrics, spans or logs in the incident window {window.start} - {window.end}",
-            source=case_id or "incident window",
+            source=source or "incident window",
         )
     step = float(step_s) if step_s else _metric_step_s(metrics if metrics.num_rows else b_metrics)
     step_ns = int(step * 1e9)
@@ -332,17 +369,7 @@ def align_tables(
         cut = window.start_ns + int((window.end_ns - window.start_ns) * FALLBACK_FRACTION)
         early = logs.filter(pa.compute.less(logs.column("ts_ns"), cut))
         known = log_templates_by_entity(early, miner)
-    # which statements end a request normally: the fault-free logs (else the lead-in before the
-    # onset, else the window's first part, as for the templates)
-    if b_logs.num_rows:
-        endings = log_endings(b_logs, miner)
-    else:
-        lead_end = onset_ns if onset_ns is not None and onset_ns > window.start_ns else None
-        lead_end = lead_end or window.start_ns + int(
-            (window.end_ns - window.start_ns) * FALLBACK_FRACTION
-        )
-        lead_in = logs.filter(pa.compute.less(logs.column("ts_ns"), lead_end))
-        endings = log_endings(lead_in, miner)
+    endings = _log_endings(logs, b_logs, window, alert_ns, miner)
     win = _series_on_grid(
         spans, logs, metrics, window.start_ns, step_ns, n_bins, miner, known, endings
     )
@@ -360,15 +387,29 @@ def align_tables(
         base = _series_on_grid(b_spans, b_logs, b_metrics, b_start, step_ns, b_bins, miner, known)
     else:
         b_bins, base = 0, empty_series()
+    change: ChangePoint | None = None
     onset_bin = 0
-    if onset_ns is not None and window.start_ns < onset_ns < window.end_ns:
-        onset_bin = min(n_bins - 1, int((onset_ns - window.start_ns) // step_ns))
+    if alert_ns is not None and window.start_ns < alert_ns < window.end_ns:
+        onset_bin = min(n_bins - 1, int((alert_ns - window.start_ns) // step_ns))
+    elif alert_ns is None:
+        zw, zb, _ = _zscore(win, base, n_bins, 0)
+        ents = sorted(set(zw["entity"].dropna()))
+        if ents:
+            X, _, present = _to_tensor(zw, ents, n_bins)
+            change = detect(X, present, _to_tensor(zb, ents, b_bins)[0])
+            onset_bin = change.onset_bin
+        if onset_bin > 0 and not b_logs.num_rows and logs.num_rows:
+            # the lead-in's normal request endings, now that the lead-in is known
+            onset_ns = window.start_ns + onset_bin * step_ns
+            endings = _log_endings(logs, b_logs, window, onset_ns, miner)
+            log_part = log_series(logs, miner, window.start_ns, step_ns, n_bins, known, endings)
+            win = pd.concat([win[~win["channel"].isin(LOG_CHANNELS)], log_part], ignore_index=True)
     zw, zb, fb_channels = _zscore(win, base, n_bins, onset_bin)
     entities = sorted(set(zw["entity"].dropna()))
     if not entities:
         raise NotFoundError(
             "no telemetry in the incident window could be attributed to a service",
-            source=case_id or "incident window",
+            source=source or "incident window",
         )
     X, raw, present = _to_tensor(zw, entities, n_bins)
     BX, _, _ = _to_tensor(zb, entities, b_bins)
@@ -404,26 +445,37 @@ def align_tables(
         fallback=fallback,
         onset_bin=onset_bin,
         system=system,
-        case_id=case_id,
+        change_point=change,
         metric_health=health.as_dict(),
     )
 
 
-def align_case(ct: CaseTelemetry, step_s: float | None = None) -> AlignedTelemetry:
-    """Align one labelled case (abnormal window + its fault-free baseline tables)."""
+def align_incident(
+    incident: IncidentTelemetry, step_s: float | None = None, topology: Topology | None = None
+) -> AlignedTelemetry:
+    """Align one incident's tables (window + fault-free baseline); the engine's only input type."""
     return align_tables(
-        ct.spans,
-        ct.logs,
-        ct.metrics,
-        ct.case.window,
-        ct.baseline_spans,
-        ct.baseline_logs,
-        ct.baseline_metrics,
+        incident.spans,
+        incident.logs,
+        incident.metrics,
+        incident.window,
+        incident.baseline_spans,
+        incident.baseline_logs,
+        incident.baseline_metrics,
         step_s=step_s,
-        system=ct.case.system,
-        case_id=ct.case.case_id,
-        onset_ns=to_ns(ct.case.injected_at) if ct.case.injected_at is not None else None,
+        system=incident.system,
+        alert_ns=incident.alert_ns,
+        source=incident.source,
+        topology=topology,
     )
+
+
+def align_case(
+    ct: CaseTelemetry, step_s: float | None = None, alert_ns: int | None = None
+) -> AlignedTelemetry:
+    """Align a dataset case's telemetry *without its label*: only the window and tables are read
+    (see :meth:`IncidentTelemetry.of_case`); ``alert_ns`` is the alert time, when one is given."""
+    return align_incident(IncidentTelemetry.of_case(ct, alert_ns), step_s)
 
 
 def align(
@@ -434,13 +486,15 @@ def align(
     metric_names: list[str] | None = None,
     step_s: float | None = None,
     topology: Topology | None = None,
+    alert_ns: int | None = None,
 ) -> AlignedTelemetry:
     """Align telemetry read from sources for an incident; any source may be ``None``.
 
     ``metric_names`` lists the metric names (or PromQL expressions on Prometheus) to read; by
     default a source that can list its metric names (the embedded store) is asked. The
     incident's ``baseline`` window, when given, supplies the fault-free scale. ``topology``
-    defaults to the one declared in the embedded store, when a source is one.
+    defaults to the one declared in the embedded store, when a source is one. ``alert_ns`` is when
+    the alert fired (without it the onset is detected in the window).
     """
     if topology is None:
         topology = next(
@@ -474,6 +528,7 @@ def align(
         b_metrics,
         step_s=step_s,
         system=incident.system,
-        case_id=incident.task_id,
+        alert_ns=alert_ns,
+        source=incident.task_id,
         topology=topology,
     )

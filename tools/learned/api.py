@@ -25,8 +25,11 @@ def fuse_modalities(
 def localize_root_cause(
     fused: FusedTelemetry, top_k: int = 5, models: LearnedModels | None = None
 ) -> RootCauseRanking:
-    """T2: top-K root-cause entities with scores, causal edges and channel evidence."""
-    return localize(fused, models.localizer if models is not None else None, top_k=top_k)
+    """T2: top-K root-cause entities with scores, causal edges, channel evidence and the
+    calibrated ``confidence`` that the first is the root cause (with a trained ranker)."""
+    if models is None:
+        return localize(fused, None, top_k=top_k)
+    return localize(fused, models.localizer, top_k=top_k, ranker=models.ranker)
 
 
 def classify_fault(

@@ -26,6 +26,9 @@ _MODEL_SOURCES = (
     "fusion.py",
     "localize.py",
     "classifier.py",
+    "changepoint.py",
+    "incident.py",
+    "ranker.py",
 )
 FORMAT = "tamo-learned/1"
 

@@ -12,6 +12,14 @@ mixed with a case-level softmax regression (standardised, L2) on the channel pea
 window and of the top entity: with 20-odd labelled cases the network alone swings with its
 initialisation, and the window-wide view still holds when T2's top entity is wrong. Below a
 confidence floor the answer is "unknown", because production meets fault types no label covers.
+
+Why a nearest-neighbour novelty test for "unknown": a softmax over the known types always picks
+one of them, however foreign the case. The classifier keeps its training cases' standardised
+case-level features and the distance from each to its nearest *other* training case; a case
+farther from every training case than the ``novelty_q`` quantile of those distances is a fault
+type it was not trained on, and T3 answers "unknown" (measured on leave-one-fault-type-out:
+docs/learned.md gives the share of held-out-type cases answered unknown, and the share of
+known-type cases wrongly answered unknown).
 """
 
 from __future__ import annotations
@@ -32,6 +40,10 @@ N_FEATURES = 3 * len(FAMILIES) + 2 * len(CHANNELS) + 2
 N_CASE = 2 * len(CHANNELS)
 UNKNOWN = "unknown"
 MIN_SIGMOID = 0.05
+# novelty space: a feature's spread counts as at least 1 z (a difference under one robust z
+# is not a different fault), and the radius is at least NOVELTY_MIN_RADIUS such units
+NOVELTY_STD_FLOOR = 1.0
+NOVELTY_MIN_RADIUS = 1.0
 
 
 @dataclass
@@ -43,6 +55,8 @@ class ClassifierConfig:
     case_l2: float = 1.0  # L2 weight of the case-level linear head (logistic regression, C = 1)
     case_share: float = 0.5  # its share in the final probabilities
     min_confidence: float = 0.0  # least share of the best type among all types
+    n_train: int = 0  # training cases kept for the novelty test
+    novelty_q: float = 0.9  # quantile of the training cases' nearest-neighbour distances
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -108,6 +122,8 @@ class FaultTypeClassifier(nn.Module):
         self.case_head = nn.Linear(N_CASE, max(1, len(config.labels)))
         self.register_buffer("case_mean", torch.zeros(N_CASE))
         self.register_buffer("case_std", torch.ones(N_CASE))
+        self.register_buffer("train_case", torch.zeros(config.n_train, N_CASE))
+        self.register_buffer("novelty_radius", torch.tensor(float("inf")))
 
     def forward(self, x: torch.Tensor, adj: torch.Tensor) -> torch.Tensor:
         """x [E, F], adj [E, E] -> logits [E, K]."""
@@ -116,6 +132,15 @@ class FaultTypeClassifier(nn.Module):
         h = (h + att).squeeze(0)
         g = self.act(self.gcn(adj @ h))
         return self.head(torch.cat([h, g], dim=-1))
+
+    def novelty(self, case: torch.Tensor) -> float:
+        """Distance from the case to its nearest training case, over the novelty radius
+        (> 1: farther than almost every training case is from its nearest neighbour)."""
+        if len(self.train_case) == 0:
+            return 0.0
+        z = (case - self.case_mean) / self.case_std.clamp_min(NOVELTY_STD_FLOOR)
+        d = torch.cdist(z[None, :], self.train_case).min()
+        return float(d / self.novelty_radius.clamp_min(1e-6))
 
     def case_probabilities(self, case: torch.Tensor) -> torch.Tensor:
         """case [N_CASE] or [B, N_CASE] -> softmax over the known types."""
@@ -178,7 +203,7 @@ def train_classifier(
 ) -> FaultTypeClassifier:
     labels = sorted({ex.label for ex in examples})
     base = config or ClassifierConfig()
-    cfg = replace(base, labels=labels)
+    cfg = replace(base, labels=labels, n_train=len(examples))
     torch.manual_seed(seed)
     model = FaultTypeClassifier(cfg)
     if not examples:
@@ -222,6 +247,12 @@ def _fit_case_head(
         return loss
 
     opt.step(closure)
+    z = (X - model.case_mean) / model.case_std.clamp_min(NOVELTY_STD_FLOOR)
+    model.train_case.copy_(z)
+    if n >= 3:
+        d = torch.cdist(z, z) + torch.diag(torch.full((n,), float("inf")))
+        q = torch.quantile(d.min(dim=1).values, model.config.novelty_q)
+        model.novelty_radius.copy_(q.clamp_min(NOVELTY_MIN_RADIUS))
 
 
 def type_probabilities(
@@ -249,17 +280,21 @@ def classify(
     if model is None or not model.config.labels or not ranking.ranking:
         return FaultTypePrediction(fault_type=UNKNOWN, probability=0.0, low_confidence=True)
     probs = type_probabilities(fused, ranking, model)
+    novel = model.novelty(torch.from_numpy(case_features(fused, ranking))) > 1.0
     share = probs / probs.sum() if probs.sum() > 0 else probs
     labels = model.config.labels
     best = int(np.argmax(probs))
     alternatives = {labels[k]: round(float(share[k]), 4) for k in np.argsort(-share)[:3]}
     # unknown when no type fits (every sigmoid low) or when the best barely beats the rest
     confident = (
-        float(probs[best]) >= MIN_SIGMOID and float(share[best]) >= model.config.min_confidence
+        float(probs[best]) >= MIN_SIGMOID
+        and float(share[best]) >= model.config.min_confidence
+        and not novel
     )
     return FaultTypePrediction(
         fault_type=labels[best] if confident else UNKNOWN,
         probability=round(float(share[best]), 4),
         alternatives=alternatives,
         low_confidence=not confident,
+        note="unlike every fault type it was trained on" if novel else "",
     )

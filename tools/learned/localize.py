@@ -9,6 +9,12 @@ with the call topology (a callee's fault propagates to its callers). The ranking
 with restart that starts from anomalous entities and walks from effects to their causes,
 weighting each step by how anomalous the cause is: the entity whose anomaly explains the others'
 collects the most mass.
+
+Which score orders the ranking: with a trained :class:`~tools.learned.ranker.RootCauseRanker`
+(labels of other cases, system-agnostic features, see that module) its softmax over entities,
+and the ranking carries its calibrated ``confidence``. Without one, the untrained fallback is the
+hand-set rule ``0.7 * own + 0.3 * walk`` with fixed channel weights (``CHANNEL_WEIGHTS``) and no
+confidence; docs/learned.md compares the two on the leave-one-out protocols.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from torch import nn
 
 from tools.learned.channels import CHANNEL_INDEX, CHANNELS
 from tools.learned.fusion import FusedTelemetry
+from tools.learned.ranker import RootCauseRanker, entity_features
 from tools.learned.results import CausalEdge, ChannelEvidence, RankedEntity, RootCauseRanking
 from tools.learned.threads import one_thread
 
@@ -192,23 +199,63 @@ def _walk(causal: np.ndarray, own: np.ndarray, restart: float) -> np.ndarray:
     return p
 
 
-@one_thread()
-def localize(
-    fused: FusedTelemetry,
-    model: FrequencyAttention | None = None,
-    config: LocalizerConfig | None = None,
-    top_k: int = 5,
-) -> RootCauseRanking:
+def drops(fused: FusedTelemetry) -> np.ndarray:
+    """[E, 2] sustained *drop* of log lines and of calls after the onset (mean of the lowest
+    third of the signed residual, negated): a service that stops writing its usual statements."""
+    idx = [CHANNEL_INDEX["log_lines"], CHANNEL_INDEX["trace_calls"]]
+    a = fused.anomaly[:, idx, fused.aligned.onset_bin :]
+    if a.shape[2] == 0:
+        return np.zeros((a.shape[0], 2))
+    low = np.sort(a, axis=2)[:, :, : max(1, a.shape[2] // 3)]
+    return -low.mean(axis=2) * fused.aligned.present[:, idx]
+
+
+def ranker_features(
+    fused: FusedTelemetry, model: FrequencyAttention | None, config: LocalizerConfig | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(ranker features [E, F], hand-set score [E], weighted peaks [E, m], causal matrix)."""
     cfg = config or (model.config if model is not None else LocalizerConfig())
     own, peaks = entity_scores(fused)
     causal, _ = causal_matrix(fused, model, cfg)
     walk = _walk(causal, own, cfg.restart) if own.sum() > 0 else np.zeros_like(own)
     own_n = own / own.max() if own.max() > 0 else own
     walk_n = walk / walk.max() if walk.max() > 0 else walk
-    score = (1 - cfg.walk_weight) * own_n + cfg.walk_weight * walk_n
+    hand = (1 - cfg.walk_weight) * own_n + cfg.walk_weight * walk_n
+    feats = entity_features(
+        fused.channel_peaks(),
+        drops(fused),
+        fused.aligned.call_graph,
+        fused.entities,
+        walk,
+        causal,
+        hand,
+    )
+    return feats, hand, peaks, causal
+
+
+@one_thread()
+def localize(
+    fused: FusedTelemetry,
+    model: FrequencyAttention | None = None,
+    config: LocalizerConfig | None = None,
+    top_k: int = 5,
+    ranker: RootCauseRanker | None = None,
+) -> RootCauseRanking:
+    cfg = config or (model.config if model is not None else LocalizerConfig())
+    feats, hand, peaks, causal = ranker_features(fused, model, cfg)
+    confidence = None
+    if ranker is not None:
+        score = ranker.probabilities(feats)
+        confidence = round(ranker.confidence(score), 4)
+    else:
+        score = hand
+    change = fused.aligned.change_point
+    no_change = change is not None and not change.found
     order = np.argsort(-score, kind="stable")
     ents = fused.entities
-    top = float(score[order[0]]) if len(order) and score[order[0]] > 0 else 1.0
+    top = 1.0
+    if ranker is None and len(order) and score[order[0]] > 0:
+        top = float(score[order[0]])
     ranking = []
     for e in order[:top_k]:
         chans = np.argsort(-peaks[e])[:3]
@@ -237,8 +284,18 @@ def localize(
     keep = {r.entity for r in ranking}
     edges = [e for e in edges if e.cause in keep or e.effect in keep][:10]
     method = "tamo" if cfg.use_attention else "tamo (call topology, no attention)"
+    if ranker is None:
+        method += ", hand-set untrained score"
     return RootCauseRanking(
-        ranking=ranking, causal_edges=edges, modalities=fused.aligned.modalities, method=method
+        ranking=[] if no_change else ranking,
+        candidates=ranking if no_change else [],
+        causal_edges=edges,
+        modalities=fused.aligned.modalities,
+        method=method,
+        confidence=0.0 if no_change and confidence is not None else confidence,
+        onset_detected=fused.aligned.onset_detected,
+        onset_s=round(fused.aligned.onset_bin * fused.aligned.step_s, 1),
+        note="no change point in the window: no root cause named" if no_change else "",
     )
 
 

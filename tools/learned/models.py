@@ -18,11 +18,13 @@ from tools.learned.checkpoint import load_checkpoint, save_checkpoint
 from tools.learned.classifier import ClassifierConfig, FaultTypeClassifier
 from tools.learned.diffusion import DiffusionConfig, DualBranchDiffusion
 from tools.learned.localize import FrequencyAttention, LocalizerConfig
+from tools.learned.ranker import RankerConfig, RootCauseRanker
 
 FILES = {
     "diffusion": "t1_diffusion.pt",
     "localizer": "t2_localizer.pt",
     "classifier": "t3_classifier.pt",
+    "ranker": "t2_ranker.pt",
 }
 
 
@@ -31,14 +33,13 @@ class LearnedModels:
     diffusion: DualBranchDiffusion | None = None
     localizer: FrequencyAttention | None = None
     classifier: FaultTypeClassifier | None = None
+    ranker: RootCauseRanker | None = None  # learned ranking + calibrated confidence (labels)
     dataset: dict[str, Any] = field(default_factory=dict)
     source: Path | None = None
 
     @property
     def trained(self) -> bool:
-        return (
-            self.diffusion is not None or self.localizer is not None or self.classifier is not None
-        )
+        return any(getattr(self, k) is not None for k in FILES)
 
     def describe(self) -> str:
         if not self.trained:
@@ -83,6 +84,7 @@ def load_models(directory: Path | None = None, dataset: str | None = None) -> Le
         "diffusion": lambda cfg: DualBranchDiffusion(DiffusionConfig(**cfg)),
         "localizer": lambda cfg: FrequencyAttention(LocalizerConfig(**cfg)),
         "classifier": lambda cfg: FaultTypeClassifier(ClassifierConfig(**cfg)),
+        "ranker": lambda cfg: RootCauseRanker(RankerConfig(**cfg)),
     }
     for kind, name in FILES.items():
         path = root / name

@@ -22,7 +22,9 @@ class ChannelEvidence(BaseModel):
 
 class RankedEntity(BaseModel):
     entity: str  # service name (or pod/operation name when finer)
-    score: float  # normalised to [0, 1] over the ranking
+    # the trained ranker's softmax probability over the window's entities (sums to 1 over all
+    # entities); without a trained ranker the hand-set score normalised to the top = 1.0
+    score: float
     evidence: list[ChannelEvidence] = Field(default_factory=list)
 
 
@@ -50,10 +52,14 @@ class RootCauseRanking(BaseModel):
     causal_edges: list[CausalEdge] = Field(default_factory=list)
     modalities: list[Modality] = Field(default_factory=list)
     method: str = "tamo"
-    # The calibrated probability that ranking[0] is the root cause (calibrated out of fold);
-    # None without a calibration. ``score`` is relative (top = 1.0) and is never a confidence:
-    # the repair gate reads this field only.
+    # Calibrated probability that ranking[0] is the root cause (Platt on out-of-fold margins of
+    # the trained ranker); None without a trained ranker: then there is no probability to gate on.
     confidence: float | None = Field(None, ge=0.0, le=1.0)
+    onset_detected: bool = False  # the onset came from the change-point detector (no alert)
+    onset_s: float = 0.0  # seconds from the window start to the (alert or detected) onset
+    # when the window has no change point the ranking is empty; what would have ranked is here
+    candidates: list[RankedEntity] = Field(default_factory=list)
+    note: str = ""
 
     @property
     def services(self) -> list[str]:
@@ -64,6 +70,7 @@ class FaultTypePrediction(BaseModel):
     """T3 result: a fault type with probability, alternatives, and an honest 'unknown'."""
 
     fault_type: str  # a known label, or "unknown" when confidence is low
-    probability: float
+    probability: float  # share of the best type among the known types it was trained on
     alternatives: dict[str, float] = Field(default_factory=dict)
     low_confidence: bool = False
+    note: str = ""  # why "unknown": e.g. unlike every fault type it was trained on

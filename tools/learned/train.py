@@ -1,8 +1,10 @@
 """Training the bundle: T1 on fault-free windows, T2 self-supervised, T3 on labelled cases.
 
 Why this order: T2 reads T1's fused output and T3 reads T2's ranking and causal graph, so each is
-trained on the output of the one before it. Only T3 sees labels, and only fault types: nothing
-that learns *which service* tends to fail.
+trained on the output of the one before it. T1 and T2's attention never see labels. The ranker
+sees which entity was the root cause, but only through system-agnostic features (deviation
+families, call-graph position, causal-walk score): nothing that names a service. T3 sees fault
+types.
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ from tools.learned.aligned import AlignedTelemetry
 from tools.learned.classifier import ClassifierExample, example, train_classifier
 from tools.learned.diffusion import DiffusionConfig, train_diffusion
 from tools.learned.fusion import fuse
-from tools.learned.localize import LocalizerConfig, localize, train_localizer
+from tools.learned.localize import LocalizerConfig, localize, ranker_features, train_localizer
 from tools.learned.models import LearnedModels
+from tools.learned.ranker import RankerCase, fit_ranker
 from tools.telemetry.model import LabelledCase
 
 Progress = Callable[[str, int], None]  # (stage, steps done so far in that stage)
@@ -69,11 +72,24 @@ def train_models(
     )
     models = LearnedModels(diffusion=diffusion, localizer=localizer, dataset=dataset)
     if with_classifier:
+        models.ranker = fit_ranker(ranker_cases(cases, models), seed=seed)
         examples = classifier_examples(cases, models)
         models.classifier = train_classifier(examples, epochs=ep.classifier, seed=seed)
         if progress is not None:
             progress("T3 classifier", ep.classifier)
     return models
+
+
+def ranker_cases(cases: list[TrainingCase], models: LearnedModels) -> list[RankerCase]:
+    """Ranker examples (features of every entity, index of the root cause); cases whose root
+    cause has no telemetry are skipped."""
+    out = []
+    for c in cases:
+        fused = fuse(c.aligned, models.diffusion)
+        if c.case.service in fused.entities:
+            feats = ranker_features(fused, models.localizer)[0]
+            out.append(RankerCase(feats, fused.entities.index(c.case.service)))
+    return out
 
 
 def classifier_examples(
@@ -83,7 +99,7 @@ def classifier_examples(
     out = []
     for c in cases:
         fused = fuse(c.aligned, models.diffusion)
-        ranking = localize(fused, models.localizer)
+        ranking = localize(fused, models.localizer, ranker=models.ranker)
         ex = example(fused, ranking, c.case.service, c.case.fault_type)
         if ex is not None:
             out.append(ex)
