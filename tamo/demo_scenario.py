@@ -160,6 +160,7 @@ class _Scenario:
                     executed_by="tamo-agent",
                     min_confidence=0.5,
                     min_modalities=1,
+                    accept_uncalibrated=True,
                 ),
                 audit=self.audit,
                 verifier=self.verifier,

@@ -52,14 +52,20 @@ def alert(suspect: str = "paymentservice", share: float = 0.8) -> TraceAlert:
     )
 
 
-def ctx(settings: Settings, recorder: RecordingExecutor, tmp_path: Path) -> ToolContext:
+def ctx(
+    settings: Settings, recorder: RecordingExecutor, tmp_path: Path, *, accept_share: bool = True
+) -> ToolContext:
+    """The alert front's context; its policy accepts the triage's (uncalibrated) vote share as
+    ``tamo demo``'s does, unless ``accept_share`` is False (the production default)."""
     c = ToolContext.from_case(synthetic_case(), settings)
     configure(
         c,
         RepairSetup(
             strategies=parse_strategies(STRATEGY, "alert-strategies.yaml"),
             executors={"recorder": recorder},
-            policy=SafetyPolicy(allow_targets=["*"], approvers=["os:sre"]),
+            policy=SafetyPolicy(
+                allow_targets=["*"], approvers=["os:sre"], accept_uncalibrated=accept_share
+            ),
             audit=AuditLog(tmp_path / "audit"),
         ),
     )
@@ -81,6 +87,16 @@ def test_an_alert_is_investigated_planned_approved_and_executed(
     assert any(e.tool == "live_triage" for e in s["evidence"])
     assert s["incident"].baseline == BASELINE  # normal is what the alert learned from
     assert done.report.remediation.status == "success"
+
+
+def test_a_production_policy_does_not_take_the_vote_share_for_a_calibrated_confidence(
+    settings: Settings, recorder: RecordingExecutor, tmp_path: Path
+) -> None:
+    c = ctx(settings, recorder, tmp_path, accept_share=False)
+    inv = Investigator(c, llm=False, checkpointer=tmp_path / "c")
+    done = respond(inv, alert(), "os:sre")
+    assert done.pending_approval is None and recorder.executed() == []
+    assert "approval" not in done.state or not done.state["approval"].approved
 
 
 def test_without_an_alert_the_same_graph_cannot_plan_that_repair(

@@ -209,16 +209,17 @@ def _names(root_cause: str, service: str) -> bool:
     )
 
 
-def evidence_for(ctx: ToolContext, service: str) -> tuple[float | None, list[str], bool]:
-    """(calibrated confidence, modalities that moved, knowledge-base match) for ``service`` as
-    the root cause of the context's incident, from the ranking and the trace analysis."""
+def evidence_for(ctx: ToolContext, service: str) -> tuple[float | None, bool, list[str], bool]:
+    """(confidence, whether it is calibrated, modalities that moved, knowledge-base match) for
+    ``service`` as the root cause of the context's incident, from the ranking and the trace
+    analysis."""
     from tools.toolbox.learned import ranking_for
     from tools.toolbox.traces import analysis_for
 
     scope = WindowInput()
     ranking = ranking_for(ctx, scope)
     top = ranking.ranking[0] if ranking.ranking else None
-    confidence, modalities = None, []
+    confidence, calibrated, modalities = None, True, []
     if top is not None and top.entity == service:
         confidence = ranking.confidence
         strongest = max((e.score for e in top.evidence), default=0.0)
@@ -231,13 +232,14 @@ def evidence_for(ctx: ToolContext, service: str) -> tuple[float | None, list[str
         )
     alert = ctx.recall(LIVE_ALERT)
     if confidence is None and alert is not None and alert.suspect == service:
-        # the live trace triage backs the service T2 does not rank first: its vote share is the
-        # confidence, an uncalibrated one (the front that opens investigations from alerts sets
-        # its policy's gate for it, as ``tamo demo`` does), and traces are its modality
-        confidence, modalities = alert.share, sorted({*modalities, "traces"})
+        # the live trace triage backs the service T2 does not rank first: its vote share stands
+        # in for the confidence, marked uncalibrated so that only a policy accepting that (as
+        # ``tamo demo``'s does) lets it pass the repair gate; traces are its modality
+        confidence, calibrated = alert.share, False
+        modalities = sorted({*modalities, "traces"})
     clusters = analysis_for(ctx, scope).clusters
     kb = any(c.known is not None and _names(c.known.root_cause, service) for c in clusters)
-    return confidence, modalities, kb
+    return confidence, calibrated, modalities, kb
 
 
 @tool()
@@ -246,12 +248,13 @@ def plan_repair(inp: PlanRepairInput, ctx: ToolContext) -> PlanRepairResult:
     rule engine, and say why; changes nothing. Call after localize_root_cause and classify_fault.
     Returns a plan_id for execute_repair (executable only when the incident's evidence is
     strong enough), or plan_id null with the reasons nothing matched."""
-    confidence, modalities, kb = evidence_for(ctx, inp.service)
+    confidence, calibrated, modalities, kb = evidence_for(ctx, inp.service)
     diagnosis = Diagnosis(
         service=inp.service,
         module=inp.module,
         fault_type=inp.fault_type,
         confidence=confidence,
+        confidence_calibrated=calibrated,
         evidence_modalities=modalities,
         kb_match=kb,
         error_codes=inp.error_codes,
