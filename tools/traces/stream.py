@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from tools.core.errors import InputError
-from tools.telemetry.ingest import jaeger_json, otlp_fast, otlp_json
+from tools.telemetry.ingest import jaeger_fast, jaeger_json, otlp_fast, otlp_json
 from tools.telemetry.ingest.common import Counter, Fail, span_rows
 from tools.telemetry.model import SPAN_SCHEMA
 from tools.traces.analyze import iter_batches
@@ -70,8 +70,9 @@ def _spans(fmt: str, text: str, fail: Fail) -> pa.Table:
         if not otlp_fast.add_document(text, acc, fail):
             otlp_json.add_document(_json(text, fail), acc, fail)
         return acc.spans.table()
-    rows = span_rows()
-    jaeger_json.add_document(_json(text, fail), rows, set(), Counter(), fail)
+    rows, seen, counter = span_rows(), set(), Counter()
+    if not jaeger_fast.add_document(text, rows, seen, counter):
+        jaeger_json.add_document(_json(text, fail), rows, seen, counter, fail)
     return rows.table()
 
 

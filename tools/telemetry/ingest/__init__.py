@@ -13,17 +13,25 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 from pydantic import BaseModel
 
 from tools.core.errors import InputError
-from tools.telemetry.ingest import jaeger_json, jsonl_logs, otlp_fast, otlp_json, prom_text
+from tools.telemetry.ingest import (
+    jaeger_fast,
+    jaeger_json,
+    jsonl_fast,
+    jsonl_logs,
+    otlp_fast,
+    otlp_json,
+    prom_text,
+)
 from tools.telemetry.ingest.common import (
     Counter,
     Fail,
     Undecoded,
-    iter_json_docs,
     json_documents,
     log_rows,
     span_rows,
@@ -141,14 +149,30 @@ def parse_file(
     return parse_text(text, str(p), fmt, default_ts_ns if default_ts_ns is not None else mtime_ns)
 
 
-def _otlp(text: str, path: str, _ts: int | None) -> ParsedTelemetry:
-    acc = otlp_json.OtlpAccumulator()
+def _each_document(
+    text: str,
+    path: str,
+    typed: Callable[[str, Fail], bool],
+    walk: Callable[[Any, Fail], None],
+) -> None:
+    """Each JSON document of a file through its format's typed reader, or — for a variant it
+    leaves alone, and for every error — through the walker, which names the field."""
     for line, doc in json_documents(path, text):
         fail = Fail(path, line)
         if not isinstance(doc, Undecoded):
-            otlp_json.add_document(doc, acc, fail)
-        elif not otlp_fast.add_document(doc.text, acc, fail):
-            otlp_json.add_document(json.loads(doc.text), acc, fail)
+            walk(doc, fail)
+        elif not typed(doc.text, fail):
+            walk(json.loads(doc.text), fail)
+
+
+def _otlp(text: str, path: str, _ts: int | None) -> ParsedTelemetry:
+    acc = otlp_json.OtlpAccumulator()
+    _each_document(
+        text,
+        path,
+        lambda raw, fail: otlp_fast.add_document(raw, acc, fail),
+        lambda doc, fail: otlp_json.add_document(doc, acc, fail),
+    )
     return ParsedTelemetry(
         "otlp-json",
         acc.spans.table(),
@@ -160,8 +184,12 @@ def _otlp(text: str, path: str, _ts: int | None) -> ParsedTelemetry:
 
 def _jaeger(text: str, path: str, _ts: int | None) -> ParsedTelemetry:
     rows, seen, counter = span_rows(), set(), Counter()
-    for line, doc in iter_json_docs(path, text):
-        jaeger_json.add_document(doc, rows, seen, counter, Fail(path, line))
+    _each_document(
+        text,
+        path,
+        lambda raw, _fail: jaeger_fast.add_document(raw, rows, seen, counter),
+        lambda doc, fail: jaeger_json.add_document(doc, rows, seen, counter, fail),
+    )
     return ParsedTelemetry("jaeger-json", spans=rows.table(), warnings=counter.warnings())
 
 
@@ -173,9 +201,10 @@ def _prom(text: str, path: str, ts: int | None) -> ParsedTelemetry:
 
 def _jsonl(text: str, path: str, _ts: int | None) -> ParsedTelemetry:
     rows, counter = log_rows(), Counter()
-    for i, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
+    lines = [(i, line) for i, line in enumerate(text.splitlines(), start=1) if line.strip()]
+    if jsonl_fast.add_lines([line for _, line in lines], rows, counter):
+        return ParsedTelemetry("jsonl-logs", logs=rows.table(), warnings=counter.warnings())
+    for i, line in lines:
         fail = Fail(path, i)
         try:
             obj = json.loads(line)

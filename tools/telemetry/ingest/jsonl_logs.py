@@ -79,7 +79,7 @@ def parse_time(value: Any, fail: Fail, fp: str) -> int:
     raise fail(f"expected a time, got {type(value).__name__}", fp)
 
 
-def _id(value: Any, width: int) -> str | None:
+def log_id(value: Any, width: int) -> str | None:
     """Hex ids normalised like spans' (so logs join traces); other ids kept verbatim."""
     if value is None or value == "":
         return None
@@ -124,7 +124,7 @@ def add_line(obj: Any, rows: Rows, counter: Counter, fail: Fail) -> None:
         pod=None if pod is None else str(pod),
         severity=None if level is None else str(level).upper(),
         body=cap(text, MAX_BODY_CHARS, counter),
-        trace_id=_id(fields["trace"][1], 32),
-        span_id=_id(fields["span"][1], 16),
+        trace_id=log_id(fields["trace"][1], 32),
+        span_id=log_id(fields["span"][1], 16),
         attributes=attributes_json(obj, counter),
     )

@@ -30,7 +30,9 @@ from msgspec import UNSET, UnsetType
 from tools.telemetry.ingest.common import (
     ERROR_CODE_KEYS,
     INT64_MAX,
+    Counter,
     Fail,
+    Rows,
     add_span,
     attributes_json,
 )
@@ -96,34 +98,34 @@ class _Request(msgspec.Struct, gc=False):
 _DECODER = msgspec.json.Decoder(_Request)
 
 
-class _NotCanonical(Exception):
+class NotCanonical(Exception):
     """The document uses a variant this reader leaves to the walker."""
 
 
 def _int(v: int | str) -> int:
     if isinstance(v, str):
         if not v.isdigit():
-            raise _NotCanonical
+            raise NotCanonical
         v = int(v)
     if not -(2**63) <= v < 2**64:
-        raise _NotCanonical
+        raise NotCanonical
     return v
 
 
-def _times(col: list[int | str | None]) -> list[int]:
+def int64_column(col: list[int | str | None]) -> list[int]:
     """Epoch ns of a column of int64 fields (decimal strings or numbers), or not canonical."""
     kinds = set(map(type, col))
     if kinds == {str}:
         digits = "".join(col)  # type: ignore[arg-type]
         if not (digits.isascii() and digits.isdigit()) or "" in col:
-            raise _NotCanonical
+            raise NotCanonical
         out = list(map(int, col))  # type: ignore[arg-type]
     elif kinds <= {int}:
         out = col  # type: ignore[assignment]
     else:
-        raise _NotCanonical
+        raise NotCanonical
     if out and not (min(out) >= 0 and max(out) <= INT64_MAX):
-        raise _NotCanonical
+        raise NotCanonical
     return out
 
 
@@ -138,66 +140,69 @@ def _value(v: _Value | UnsetType) -> Any:
         return _int(v.intValue)
     if v.doubleValue is not UNSET:
         return v.doubleValue
-    raise _NotCanonical  # arrays, kvlists, bytes, unknown or empty values: the walker's
+    raise NotCanonical  # arrays, kvlists, bytes, unknown or empty values: the walker's
 
 
 def _attributes(items: list[_KeyValue] | None) -> dict[str, Any]:
     return {} if not items else {kv.key: _value(kv.value) for kv in items}
 
 
-def _ids(col: list[str | None], width: int, zero: str) -> list[str | None]:
+def hex_id_column(col: list[str | None], width: int, padded: bool = False) -> list[str | None]:
     """Canonical hex ids (absent ones ``None``), checked a column at a time in C; anything else
-    (upper case, short, all-zero, base64) is the walker's."""
+    (upper case, all-zero, base64, short unless ``padded``) is the walker's. ``padded``: ids
+    may have lost their leading zeros (Jaeger drops them) and get them back."""
     out = [v or None for v in col]
     present = [v for v in out if v is not None]
-    if present and (
-        set(map(len, present)) != {width}
+    if not present:
+        return out
+    lengths = set(map(len, present))
+    if (
+        (max(lengths) > width if padded else lengths != {width})
         or "".join(present).strip(_HEX_DIGITS)  # strip stops at the first non-hex character
-        or zero in present
     ):
-        raise _NotCanonical
+        raise NotCanonical
+    if padded and lengths != {width}:
+        out = [None if v is None else v.zfill(width) for v in out]
+    if "0" * width in out:
+        raise NotCanonical
     return out
 
 
-_ZERO_TRACE, _ZERO_SPAN = "0" * 32, "0" * 16
-
-
-def _error_code(attrs: dict[str, Any]) -> str | None:
-    for key in ERROR_CODE_KEYS:
-        if key in attrs:
-            return str(attrs[key])
-    return None
+def error_code(attrs: dict[str, Any]) -> str | None:
+    """The walkers' rule: the first error-code key present decides, even when its value is null."""
+    code = next((attrs[k] for k in ERROR_CODE_KEYS if k in attrs), None)
+    return None if code is None else str(code)
 
 
 def _add_scope(spans: list[_Span], service: str, pod: str | None, cols: dict[str, list]) -> None:
     """The columns of one scope's spans, built a column at a time (no per-span dicts)."""
-    trace_ids = _ids([s.traceId for s in spans], 32, _ZERO_TRACE)
-    span_ids = _ids([s.spanId for s in spans], 16, _ZERO_SPAN)
+    trace_ids = hex_id_column([s.traceId for s in spans], 32)
+    span_ids = hex_id_column([s.spanId for s in spans], 16)
     if None in trace_ids or None in span_ids:
-        raise _NotCanonical
+        raise NotCanonical
     kinds = [s.kind or 0 for s in spans]
     statuses = [s.status or _Status() for s in spans]
     codes = [st.code or 0 for st in statuses]
     if not set(kinds) <= SPAN_KINDS.keys() or not set(codes) <= STATUS_CODES.keys():
-        raise _NotCanonical
-    starts = _times([s.startTimeUnixNano for s in spans])
+        raise NotCanonical
+    starts = int64_column([s.startTimeUnixNano for s in spans])
     ended = [s.endTimeUnixNano not in (None, "0", 0) for s in spans]
     ends: list[int | None] = [None] * len(spans)
     for i, t in zip(
         (i for i, e in enumerate(ended) if e),
-        _times([s.endTimeUnixNano for s, e in zip(spans, ended, strict=True) if e]),
+        int64_column([s.endTimeUnixNano for s, e in zip(spans, ended, strict=True) if e]),
         strict=True,
     ):
         ends[i] = t
     attrs = [_attributes(s.attributes) for s in spans]
-    errors = [_error_code(a) for a in attrs]
+    errors = [error_code(a) for a in attrs]
     for a, st in zip(attrs, statuses, strict=True):
         if st.message:
             a["otel.status_description"] = st.message
     n = len(spans)
     cols["trace_id"] += trace_ids
     cols["span_id"] += span_ids
-    cols["parent_id"] += _ids([s.parentSpanId for s in spans], 16, _ZERO_SPAN)
+    cols["parent_id"] += hex_id_column([s.parentSpanId for s in spans], 16)
     cols["service"] += [service] * n
     cols["pod"] += [pod] * n
     cols["operation"] += [s.name for s in spans]
@@ -233,7 +238,7 @@ def add_document(raw: str | bytes, acc: OtlpAccumulator, fail: Fail) -> bool:
     try:
         doc = _DECODER.decode(raw)
         cols = _columns(doc)
-    except (msgspec.DecodeError, _NotCanonical):
+    except (msgspec.DecodeError, NotCanonical):
         return False
     if doc.resourceSpans is UNSET and doc.resourceLogs is UNSET and doc.resourceMetrics is UNSET:
         return False  # not an OTLP request at all: the walker says so
@@ -241,17 +246,25 @@ def add_document(raw: str | bytes, acc: OtlpAccumulator, fail: Fail) -> bool:
     rest = {name: json.loads(bytes(part)) for name, part in others if part is not UNSET}
     if rest:  # logs and metrics are few beside spans; the walker adds them (or raises)
         walk_document(rest, acc, fail)
-    cols["attributes"] = [attributes_json(a, acc.counter) for a in cols["attributes"]]
+    add_span_columns(acc.spans, acc.seen, acc.counter, cols)
+    return True
+
+
+def add_span_columns(
+    rows: Rows, seen: set[tuple[str, str]], counter: Counter, cols: dict[str, list]
+) -> None:
+    """Append a reader's span columns (attributes still dicts) under the walker's duplicate rule:
+    whole columns when no (trace, span) pair repeats, else span by span through ``add_span``."""
+    cols["attributes"] = [attributes_json(a, counter) for a in cols["attributes"]]
     keys = list(zip(cols["trace_id"], cols["span_id"], strict=True))
     unique = set(keys)
-    if len(unique) == len(keys) and acc.seen.isdisjoint(unique):  # the columns go in as they are
-        acc.seen |= unique
+    if len(unique) == len(keys) and seen.isdisjoint(unique):  # the columns go in as they are
+        seen |= unique
         for name, col in cols.items():
-            acc.spans.cols[name] += col
-        return True
+            rows.cols[name] += col
+        return
     names = list(cols)  # duplicates: the walker's rule, span by span
     for values in zip(*cols.values(), strict=True):
         row = dict(zip(names, values, strict=True))
         del row["duration_ns"]
-        add_span(acc.spans, acc.seen, acc.counter, **row)
-    return True
+        add_span(rows, seen, counter, **row)
