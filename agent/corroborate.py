@@ -12,8 +12,10 @@ from __future__ import annotations
 
 from collections import Counter
 
-from tools.learned.results import RootCauseRanking
+from tools.learned.results import RankedEntity, RootCauseRanking
+from tools.telemetry.model import Modality
 from tools.traces import TraceAnalysis
+from tools.traces.alerting import TraceAlert
 
 MARGIN = 0.1  # T2 scores this close to the top count as a tie
 MIN_SHARE = 0.5  # the traces' verdict counts when it explains at least half the anomalies
@@ -50,3 +52,32 @@ def corroborate(
         reordered = ranking.model_copy(update={"ranking": [cand, *rest]})
         return reordered, f"{said}; {t2} (a tie): {service} reported first"
     return ranking, f"{said}; {t2}: the ranking stands, the traces disagree"
+
+
+def confirm_with_alert(
+    ranking: RootCauseRanking | None, alert: TraceAlert
+) -> tuple[RootCauseRanking, str]:
+    """The ranking to report given the live alert's triage, and a note saying why.
+
+    The triage explains every anomalous trace by its chain's structure (a callee starting its
+    own traces, orphaned spans, a caller timing out on an absent callee) and by what the
+    system's published catalogue says its error codes mean, including whom a code blames; when
+    at least half the anomalous traces point at one service, that service is reported first and
+    T2's choice stays beside it. Without a T2 ranking the triage is the ranking."""
+    said = (
+        f"live trace triage: {alert.share:.0%} of {alert.anomalous} anomalous traces point at "
+        f"{alert.suspect} ({alert.fault_type})"
+    )
+    mine = RankedEntity(entity=alert.suspect, score=alert.share)
+    if ranking is None or not ranking.ranking:
+        alone = RootCauseRanking(ranking=[mine], modalities=[Modality.TRACES], method="triage")
+        return alone, f"{said}; no T2 ranking: the triage ranks alone"
+    top = ranking.ranking[0]
+    if top.entity == alert.suspect:
+        return ranking, f"{said}, as T2 ranks first"
+    if alert.share < MIN_SHARE:
+        return ranking, f"{said}; T2 ranks {top.entity} {top.score:.2f}: the ranking stands"
+    cand = next((r for r in ranking.ranking if r.entity == alert.suspect), mine)
+    rest = [r for r in ranking.ranking if r.entity != alert.suspect]
+    reordered = ranking.model_copy(update={"ranking": [cand, *rest]})
+    return reordered, f"{said}; T2 ranks {top.entity} {top.score:.2f}: {alert.suspect} first"

@@ -18,7 +18,7 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.runtime import Runtime
 from langgraph.types import interrupt
 
-from agent.corroborate import corroborate
+from agent.corroborate import confirm_with_alert, corroborate
 from agent.evidence import run_tool
 from agent.gather import deterministic_gather, llm_gather
 from agent.impact import baseline_windows, measure_impact
@@ -36,8 +36,10 @@ from tools.toolbox import warm
 if TYPE_CHECKING:  # the OpenAI client loads only when an LLM is configured
     from langchain_openai import ChatOpenAI
 from tools.toolbox.context import ToolContext
+from tools.toolbox.repair import LIVE_ALERT
 from tools.toolbox.spec import WindowInput
 from tools.toolbox.traces import analysis_for
+from tools.traces.alerting import TraceAlert
 
 
 @dataclass
@@ -76,6 +78,10 @@ def scope(state: InvestigationState, runtime: Rt) -> dict[str, Any]:
     incident = state["incident"]
     ctx = runtime.context.ctx
     baseline_note = None
+    alert = state.get("alert")
+    if incident.baseline is None and alert is not None and alert.baseline is not None:
+        incident = incident.model_copy(update={"baseline": alert.baseline})
+        baseline_note = "the fault-free traffic the live alert learned normal from"
     if incident.baseline is None:  # one normal for every tool: impact, T1-T3, trace analytics
         try:
             now, base, baseline_note = baseline_windows(incident, ctx.traces)
@@ -150,15 +156,18 @@ def localize(state: InvestigationState, runtime: Rt) -> dict[str, Any]:
     if ranking is not None and traced is not None:
         ranking, note = corroborate(ranking, analysis_for(runtime.context.ctx, WindowInput()))
         if note:
-            state["evidence"].append(
-                EvidenceItem(
-                    id=f"E{len(state['evidence']) + 1}",
-                    tool="corroborate",
-                    query="T2 ranking vs where anomalous traces start",
-                    summary=note,
-                )
-            )
+            _note(state, "corroborate", "T2 ranking vs where anomalous traces start", note)
+    alert = state.get("alert")
+    if alert is not None:
+        ranking, note = confirm_with_alert(ranking, alert)
+        _note(state, "live_triage", "T2 ranking vs the live alert's trace triage", note)
     return {**_touched(state), "ranking": ranking}
+
+
+def _note(state: InvestigationState, tool: str, query: str, summary: str) -> None:
+    state["evidence"].append(
+        EvidenceItem(id=f"E{len(state['evidence']) + 1}", tool=tool, query=query, summary=summary)
+    )
 
 
 def classify(state: InvestigationState, runtime: Rt) -> dict[str, Any]:
@@ -194,6 +203,29 @@ def _plan_metrics(impact: Impact, service: str) -> dict[str, float]:
     return out
 
 
+SEVERITY_RANK = {"info": 0, "warn": 1, "critical": 2}
+
+
+def _alert_observations(alert: TraceAlert, args: dict[str, Any], service: str) -> dict[str, Any]:
+    """What the live alert observed in the window, for the rule engine: its error codes, the
+    higher of the two severities, the last good task, and (when the triage's suspect is the
+    reported root cause) its fault type, which is in the system's published vocabulary where
+    T3's labels are those of the data it was trained on."""
+    codes = [*alert.error_codes, *(c for c in args["error_codes"] if c not in alert.error_codes)]
+    severity = max(args["severity"], alert.severity, key=SEVERITY_RANK.__getitem__)
+    out = {
+        "error_codes": codes,
+        "severity": severity,
+        "last_good_task_id": alert.last_good_task_id,
+        "task_ids": alert.task_ids,
+        "trace_ids": [*alert.trace_ids, *args["trace_ids"]][:5],
+        "evidence": [*args["evidence"], *alert.evidence()],
+    }
+    if alert.suspect == service:
+        out["fault_type"] = alert.fault_type
+    return out
+
+
 def plan(state: InvestigationState, runtime: Rt) -> dict[str, Any]:
     ranking, fault, impact = state.get("ranking"), state.get("fault"), state["impact"]
     if ranking is None or not ranking.ranking:
@@ -208,7 +240,12 @@ def plan(state: InvestigationState, runtime: Rt) -> dict[str, Any]:
         "severity": SEVERITY_OF_PRIORITY[assign_priority(impact).level],
         "trace_ids": impact.trace_ids,
         "incident_id": runtime.context.ctx.incident_key(),
+        "evidence": [f"fingerprint: {f}" for f in state.get("fingerprints", [])],
     }
+    alert = state.get("alert")
+    if alert is not None:
+        args.update(_alert_observations(alert, args, top.entity))
+        runtime.context.ctx.remember(LIVE_ALERT, alert)  # evidence plan_repair may count
     planned = _run(state, runtime, "plan_repair", args)
     view = None
     if planned is not None:

@@ -25,6 +25,7 @@ from tools.core.settings import Settings
 from tools.telemetry.model import Incident
 from tools.toolbox.context import ToolContext
 from tools.toolbox.repair import decision_refused
+from tools.traces.alerting import TraceAlert
 
 if TYPE_CHECKING:  # the OpenAI client loads only when an LLM is configured
     from langchain_openai import ChatOpenAI
@@ -80,10 +81,17 @@ class Investigator:
         thread_id: str | None = None,
         request_repair: bool = False,
         dry_run: bool = True,
+        alert: TraceAlert | None = None,
     ) -> Investigation:
-        """Run a new investigation to its report (or to the approval pause)."""
+        """Run a new investigation to its report (or to the approval pause); ``alert`` is the
+        live alert that opened it, whose triage becomes evidence."""
         thread_id = thread_id or f"inv-{uuid.uuid4().hex[:12]}"
-        state = {"incident": incident, "request_repair": request_repair, "dry_run": dry_run}
+        state = {
+            "incident": incident,
+            "request_repair": request_repair,
+            "dry_run": dry_run,
+            "alert": alert,
+        }
         out = self.graph.invoke(state, self._config(thread_id), context=self.deps)
         return self._result(thread_id, out)
 

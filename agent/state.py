@@ -24,6 +24,7 @@ from tools.learned.results import (
 )
 from tools.telemetry.model import Incident, Modality, TimeWindow
 from tools.telemetry.untrusted import FlaggedText
+from tools.traces.alerting import TraceAlert
 
 
 class Approval(BaseModel):
@@ -35,6 +36,7 @@ class Approval(BaseModel):
 
 class InvestigationState(TypedDict, total=False):
     incident: Incident
+    alert: TraceAlert | None  # the live alert that opened this investigation, if one did
     baseline_note: str | None  # where normal was measured, when the caller gave no baseline
     request_repair: bool  # pause for approval and execute when a plan matches
     dry_run: bool
@@ -74,4 +76,5 @@ STATE_TYPES: list[type] = [
     ChannelEvidence,
     CausalEdge,
     FaultTypePrediction,
+    TraceAlert,
 ]

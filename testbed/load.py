@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import statistics
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -139,3 +140,30 @@ async def run_load(
 def run_load_sync(router_url: str, **kwargs: Any) -> LoadReport:
     """:func:`run_load` from synchronous code (not from inside a running event loop)."""
     return asyncio.run(run_load(router_url, **kwargs))
+
+
+class OpenLoopLoad(threading.Thread):
+    """Open-loop load: a new one-second burst every second, so a hang cannot stall arrivals."""
+
+    def __init__(self, router_url: str, rate: float, prefix: str = "demo") -> None:
+        super().__init__(name="load", daemon=True)
+        self.url, self.rate, self.prefix = router_url, rate, prefix
+        self.halt = threading.Event()
+
+    def run(self) -> None:
+        n = 0
+        while not self.halt.is_set():
+            kwargs = {
+                "rate": self.rate,
+                "duration_s": 1.0,
+                "prefix": f"{self.prefix}-{n:04d}",
+                "timeout_s": 15.0,
+            }
+            threading.Thread(
+                target=run_load_sync, args=(self.url,), kwargs=kwargs, daemon=True
+            ).start()
+            n += 1
+            self.halt.wait(1.0)
+
+    def stop(self) -> None:
+        self.halt.set()

@@ -179,7 +179,7 @@ VIOLATIONS = {
         "from mcp_server.server import build_server\n",
     ),
     "a product module imports the testbed": (
-        "tools/repair/detect.py",
+        "tools/traces/live.py",
         "from testbed.catalog import FAULTS\n",
     ),
     "the testbed imports the product": ("testbed/catalog.py", "from tools.core import errors\n"),

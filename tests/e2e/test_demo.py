@@ -57,11 +57,19 @@ def _demo(args: list[str]) -> tuple[int, str]:
 def test_llm_hang_is_found_repaired_and_verified(tmp_path: Path) -> None:
     out = tmp_path / "result.json"
     code, text = _demo(
-        ["--scenario", "llm-hang", "--headless", "--json", str(out), "--out", str(tmp_path / "run")]
+        [
+            "--scenario",
+            "inference-hang",
+            "--headless",
+            "--json",
+            str(out),
+            "--out",
+            str(tmp_path / "run"),
+        ]
     )
     res = json.loads(out.read_text())
     assert code == 0, (text, res)
-    assert res["scenario"] == "llm-hang" and res["detected"]
+    assert res["scenario"] == "inference-hang" and res["detected"]
     assert res["root_cause"] == "InferenceRPC.inference_hang" and res["root_cause_correct"]
     assert res["strategy"] == "executor_restart_fallback" and res["recovered"]
     assert res["mttr_seconds"] > res["detect_seconds"] > 0

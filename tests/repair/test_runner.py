@@ -272,6 +272,10 @@ def test_automatic_approvals_count_only_where_the_policy_allows_them(tmp_path: P
         ({"confidence": None}, "no calibrated confidence for the root cause"),
         ({"confidence": 0.6}, "confidence 0.60 below 0.80"),
         (
+            {"confidence": 0.95, "confidence_calibrated": False},
+            "the confidence is an alert's vote share, not a calibrated probability",
+        ),
+        (
             {"evidence_modalities": ["logs"]},
             "evidence from 1 modality (logs), needs 2 or a knowledge-base match",
         ),

@@ -5,10 +5,12 @@ import typer
 from typer.testing import CliRunner
 
 from tamo.console import console
-from tamo.demo_cmd import SCENARIOS, register
-from testbed.catalog import FAULTS
+from tamo.demo_catalog import published_catalog, treats
+from tamo.demo_cmd import register
 from tools.repair import RuleEngine, load_strategies
 from tools.repair.diagnosis import Diagnosis
+
+CATALOG = published_catalog()
 
 
 @pytest.fixture
@@ -20,18 +22,14 @@ def app(monkeypatch: pytest.MonkeyPatch) -> typer.Typer:
     return a
 
 
-def test_list_scenarios(app: typer.Typer) -> None:
+def test_the_scenarios_are_the_published_faults(
+    app: typer.Typer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(console, "width", 40)  # one line per scenario however narrow
     r = CliRunner().invoke(app, ["demo", "--list-scenarios"])
     assert r.exit_code == 0
-    for name in (
-        "llm-hang",
-        "callback-failure",
-        "state-write-error",
-        "span-drop",
-        "context-loss",
-        "retry-storm",
-    ):
-        assert name in r.output
+    listed = [line.split()[0] for line in r.output.splitlines() if line.strip()]
+    assert listed == list(CATALOG.faults) and "inference-hang" in listed
 
 
 def test_unknown_scenario_is_one_red_line(app: typer.Typer) -> None:
@@ -39,14 +37,21 @@ def test_unknown_scenario_is_one_red_line(app: typer.Typer) -> None:
     assert r.exit_code == 2 and "unknown scenario 'meteor-strike'" in r.output
 
 
-@pytest.mark.parametrize("name", sorted(SCENARIOS))
-def test_each_scenario_expects_a_library_strategy_for_its_fault(name: str) -> None:
-    """The scoring key of every scenario is a strategy the library picks for the testbed
-    fault's module and fault type (what the loop must find on its own)."""
-    sc = SCENARIOS[name]
-    fault = FAULTS[sc.fault]
-    d = Diagnosis(
-        service=fault.target, fault_type=sc.fault.replace("-", "_"), error_codes=[fault.error_code]
-    )
+@pytest.mark.parametrize("name", sorted(CATALOG.faults))
+def test_the_library_treats_each_fault_it_is_told_about(name: str) -> None:
+    """A diagnosis as the catalogue describes the fault (its target, the fault its error code
+    names) gets a library plan whose actions the catalogue says clear or bypass the fault: what
+    the loop must reach on its own from the telemetry."""
+    fault = CATALOG.faults[name]
+    meaning = CATALOG.error_codes.get(fault.error_code)
+    fault_type = meaning.fault if meaning else name.replace("-", "_")
+    d = Diagnosis(service=fault.target, fault_type=fault_type, error_codes=[fault.error_code])
     plan = RuleEngine(load_strategies()).pick(d)
-    assert plan is not None and plan.strategy_id == sc.strategy
+    assert plan is not None and treats(plan.model_dump(mode="json"), fault)
+
+
+def test_an_action_on_another_module_does_not_treat_the_fault() -> None:
+    fault = CATALOG.faults["span-drop"]
+    restart = {"type": "graceful_restart", "target": fault.target, "params": {}}
+    other = {"type": "graceful_restart", "target": "AgentRouter", "params": {}}
+    assert treats({"actions": [restart]}, fault) and not treats({"actions": [other]}, fault)

@@ -162,3 +162,15 @@ def test_missing_or_empty_store(tmp_path: Path) -> None:
     TelemetryStore(tmp_path / "empty.duckdb").close()
     result = query(tmp_path / "empty.duckdb", "logs")
     assert result.exit_code == 2 and "the store is empty" in result.stderr
+
+
+@pytest.mark.parametrize("garbage", [b"\x00" * 5000, b"DUCK" * 10, bytes(range(256)) * 40])
+def test_a_corrupt_store_file_is_one_line_and_left_as_it_was(tmp_path: Path, garbage: bytes):
+    bad = tmp_path / "telemetry.duckdb"
+    bad.write_bytes(garbage)
+    res = runner.invoke(app, ["query", "traces", "--since", "15m", "--store", str(bad)])
+    assert res.exit_code == 2
+    lines = [ln for ln in res.output.splitlines() if ln.strip()]
+    assert len(lines) == 1 and str(bad) in lines[0] and "cannot open the store" in lines[0]
+    assert "Traceback" not in res.output
+    assert bad.read_bytes() == garbage  # nothing overwritten or repaired behind the user's back

@@ -53,6 +53,9 @@ class Diagnosis(BaseModel):
     # accuracy at this score); None when whoever diagnosed has no calibration. A repair acts only
     # above the policy's threshold (:meth:`tools.repair.safety.SafetyPolicy.evidence_problems`).
     confidence: float | None = Field(default=None, ge=0.0, le=1.0)
+    # False when ``confidence`` is a stand-in (the live triage's vote share), not a calibrated
+    # probability: the repair gate refuses it unless the policy says otherwise.
+    confidence_calibrated: bool = True
     # Modalities (metrics, traces, logs) whose own channels moved at ``service``, and whether a
     # confirmed incident in the knowledge base names it: the evidence a repair target needs.
     evidence_modalities: list[str] = Field(default_factory=list)

@@ -36,12 +36,17 @@ class SafetyPolicy(BaseModel):
     executed_by: str = "auto-repair-engine"
     min_confidence: float = Field(0.8, ge=0.0, le=1.0)  # calibrated P(target is the root cause)
     min_modalities: int = Field(2, ge=1, le=len(MODALITIES))
+    # Whether an uncalibrated stand-in confidence (a live alert's vote share) may pass the gate.
+    # Off in production; only a front that owns its alert source and says so (``tamo demo``).
+    accept_uncalibrated: bool = False
 
     def evidence_problems(self, d: Diagnosis) -> list[str]:
         """Why the evidence for ``d.service`` is not enough to act on (empty: enough)."""
         out = []
         if d.confidence is None:
             out.append("no calibrated confidence for the root cause")
+        elif not d.confidence_calibrated and not self.accept_uncalibrated:
+            out.append("the confidence is an alert's vote share, not a calibrated probability")
         elif d.confidence < self.min_confidence:
             out.append(f"confidence {d.confidence:.2f} below {self.min_confidence:.2f}")
         kinds = sorted(set(d.evidence_modalities) & set(MODALITIES))

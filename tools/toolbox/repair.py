@@ -9,6 +9,7 @@ dry run, approval, write-ahead audit, verification, automatic rollback — and t
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated
@@ -19,10 +20,12 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from tools.core.errors import NotFoundError
 from tools.repair import (
     Approval,
+    AuditEntry,
     AuditLog,
     Diagnosis,
     Executor,
     RepairExecutor,
+    RepairMetrics,
     RepairPlan,
     RuleEngine,
     SafetyPolicy,
@@ -47,6 +50,8 @@ class RepairSetup:
     policy: SafetyPolicy = field(default_factory=SafetyPolicy)
     audit: AuditLog | None = None
     verifier: Verifier | None = None
+    metrics: RepairMetrics | None = None  # repair counters a Prometheus scrapes, when exported
+    on_audit: Callable[[AuditEntry], None] | None = None  # each audit entry as it is written
 
 
 class RepairSettings(BaseSettings):
@@ -165,7 +170,12 @@ class PlanRepairInput(BaseModel):
     metrics: dict[str, float] = Field(default_factory=dict, description="e.g. error_rate")
     severity: Severity = Severity.WARN
     trace_ids: list[str] = Field(default_factory=list)
+    task_ids: list[str] = Field(default_factory=list)
     incident_id: str | None = None
+    last_good_task_id: str | None = Field(
+        None, description="a task that completed just before the incident (snapshot restores)"
+    )
+    evidence: list[str] = Field(default_factory=list, description="observations, for the audit")
 
 
 class PlanRepairResult(BaseModel):
@@ -182,6 +192,9 @@ class PlanRepairResult(BaseModel):
     plan: dict | None = Field(None, exclude=True)  # full plan, kept for resumption, not shown
 
 
+# The live alert that opened the context's investigation (set by the graph from its state, never
+# by a tool's arguments): ``evidence_for`` counts its triage for the service it points at.
+LIVE_ALERT = "live_alert"
 EVIDENCE_SHARE = 0.5  # a channel counts as evidence at half the strength of the entity's top one
 
 
@@ -196,16 +209,17 @@ def _names(root_cause: str, service: str) -> bool:
     )
 
 
-def evidence_for(ctx: ToolContext, service: str) -> tuple[float | None, list[str], bool]:
-    """(calibrated confidence, modalities that moved, knowledge-base match) for ``service`` as
-    the root cause of the context's incident, from the ranking and the trace analysis."""
+def evidence_for(ctx: ToolContext, service: str) -> tuple[float | None, bool, list[str], bool]:
+    """(confidence, whether it is calibrated, modalities that moved, knowledge-base match) for
+    ``service`` as the root cause of the context's incident, from the ranking and the trace
+    analysis."""
     from tools.toolbox.learned import ranking_for
     from tools.toolbox.traces import analysis_for
 
     scope = WindowInput()
     ranking = ranking_for(ctx, scope)
     top = ranking.ranking[0] if ranking.ranking else None
-    confidence, modalities = None, []
+    confidence, calibrated, modalities = None, True, []
     if top is not None and top.entity == service:
         confidence = ranking.confidence
         strongest = max((e.score for e in top.evidence), default=0.0)
@@ -216,9 +230,16 @@ def evidence_for(ctx: ToolContext, service: str) -> tuple[float | None, list[str
                 if strongest > 0 and e.score >= EVIDENCE_SHARE * strongest
             }
         )
+    alert = ctx.recall(LIVE_ALERT)
+    if confidence is None and alert is not None and alert.suspect == service:
+        # the live trace triage backs the service T2 does not rank first: its vote share stands
+        # in for the confidence, marked uncalibrated so that only a policy accepting that (as
+        # ``tamo demo``'s does) lets it pass the repair gate; traces are its modality
+        confidence, calibrated = alert.share, False
+        modalities = sorted({*modalities, "traces"})
     clusters = analysis_for(ctx, scope).clusters
     kb = any(c.known is not None and _names(c.known.root_cause, service) for c in clusters)
-    return confidence, modalities, kb
+    return confidence, calibrated, modalities, kb
 
 
 @tool()
@@ -227,19 +248,23 @@ def plan_repair(inp: PlanRepairInput, ctx: ToolContext) -> PlanRepairResult:
     rule engine, and say why; changes nothing. Call after localize_root_cause and classify_fault.
     Returns a plan_id for execute_repair (executable only when the incident's evidence is
     strong enough), or plan_id null with the reasons nothing matched."""
-    confidence, modalities, kb = evidence_for(ctx, inp.service)
+    confidence, calibrated, modalities, kb = evidence_for(ctx, inp.service)
     diagnosis = Diagnosis(
         service=inp.service,
         module=inp.module,
         fault_type=inp.fault_type,
         confidence=confidence,
+        confidence_calibrated=calibrated,
         evidence_modalities=modalities,
         kb_match=kb,
         error_codes=inp.error_codes,
         metrics=inp.metrics,
         severity=inp.severity,
         trace_ids=inp.trace_ids[:5],
+        task_ids=inp.task_ids[:5],
         incident_id=inp.incident_id,
+        last_good_task_id=inp.last_good_task_id,
+        evidence=inp.evidence,
     )
     engine = RuleEngine(setup(ctx).strategies)
     plan = engine.pick(diagnosis)
@@ -356,7 +381,15 @@ def execute_repair(inp: ExecuteRepairInput, ctx: ToolContext) -> ExecuteRepairRe
         # No authenticated person behind this call: the runner audits and refuses it.
         return approval or Approval(approved=True, by="", reason="no authenticated approver")
 
-    runner = RepairExecutor(rs.executors, audit, rs.policy, verifier=rs.verifier, approver=approver)
+    runner = RepairExecutor(
+        rs.executors,
+        audit,
+        rs.policy,
+        verifier=rs.verifier,
+        approver=approver,
+        metrics=rs.metrics,
+        on_event=rs.on_audit,
+    )
     out = runner.run(plan)
     v = out.verification
     return ExecuteRepairResult(

@@ -1,17 +1,19 @@
-"""Live detection and triage: from a sliding window of spans to a :class:`Diagnosis`.
+"""Live detection and triage: from a sliding window of spans to a verdict per anomalous trace.
 
-Why this module: the closed loop needs a verdict every half second, not a batch report. The
-call-chain analytics of :mod:`tools.traces` learn normal behaviour once from a fault-free
-baseline (:class:`~tools.traces.detector.NormalModel`: per-module statistics, WL embedding,
-autoencoder); each window is then only reconstructed, scored and explained (root span + reason
-per anomalous trace), which takes milliseconds, where a full ``analyze_traces`` would retrain.
+Why this module: the alert source (:mod:`tools.traces.alerting`) needs a verdict every quarter
+second, not a batch report. The call-chain analytics of :mod:`tools.traces` learn normal
+behaviour once from a fault-free baseline (:class:`~tools.traces.detector.NormalModel`:
+per-module statistics, WL embedding, autoencoder); each window is then only reconstructed,
+scored and explained (root span + reason per anomalous trace), which takes milliseconds, where a
+full ``analyze_traces`` would retrain.
 
-Triage turns the votes of the anomalous traces into one root cause with a fault type, using the
-structure of the chain and the error codes the spans carry (the seed's "error_code triggered ->
-rule path", chapter 4):
+Triage names a (module, fault type) for each anomalous trace, from the structure of the chain
+and the error codes its spans carry (the seed's "error_code triggered -> rule path", chapter 4):
 
 * a module that starts traces although it never does in the baseline lost the incoming
-  context (``context_loss``);
+  context (``context_loss``), and so did the trace its caller started, which lacks it (a trace
+  lacking a callee is judged only ``late_grace_s`` after it ended: spans reach the store per
+  process, and the callee's, or the trace it started, may still be on the way);
 * spans whose parent is missing from the trace were orphaned by a module that dropped its own
   spans: the baseline parent of the orphans' module (``span_drop``);
 * a hung span (the analytics' ``timeout/hang``), or callers failing with a timeout code while
@@ -38,7 +40,6 @@ import pyarrow.compute as pc
 from pydantic import BaseModel, Field
 
 from tools.core.fault_catalog import ErrorCodeMeaning
-from tools.repair.diagnosis import Diagnosis, Severity
 from tools.traces.config import TraceConfig
 from tools.traces.detector import NormalModel
 from tools.traces.reconstruct import TraceForest, reconstruct
@@ -161,6 +162,11 @@ class LiveTraceDetector:
         for svc, code in zip(services, codes, strict=True):
             if code:
                 failing.setdefault(svc, set()).add(code)
+        lost = {  # services starting traces in this window that never do in the baseline
+            services[i]
+            for i in range(len(services))
+            if f.parent[i] < 0 and not f.orphan[i] and services[i] not in self.shape.roots
+        }
         anomalous = np.nonzero(batch.anomalous)[0]
         for t in anomalous:
             lo, hi = int(f.offsets[t]), int(f.offsets[t + 1])
@@ -175,6 +181,7 @@ class LiveTraceDetector:
                 services,
                 codes,
                 failing,
+                lost,
                 fresh=ended > now_ns - self.late_grace_s * 1e9,
             )
             if verdict is None:
@@ -216,6 +223,7 @@ class LiveTraceDetector:
         services: list[str],
         codes: list[str | None],
         failing: dict[str, set[str]],
+        lost: set[str],
         fresh: bool,
     ) -> tuple[str, str] | None:
         """(module, fault type) of one anomalous trace (rules in the module docstring)."""
@@ -225,6 +233,13 @@ class LiveTraceDetector:
         for i in idx:
             if f.parent[i] < 0 and not f.orphan[i] and services[i] not in shape.roots:
                 return services[i], "context_loss"
+        # 1b. the other half of a context loss: a trace missing a callee that starts traces of
+        #     its own elsewhere in the window lost that callee to the same fault
+        in_trace = {services[i] for i in idx}
+        for svc in sorted(in_trace):
+            for callee in sorted(shape.children_of.get(svc, set()) - in_trace):
+                if callee in lost:
+                    return callee, "context_loss"
         # 2. orphans: their usual parent dropped its spans
         for i in idx:
             if f.orphan[i]:
@@ -246,6 +261,9 @@ class LiveTraceDetector:
                 if fresh:  # its span may still be on the way: judge this trace later
                     return None
                 return callee, "inference_hang" if own == "MODEL_TIMEOUT" else "hang"
+        missing = any(shape.children_of.get(svc, set()) - in_trace for svc in in_trace)
+        if missing and fresh and not any(f.orphan[i] for i in idx):
+            return None  # the callee's spans, or the trace it started, may still be in flight
         if reason == Reason.HANG and own is None:  # a span that answered an error is not hung
             callers = {codes[i] for i in idx if codes[i] in TIMEOUT_CODES}
             return root_svc, "inference_hang" if "MODEL_TIMEOUT" in callers else "hang"
@@ -269,44 +287,6 @@ class LiveTraceDetector:
             Reason.MISSING: "missing_downstream",
             Reason.FORKED: "context_loss",
         }.get(reason, "error")
-
-
-def diagnose(
-    verdict: WindowVerdict,
-    *,
-    metrics: dict[str, float] | None = None,
-    last_good_task_id: str | None = None,
-) -> Diagnosis | None:
-    """The winning (module, fault type) of an alarming window as a :class:`Diagnosis`."""
-    if not verdict.votes:
-        return None
-    key, n = max(verdict.votes.items(), key=lambda kv: (kv[1], kv[0]))
-    module, fault = key.split("|", 1)
-    confidence = n / max(verdict.anomalous, 1)
-    ratio = verdict.ratio
-    severity = (
-        Severity.CRITICAL if ratio >= 0.5 else Severity.WARN if ratio >= 0.1 else Severity.INFO
-    )
-    alternatives = sorted(verdict.votes.items(), key=lambda kv: -kv[1])[1:4]
-    return Diagnosis(
-        service=module,
-        module=module,
-        fault_type=fault,
-        root_cause=f"{fault.replace('_', ' ')} in {module}",
-        error_codes=sorted(verdict.codes, key=lambda c: -verdict.codes[c]),
-        metrics={"anomalous_trace_ratio": round(ratio, 4), **(metrics or {})},
-        severity=severity,
-        confidence=round(confidence, 3),  # a vote share, not calibrated (see the demo's policy)
-        evidence_modalities=["traces"],
-        trace_ids=verdict.trace_ids[:5],
-        task_ids=verdict.task_ids[:5],
-        last_good_task_id=last_good_task_id,
-        evidence=[
-            f"{verdict.anomalous}/{verdict.traces} traces anomalous",
-            f"{n} of them point at {module} ({fault})",
-            *(f"alternative: {k.replace('|', ' ')} ({v} traces)" for k, v in alternatives),
-        ],
-    )
 
 
 def complete_traces(spans: pa.Table, ended_before_ns: int) -> pa.Table:

@@ -1,22 +1,25 @@
-"""Triage on synthetic call chains: each broken shape must name its module and fault type."""
+"""Triage on synthetic call chains: each broken shape must name its module and fault type, and
+the alert raised for it must carry that suspect with the window's error codes and tasks."""
 
 from __future__ import annotations
 
 import json
 import random
+from datetime import UTC, datetime
 
 import pyarrow as pa
 
 from testbed.catalog import catalog_document
 from tools.core.fault_catalog import FaultCatalog
-from tools.repair.detect import (
+from tools.telemetry.model import SPAN_SCHEMA, TimeWindow
+from tools.traces.alerting import TraceAlert, alert_of
+from tools.traces.live import (
     BaselineShape,
     LiveTraceDetector,
+    WindowVerdict,
     complete_traces,
-    diagnose,
     error_codes,
 )
-from tools.telemetry.model import SPAN_SCHEMA
 
 CHAIN = [  # (service, parent index)
     ("AgentRouter", None),
@@ -102,9 +105,18 @@ def verdict_of(**fault: object):
     det, rng = detector()
     v = det.judge(window(rng, 10, 10, **fault))
     assert det.alarming(v), v
-    d = diagnose(v)
-    assert d is not None
-    return d
+    return _alert(v)
+
+
+WINDOW = TimeWindow(
+    start=datetime(2026, 1, 1, tzinfo=UTC), end=datetime(2026, 1, 1, 0, 1, tzinfo=UTC)
+)
+
+
+def _alert(v: WindowVerdict) -> TraceAlert:
+    a = alert_of(v, WINDOW, None, 0.0)
+    assert a is not None
+    return a
 
 
 def test_healthy_window_is_quiet() -> None:
@@ -115,23 +127,26 @@ def test_healthy_window_is_quiet() -> None:
 
 def test_orphans_blame_their_usual_parent() -> None:
     d = verdict_of(drop="LLMAdapter")
-    assert (d.component, d.fault_type) == ("LLMAdapter", "span_drop")
+    assert (d.suspect, d.fault_type) == ("LLMAdapter", "span_drop")
 
 
 def test_a_module_starting_traces_lost_its_context() -> None:
     d = verdict_of(new_root="ModelExecutor")
-    assert (d.component, d.fault_type) == ("ModelExecutor", "context_loss")
+    assert (d.suspect, d.fault_type) == ("ModelExecutor", "context_loss")
+    assert d.share == 1.0  # the callers' traces that lack it point at it too
+    assert not any("ModelExecutor context_loss" in e for e in d.evidence()[2:])
 
 
 def test_error_codes_name_the_fault_and_who_is_to_blame() -> None:
     d = verdict_of(error={"AgentRouter": "STATE_WRITE_ERROR"})
-    assert (d.component, d.fault_type) == ("AgentRouter", "state_write_error")
+    assert (d.suspect, d.fault_type) == ("AgentRouter", "state_write_error")
     d = verdict_of(
         error={"WebhookDeliver": "DUPLICATE_DELIVERY", "AgentRouter": "CALLBACK_RETRY_EXHAUSTED"}
     )
-    assert (d.component, d.fault_type) == ("CallbackSender", "retry_storm")  # the sender
+    assert (d.suspect, d.fault_type) == ("CallbackSender", "retry_storm")  # the sender
     assert d.error_codes[0] in ("DUPLICATE_DELIVERY", "CALLBACK_RETRY_EXHAUSTED")
-    assert d.task_ids and d.trace_ids and "traces anomalous" in d.evidence[0]
+    assert d.task_ids and d.trace_ids and "traces anomalous" in d.evidence()[0]
+    assert d.severity == "critical" and d.share == 1.0
 
 
 def test_a_timeout_with_an_absent_callee_is_the_callee_hanging() -> None:
@@ -143,7 +158,7 @@ def test_a_timeout_with_an_absent_callee_is_the_callee_hanging() -> None:
             "AgentRouter": "MODEL_TIMEOUT",
         },
     )
-    assert (d.component, d.fault_type) == ("InferenceRPC", "inference_hang")
+    assert (d.suspect, d.fault_type) == ("InferenceRPC", "inference_hang")
 
 
 def test_partial_traces_wait_for_their_root() -> None:
@@ -178,5 +193,5 @@ def test_a_late_callee_span_does_not_turn_a_fast_failure_into_a_hang() -> None:
         for n in range(4000, 4008)
         for r in trace(n, n * 10**8, rng=rng, error=codes, drop="InferenceRPC")
     ]
-    d = diagnose(det.judge(table(rows)))
-    assert d is not None and (d.component, d.fault_type) == ("InferenceRPC", "model_timeout")
+    d = _alert(det.judge(table(rows)))
+    assert (d.suspect, d.fault_type) == ("InferenceRPC", "model_timeout")
