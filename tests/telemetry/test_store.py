@@ -349,7 +349,8 @@ def test_tables_in_another_column_order_or_with_metadata_are_stored_alike() -> N
 def test_writes_leave_the_thread_setting_for_reads(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Writes run single-threaded; a write, even a failing one, leaves reads all threads."""
+    """Large writes run single-threaded; a write, even a failing one, leaves reads all threads."""
+    monkeypatch.setattr(store_module, "ROW_GROUP_ROWS", 1)  # sample_spans() counts as large
     with TelemetryStore(tmp_path / "t.duckdb") as s:
         s._con.execute("SET threads = 2")
         s.insert("spans", sample_spans(), "a")
@@ -363,3 +364,21 @@ def test_writes_leave_the_thread_setting_for_reads(
         with pytest.raises(OSError):
             s.insert("spans", sample_spans(), "b")
         assert s._rows("SELECT current_setting('threads')", []) == [(2,)]
+
+
+def test_small_writes_never_touch_the_thread_setting_readers_share(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A receiver batch (under two row groups) is written with the threads readers have."""
+    with TelemetryStore(tmp_path / "t.duckdb") as s:
+        s._con.execute("SET threads = 2")
+        seen: list[object] = []
+        concat = store_module.pa.concat_tables
+
+        def spy(tables: list[pa.Table]) -> pa.Table:
+            seen.extend(s._con.execute("SELECT current_setting('threads')").fetchall())
+            return concat(tables)
+
+        monkeypatch.setattr(store_module.pa, "concat_tables", spy)
+        s.insert("spans", sample_spans(), "a")
+        assert seen == [(2,)]

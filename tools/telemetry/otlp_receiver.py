@@ -221,7 +221,7 @@ class OtlpReceiver:
         host: str = "127.0.0.1",
         port: int = 4318,
         *,
-        flush_interval_s: float = 0.05,
+        flush_interval_s: float = 0.0,
         max_batch_rows: int = 50_000,
         max_pending_rows: int = 500_000,
         bind: bool = True,

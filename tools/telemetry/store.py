@@ -58,6 +58,9 @@ from tools.telemetry.topology import Topology
 # checkpoint; fewer, larger transactions mean fewer such tails (a Nezha day of spans, ~330k
 # rows, cost ~1.4x as much in two transactions of 250k as in one).
 BATCH_ROWS = 1_000_000
+# DuckDB's row group; a transaction smaller than two of them is appended by one thread anyway,
+# so the writer keeps the database's thread count (a global setting readers share) as it is.
+ROW_GROUP_ROWS = 122_880
 
 _DEFAULT = object()
 
@@ -74,6 +77,7 @@ class TelemetryStore:
         self._lock = threading.RLock()
         self._local = threading.local()
         self._cursors: list[duckdb.DuckDBPyConnection] = []
+        self._next_src: int | None = None  # the next source key (this process is the writer)
         target = ":memory:" if self.path is None else str(self.path)
         if self.path is not None and read_only and not Path(self.path).exists():
             raise NotFoundError(
@@ -202,25 +206,16 @@ class TelemetryStore:
         progress: Callable[[int], None] | None,
     ) -> None:
         latest = {(kind, sid): table for kind, table, sid in batch}  # a later item replaces
-        with self._lock, self._single_threaded(), self._transaction():
+        rows = sum(t.num_rows for t in latest.values())
+        with self._lock, self._single_threaded(rows), self._transaction():
             keys, known = self._source_keys({sid for _, sid in latest})
-            catalog: list[dict[str, object]] = []
+            catalog: list[tuple[object, ...]] = []
             per_kind: dict[str, list[tuple[int, int, pa.Table]]] = {}
             for (kind, source_id), table in latest.items():
                 src = keys[source_id]
                 lo, hi = pc.min_max(table.column(KINDS[kind].time_column)).values()
                 lo, hi = lo.as_py(), hi.as_py()
-                catalog.append(
-                    {
-                        "src": src,
-                        "source_id": source_id,
-                        "kind": kind,
-                        "rows": table.num_rows,
-                        "min_ns": lo,
-                        "max_ns": hi,
-                        "ingested_ns": time.time_ns(),
-                    }
-                )
+                catalog.append((src, source_id, kind, table.num_rows, lo, hi, time.time_ns()))
                 if table.num_rows:
                     srcs = pa.array(np.full(table.num_rows, src, dtype=np.int32))
                     part = (lo, hi, table.append_column("src", srcs))
@@ -233,13 +228,17 @@ class TelemetryStore:
                     self._con.execute(
                         f"DELETE FROM sources WHERE kind = ? AND src IN ({marks})", [kind, *stale]
                     )
-            self._append("sources", pa.Table.from_pylist(catalog, schema=SOURCES_SCHEMA))
+            row = "(" + ", ".join("?" for _ in SOURCES_SCHEMA) + ")"
+            self._con.execute(  # one statement: executemany prepares per row (~1 ms each)
+                f"INSERT INTO sources VALUES {', '.join(row for _ in catalog)}",
+                [v for entry in catalog for v in entry],
+            )
             for kind, parts in per_kind.items():
                 data = _time_clustered(parts, KINDS[kind].time_column)
                 self._append(kind, data)
                 totals[kind] += data.num_rows
         if progress is not None:
-            progress(sum(t.num_rows for t in latest.values()))
+            progress(rows)
 
     def prune(self, older_than_ns: int) -> int:
         """Delete every source whose newest row is older than ``older_than_ns`` (retention);
@@ -283,24 +282,30 @@ class TelemetryStore:
             ).fetchall()
         )
         keys = dict(known)
-        ((next_key,),) = self._con.execute(
-            "SELECT coalesce(max(src), 0) + 1 FROM sources"
-        ).fetchall()
+        if self._next_src is None:  # once per process: keys are handed out under the lock
+            ((self._next_src,),) = self._con.execute(
+                "SELECT coalesce(max(src), 0) + 1 FROM sources"
+            ).fetchall()
         for sid in ids:
             if sid not in keys:
-                keys[sid] = next_key
-                next_key += 1
+                keys[sid] = self._next_src
+                self._next_src += 1  # a rolled-back transaction leaves a gap, never a clash
         return keys, set(known)
 
     @contextmanager
-    def _single_threaded(self) -> Iterator[None]:
-        """Writes run on one DuckDB thread, reads keep all of them.
+    def _single_threaded(self, rows: int) -> Iterator[None]:
+        """Large writes run on one DuckDB thread, reads keep all of them.
 
         With several threads DuckDB plans an insert as a parallel "Batch Insert" that compresses
         and writes row groups per thread and then merges them; on the Nezha TT day that costs
         ~1.5x the CPU of the single-threaded append (which compresses once, at commit), and on a
-        2-core machine the second thread cannot pay that back.
+        2-core machine the second thread cannot pay that back. A write of less than two row
+        groups (every receiver batch) is appended by one thread anyway; switching the setting,
+        which is the whole database's, would only cost ~1 ms and starve concurrent readers.
         """
+        if rows < 2 * ROW_GROUP_ROWS:
+            yield
+            return
         ((threads,),) = self._con.execute("SELECT current_setting('threads')").fetchall()
         self._con.execute("SET threads = 1")
         try:
