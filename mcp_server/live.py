@@ -107,10 +107,12 @@ def build_live_server(
     port: int,
     token: str | None,
     retention: Retention,
+    parse_workers: int = 0,
 ) -> LiveServer:
-    """The app serving ``/v1/{traces,logs,metrics}``, ``/mcp`` and ``/api`` over ``store``."""
+    """The app serving ``/v1/{traces,logs,metrics}``, ``/mcp`` and ``/api`` over ``store``;
+    ``parse_workers`` processes parse OTLP bodies (0: a thread of this process)."""
     auth = http_auth(host, token)  # refuses off loopback without a token
-    receiver = OtlpReceiver(store, host, port, bind=False)
+    receiver = OtlpReceiver(store, host, port, parse_workers=parse_workers, bind=False)
     mcp_app = build_server(ctx, auth).http_app(path="/mcp")
     info: dict[str, Any] = {"service": "tamo serve", "store": str(store.path)}
     mcp_app.router.routes[:0] = [*receiver.routes, *store_routes(store, server_info=info)]

@@ -38,8 +38,18 @@ def _exit_cleanly(signum: int, frame: object) -> None:
     raise SystemExit(0)
 
 
+def default_parse_workers() -> int:
+    """One parse process per core beyond the serving one, at most 4 (each holds ~60 MB)."""
+    return max(1, min(4, (os.cpu_count() or 1) - 1))
+
+
 def serve(
-    host: str, port: int, store_path: Path | None, token: str | None, retention: str | None
+    host: str,
+    port: int,
+    store_path: Path | None,
+    token: str | None,
+    retention: str | None,
+    parse_workers: int | None = None,
 ) -> None:
     """Serve until SIGTERM/SIGINT; see the module docstring."""
     import uvicorn
@@ -66,7 +76,13 @@ def serve(
     bound_port = int(sock.getsockname()[1])
     ctx = ToolContext.from_settings(settings, store)
     live = build_live_server(
-        store, ctx, host=host, port=bound_port, token=token, retention=Retention(keep)
+        store,
+        ctx,
+        host=host,
+        port=bound_port,
+        token=token,
+        retention=Retention(keep),
+        parse_workers=default_parse_workers() if parse_workers is None else parse_workers,
     )
     url = f"http://{f'[{host}]' if ':' in host else host}:{bound_port}"
     config = uvicorn.Config(live.app, log_level="warning", access_log=False, lifespan="on")
@@ -125,7 +141,15 @@ def register(app: typer.Typer) -> None:
                 help="keep this much telemetry (e.g. 24h, 7d); older is pruned every minute",
             ),
         ] = None,
+        parse_workers: Annotated[
+            int | None,
+            typer.Option(
+                min=0,
+                help="processes parsing OTLP bodies (0: in the server; default: cores - 1, ≤ 4)",
+                show_default=False,
+            ),
+        ] = None,
     ) -> None:
         """Receive OTLP, serve MCP and the store to every other command, on one port."""
         with one_line_errors():
-            serve(host, port, store_path, token, retention)
+            serve(host, port, store_path, token, retention, parse_workers)

@@ -253,3 +253,115 @@ def test_a_full_queue_answers_429_and_what_was_accepted_is_stored() -> None:
         first.join(30), second.join(30)
         assert codes == [200, 200]
     assert store.counts()["spans"] == 200
+
+
+class _GatedStore(TelemetryStore):
+    """A store whose first write waits until released, so exports queue behind it; it can be
+    told to fail the write after that one."""
+
+    def __init__(self, fail_second: bool = False) -> None:
+        super().__init__(None)
+        self.entered, self.release = threading.Event(), threading.Event()
+        self.writes: list[int] = []
+        self.fail_second = fail_second
+
+    def insert_many(self, items, **kw):  # type: ignore[no-untyped-def,override]
+        items = list(items)
+        self.writes.append(sum(t.num_rows for _, t, _ in items))
+        if len(self.writes) == 1:
+            self.entered.set()
+            self.release.wait(20)
+        elif self.fail_second and len(self.writes) == 2:
+            raise OSError("disk full")
+        return super().insert_many(items, **kw)
+
+
+def _post_many(url: str, bodies: list[bytes]) -> list[int]:
+    codes: list[int] = [0] * len(bodies)
+
+    def post(i: int) -> None:
+        codes[i] = httpx.post(url, content=bodies[i], headers=PB, timeout=30).status_code
+
+    threads = [threading.Thread(target=post, args=(i,)) for i in range(len(bodies))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    return codes
+
+
+def _unique_request(seq: int, n: int) -> bytes:
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+        ExportTraceServiceRequest,
+    )
+
+    req = ExportTraceServiceRequest.FromString(_trace_request(n))
+    for sp in req.resource_spans[0].scope_spans[0].spans:
+        sp.trace_id = seq.to_bytes(8, "big") + sp.trace_id[8:]
+    return req.SerializeToString()
+
+
+def _queued(r: OtlpReceiver, rows: int) -> None:
+    deadline = time.monotonic() + 10
+    while r._writer._rows < rows and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+def test_concurrent_exports_share_one_commit_and_are_all_stored() -> None:
+    store = _GatedStore()
+    with OtlpReceiver(store, port=0) as r:
+        url = f"{r.url}/v1/traces"
+        first = threading.Thread(target=_post_many, args=(url, [_unique_request(1, 10)]))
+        first.start()
+        assert store.entered.wait(10)  # the writer is inside export 1's transaction
+        codes: list[int] = []
+        rest = threading.Thread(
+            target=lambda: codes.extend(
+                _post_many(url, [_unique_request(s, 10) for s in range(2, 10)])
+            )
+        )
+        rest.start()
+        _queued(r, 8 * 10)
+        store.release.set()
+        rest.join(30), first.join(30)
+    assert codes == [200] * 8
+    assert store.writes == [10, 80]  # the eight queued exports went in one transaction
+    assert store.counts()["spans"] == 90
+
+
+def test_a_failed_commit_acknowledges_none_of_its_exports() -> None:
+    store = _GatedStore(fail_second=True)
+    with OtlpReceiver(store, port=0) as r:
+        url = f"{r.url}/v1/traces"
+        first = threading.Thread(target=_post_many, args=(url, [_unique_request(1, 10)]))
+        first.start()
+        assert store.entered.wait(10)
+        codes: list[int] = []
+        rest = threading.Thread(
+            target=lambda: codes.extend(
+                _post_many(url, [_unique_request(s, 10) for s in range(2, 6)])
+            )
+        )
+        rest.start()
+        _queued(r, 4 * 10)
+        store.release.set()
+        rest.join(30), first.join(30)
+        assert codes == [503] * 4  # the batch that failed: every export in it told to retry
+        assert store.counts()["spans"] == 10  # only the first export, which was acknowledged
+        again = httpx.post(url, content=_unique_request(2, 10), headers=PB)
+        assert again.status_code == 200  # a retry after the failure is stored
+    assert store.counts()["spans"] == 20
+
+
+def test_parse_worker_processes_store_good_exports_and_name_bad_fields() -> None:
+    store = TelemetryStore(None)
+    with OtlpReceiver(store, port=0, parse_workers=1) as r:
+        url = f"{r.url}/v1/traces"
+        assert httpx.post(url, content=_trace_request(30), headers=PB, timeout=60).is_success
+        bad = httpx.post(url, content=_trace_request(3, trace_id=b"\x01" * 5), headers=PB)
+        from google.rpc.status_pb2 import Status
+
+        assert bad.status_code == 400
+        assert "spans[0].traceId" in Status.FromString(bad.content).message
+        assert httpx.post(url, content=b"\xff\xff", headers=PB).status_code == 400
+    assert store.counts()["spans"] == 30

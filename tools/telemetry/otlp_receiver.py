@@ -3,12 +3,15 @@
 Why: any OpenTelemetry SDK or Collector can export to it with the standard OTLP/HTTP exporter
 (``POST /v1/traces``, ``/v1/logs``, ``/v1/metrics``; protobuf or JSON, optionally gzip), so the
 testbed and a laptop cluster need no Jaeger/Loki/Prometheus to be diagnosed. Protobuf trace
-bodies are read field by field (:mod:`tools.telemetry.otlp_protobuf`); JSON bodies, logs and
-metrics go through the same walker as OTLP JSON files.
+bodies are read column by column (:mod:`tools.telemetry.otlp_protobuf`); JSON bodies, logs and
+metrics go through the same walker as OTLP JSON files. Bodies are parsed in a thread, or with
+``parse_workers`` in worker processes (:mod:`tools.telemetry.otlp_parse`), so that a busy
+receiver leaves the interpreter to the diagnoses served beside it.
 
 An export is acknowledged only once its rows are committed: requests wait on a group commit (one
 writer thread writes everything that arrived while the previous transaction ran, so many small
-exports become few transactions), and a failed write answers 503, which the OTLP exporters retry.
+exports become few transactions: the writer never waits for more, it commits what queued while
+the previous commit ran), and a failed write answers 503, which the OTLP exporters retry.
 So a client that disconnects, or a server that is stopped, never loses an acknowledged export, and
 what the clients were told was stored is what the store holds. When more rows wait for the writer
 than ``max_pending_rows`` the receiver answers 429 (retryable): memory stays bounded under any
@@ -30,79 +33,34 @@ import uuid
 import zlib
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Self
 
 import pyarrow as pa
 import uvicorn
-from google.protobuf.json_format import MessageToDict
-from google.protobuf.message import DecodeError, Message
 from google.rpc.status_pb2 import Status
-from opentelemetry.proto.collector.logs.v1 import logs_service_pb2 as logs_pb
-from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2 as metrics_pb
-from opentelemetry.proto.collector.trace.v1 import trace_service_pb2 as trace_pb
 from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from tools.core.errors import InputError
-from tools.telemetry.ingest.common import Fail
-from tools.telemetry.ingest.otlp_json import IdEncoding, OtlpAccumulator, add_document
-from tools.telemetry.otlp_protobuf import span_table
+from tools.telemetry.otlp_parse import (
+    JSON,
+    PROTOBUF,
+    SIGNALS,
+    BadBody,
+    ParsePool,
+    Signal,
+    parse_body,
+)
 from tools.telemetry.store import TelemetryStore
+
+__all__ = ["SIGNALS", "OtlpReceiver", "parse_body"]
 
 log = logging.getLogger(__name__)
 
-PROTOBUF = "application/x-protobuf"
-JSON = "application/json"
 MAX_BODY_BYTES = 64 * 1024 * 1024
-
-
-@dataclass(frozen=True)
-class Signal:
-    path: str
-    request: type[Message]
-    response: type[Message]
-
-
-SIGNALS = (
-    Signal("/v1/traces", trace_pb.ExportTraceServiceRequest, trace_pb.ExportTraceServiceResponse),
-    Signal("/v1/logs", logs_pb.ExportLogsServiceRequest, logs_pb.ExportLogsServiceResponse),
-    Signal(
-        "/v1/metrics",
-        metrics_pb.ExportMetricsServiceRequest,
-        metrics_pb.ExportMetricsServiceResponse,
-    ),
-)
-
-
-def parse_body(body: bytes, content_type: str, signal: Signal) -> dict[str, pa.Table]:
-    """Tables of one export request; ``InputError`` (source ``POST <path>``) when malformed."""
-    where = f"POST {signal.path}"
-    doc: Any
-    ids: IdEncoding
-    if content_type == PROTOBUF:
-        try:
-            msg = signal.request.FromString(body)
-        except DecodeError as exc:
-            raise InputError(f"invalid protobuf: {exc}", path=where) from None
-        if isinstance(msg, trace_pb.ExportTraceServiceRequest):
-            spans, _ = span_table(msg, Fail(where))
-            return {"spans": spans} if spans.num_rows else {}
-        doc, ids = MessageToDict(msg, use_integers_for_enums=True), "base64"
-    else:
-        try:
-            doc, ids = json.loads(body), "hex"
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise InputError(f"invalid JSON: {exc}", path=where) from None
-    if doc == {}:  # an empty export request is valid
-        return {}
-    acc = OtlpAccumulator()
-    add_document(doc, acc, Fail(where), ids=ids)
-    tables = {"spans": acc.spans.table(), "logs": acc.logs.table(), "metrics": acc.metrics.table()}
-    return {k: t for k, t in tables.items() if t.num_rows}
 
 
 class Backlog(Exception):
@@ -224,6 +182,7 @@ class OtlpReceiver:
         flush_interval_s: float = 0.0,
         max_batch_rows: int = 50_000,
         max_pending_rows: int = 500_000,
+        parse_workers: int = 0,
         bind: bool = True,
     ) -> None:
         self.store = store
@@ -236,6 +195,7 @@ class OtlpReceiver:
             self._sock.bind((host, port))
             self.port = int(self._sock.getsockname()[1])
         self._writer = GroupCommit(store, flush_interval_s, max_batch_rows, max_pending_rows)
+        self._parser = ParsePool(parse_workers)
         self.rejected = 0
         self.routes = [Route(s.path, self._endpoint(s), methods=["POST"]) for s in SIGNALS]
         self.app = Starlette(routes=self.routes)
@@ -267,10 +227,12 @@ class OtlpReceiver:
                 body = _decompress(body, request.headers.get("content-encoding", ""))
                 if len(body) > MAX_BODY_BYTES:
                     raise InputError(f"body over {MAX_BODY_BYTES} bytes", path="request body")
-                tables = await run_in_threadpool(parse_body, body, ctype, signal)
-            except InputError as exc:
+                tables = await self._parser.parse(body, ctype, signal)
+            except (InputError, BadBody) as exc:
                 self.rejected += 1
                 return _error(400, str(exc), ctype)
+            except BrokenProcessPool:  # a parse worker died: nothing of it reached the store
+                return _error(503, "parser restarting; retry", ctype)
             try:
                 await asyncio.wrap_future(self._writer.submit(tables))
             except Backlog as exc:
@@ -287,8 +249,10 @@ class OtlpReceiver:
         self._writer.flush()
 
     def close(self) -> None:
-        """Commit what is queued and stop the writer (after the HTTP server stopped)."""
+        """Commit what is queued and stop the writer and the parsers (after the HTTP server
+        stopped)."""
         self._writer.close()
+        self._parser.close()
 
     def start(self) -> Self:
         self._thread = threading.Thread(target=self._run, name="otlp-receiver", daemon=True)
