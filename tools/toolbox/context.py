@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -56,6 +56,12 @@ class Links:
         return f"tamo://logs?{urlencode(params)}"
 
 
+# Computed results a context keeps (least recently used go first): a few diagnoses' worth of
+# per-window results (fused data, trace analyses, rankings), plus models and the investigator,
+# which every diagnosis touches. ``remember``ed values are never evicted.
+MAX_CACHED = 24
+
+
 @dataclass
 class ToolContext:
     """Sources plus per-investigation state shared by the tools of one server or agent run."""
@@ -69,6 +75,7 @@ class ToolContext:
     links: Links = field(default_factory=Links)
     recent_reports: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=20))
     _cache: dict[str, Any] = field(default_factory=dict)
+    _computed: OrderedDict[str, None] = field(default_factory=OrderedDict)  # LRU of cached()
     _pending: dict[str, Future[Any]] = field(default_factory=dict)
     _pool: ThreadPoolExecutor | None = None
     _lock: threading.RLock = field(default_factory=threading.RLock)
@@ -131,6 +138,8 @@ class ToolContext:
         """
         with self._lock:
             if key in self._cache:
+                if key in self._computed:
+                    self._computed.move_to_end(key)
                 return self._cache[key]
             fut = self._pending.get(key)
             owner = fut is None
@@ -147,6 +156,9 @@ class ToolContext:
             raise
         with self._lock:
             self._cache[key] = value
+            self._computed[key] = None
+            while len(self._computed) > MAX_CACHED:  # a long-lived server diagnoses many windows
+                self._cache.pop(self._computed.popitem(last=False)[0], None)
             self._pending.pop(key, None)
         fut.set_result(value)
         return value
