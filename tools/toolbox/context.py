@@ -56,10 +56,10 @@ class Links:
         return f"tamo://logs?{urlencode(params)}"
 
 
-# Computed results a context keeps (least recently used go first): a few diagnoses' worth of
+# Computed results a context keeps (least recently used go first): about two diagnoses' worth of
 # per-window results (fused data, trace analyses, rankings), plus models and the investigator,
 # which every diagnosis touches. ``remember``ed values are never evicted.
-MAX_CACHED = 24
+MAX_CACHED = 12
 
 
 @dataclass
