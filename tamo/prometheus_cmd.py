@@ -30,6 +30,7 @@ from tools.telemetry.local_prometheus import (
     OpenMetricsSummary,
 )
 from tools.telemetry.model import from_ns
+from tools.telemetry.sources import MetricQuery
 
 
 def state_file(settings: Settings) -> Path:
@@ -94,7 +95,7 @@ def _metric_tables(
             window = store.extent("metrics")
             if window is not None:
                 for name in store.metric_names():
-                    yield f"{store_path}:{name}", store.series(name, window)
+                    yield f"{store_path}:{name}", store.series(MetricQuery(name, window))
 
 
 def _backfill(prom: LocalPrometheus, tables: Iterator[tuple[str, pa.Table]]) -> int:

@@ -21,6 +21,7 @@ from tamo.console import console
 from tamo.ingest_cmd import one_line_errors, open_store, store_option
 from tools.core.errors import TamoError
 from tools.telemetry.model import TimeWindow, from_ns
+from tools.telemetry.sources import LogQuery, MetricQuery, TraceQuery
 from tools.telemetry.store import TelemetryStore
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h|d)$")
@@ -123,13 +124,15 @@ def traces(
     with one_line_errors(), open_store(store_path, read_only=True) as store:
         window = resolve_window(store, since, start, end)
         got = store.spans(
-            window,
-            service or None,
-            operation,
-            min_duration_ms,
-            errors,
-            trace_id,
-            limit + 1 if limit else None,
+            TraceQuery(
+                window,
+                services=service or None,
+                operation=operation,
+                min_duration_ms=min_duration_ms,
+                errors_only=errors,
+                trace_id=trace_id,
+                limit=limit + 1 if limit else None,
+            )
         )
         _emit(
             got,
@@ -168,12 +171,14 @@ def logs(
             raise TamoError("give --grep or --regex, not both", source="--regex")
         window = resolve_window(store, since, start, end)
         got = store.logs(
-            window,
-            service or None,
-            regex if regex is not None else grep,
-            regex is not None,
-            trace_id,
-            limit + 1 if limit else None,
+            LogQuery(
+                window,
+                services=service or None,
+                query=regex if regex is not None else grep,
+                regex=regex is not None,
+                trace_id=trace_id,
+                limit=limit + 1 if limit else None,
+            )
         )
         _emit(
             got,
@@ -204,7 +209,7 @@ def metrics(
     """Samples of one metric in the window, per series then time."""
     with one_line_errors(), open_store(store_path, read_only=True) as store:
         window = resolve_window(store, since, start, end)
-        got = store.series(name, window, step, _labels(label))
+        got = store.series(MetricQuery(name, window, step_s=step, labels=_labels(label)))
         _emit(
             got,
             limit,
