@@ -93,9 +93,9 @@ def test_errors_name_the_field_and_unknown_traces_are_not_found(
     with pytest.raises(BackendError, match="window") as exc:
         remote._post("spans", query={"window": {"start": "yesterday"}})
     assert "HTTP 400" in str(exc.value)
-    with pytest.raises(BackendError, match="query.limit"):
+    with pytest.raises(BackendError, match=r"query\.limit"):
         remote._post("spans", query={"window": ALL, "limit": "many"})
-    with pytest.raises(BackendError, match="query.limt"):  # a misspelt filter is refused
+    with pytest.raises(BackendError, match=r"query\.limt"):  # a misspelt filter is refused
         remote._post("spans", query={"window": ALL, "limt": 5})
 
 
