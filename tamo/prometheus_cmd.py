@@ -21,6 +21,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from tamo.console import console
+from tamo.ingest_cmd import dataset_option, parts_option, root_option
 from tools.core.errors import TamoError
 from tools.core.settings import Settings, get_settings
 from tools.telemetry.backends.prometheus import PrometheusClient
@@ -150,13 +151,9 @@ def register(app: typer.Typer) -> None:
 
     @group.command("start")
     def start(
-        dataset: str | None = typer.Option(
-            None, "--dataset", "-d", help="Backfill this dataset's metrics: nezha | sockshop-rcd."
-        ),
-        root: Path | None = typer.Option(None, "--root", help="Dataset folder."),
-        parts: list[str] | None = typer.Option(
-            None, "--parts", "-p", help="Nezha days or Sock Shop runs; repeat. Default: all."
-        ),
+        dataset: str | None = dataset_option("Backfill this dataset's metrics"),
+        root: Path | None = root_option(),
+        parts: list[str] | None = parts_option(),
         from_store: Path | None = typer.Option(
             None, "--from-store", help="Backfill every metric of this embedded store file."
         ),

@@ -42,8 +42,9 @@ def walked(walk: Callable[[], Rows]) -> Rows | InputError:
         return exc
 
 
-def assert_same_or_stepped_aside(taken: bool, fast: Rows, walker: Rows | InputError) -> None:
-    """The fast reader's promise for one input (``taken``: it did not step aside)."""
+def assert_agrees(taken: bool, fast: Rows, walker: Rows | InputError) -> None:
+    """The fast reader agrees with the walker on one input: the same rows and counts, or (not
+    ``taken``) it stepped aside having added nothing."""
     table, counter = fast
     if not taken:
         assert table.num_rows == 0  # nothing added before stepping aside
@@ -54,8 +55,8 @@ def assert_same_or_stepped_aside(taken: bool, fast: Rows, walker: Rows | InputEr
     assert counter == walker[1]
 
 
-def assert_walkers_error(text: str, name: str, fmt: str, message: str) -> None:
-    """Bad input read through ``parse_text`` fails with the walker's one-line error."""
+def assert_error(text: str, name: str, fmt: str, message: str) -> None:
+    """Bad input read through ``parse_text`` fails with the walker's one-line error ``message``."""
     with pytest.raises(InputError) as exc:
         parse_text(text, name, fmt)
     assert str(exc.value).startswith(message)

@@ -8,14 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.telemetry.fast_readers import (
-    HYP,
-    Rows,
-    assert_same_or_stepped_aside,
-    assert_walkers_error,
-    fields,
-    walked,
-)
+from tests.telemetry.fast_readers import HYP, Rows, assert_agrees, assert_error, fields, walked
 from tools.telemetry.ingest import jaeger_fast, jaeger_json
 from tools.telemetry.ingest.common import Counter, Fail, span_rows
 
@@ -123,7 +116,7 @@ def _fast(doc: object) -> tuple[bool, Rows]:
 @HYP
 @given(documents)
 def test_typed_reader_gives_the_walkers_rows_or_steps_aside(doc: object) -> None:
-    assert_same_or_stepped_aside(*_fast(doc), walked(lambda: _walk(doc)))
+    assert_agrees(*_fast(doc), walked(lambda: _walk(doc)))
 
 
 def _query_api(n: int, duplicate: bool = False) -> dict:
@@ -159,7 +152,7 @@ def test_the_query_api_shape_takes_the_typed_path() -> None:
         doc = _query_api(50, duplicate)
         taken, fast = _fast(doc)
         assert taken
-        assert_same_or_stepped_aside(taken, fast, _walk(doc))
+        assert_agrees(taken, fast, _walk(doc))
         assert fast[1].duplicates == int(duplicate)
 
 
@@ -174,4 +167,4 @@ def test_the_query_api_shape_takes_the_typed_path() -> None:
 def test_bad_input_is_still_the_walkers_one_line_error(spans_field: dict, message: str) -> None:
     good = json.dumps(_query_api(2))
     bad = json.dumps({"data": [{"traceID": "1", "spans": [spans_field]}]})
-    assert_walkers_error(f"{good}\n{bad}\n", "f.json", "jaeger-json", message)
+    assert_error(f"{good}\n{bad}\n", "f.json", "jaeger-json", message)

@@ -10,14 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.telemetry.fast_readers import (
-    HYP,
-    Rows,
-    assert_same_or_stepped_aside,
-    assert_walkers_error,
-    fields,
-    walked,
-)
+from tests.telemetry.fast_readers import HYP, Rows, assert_agrees, assert_error, fields, walked
 from tools.telemetry.ingest import jsonl_fast, jsonl_logs
 from tools.telemetry.ingest.common import Counter, Fail, log_rows
 
@@ -85,7 +78,7 @@ def _fast(records: list) -> tuple[bool, Rows]:
 @HYP
 @given(lines)
 def test_fast_reader_gives_the_walkers_rows_or_steps_aside(records: list) -> None:
-    assert_same_or_stepped_aside(*_fast(records), walked(lambda: _walk(records)))
+    assert_agrees(*_fast(records), walked(lambda: _walk(records)))
 
 
 def test_a_loggers_lines_take_the_fast_path() -> None:
@@ -103,7 +96,7 @@ def test_a_loggers_lines_take_the_fast_path() -> None:
     ]
     taken, fast = _fast(records)
     assert taken
-    assert_same_or_stepped_aside(taken, fast, _walk(records))
+    assert_agrees(taken, fast, _walk(records))
     assert fast[1].truncated == 1
 
 
@@ -118,4 +111,4 @@ def test_a_loggers_lines_take_the_fast_path() -> None:
 )
 def test_bad_input_is_still_the_walkers_one_line_error(bad: str, message: str) -> None:
     good = json.dumps({"ts": "2023-11-14T22:13:05Z", "msg": "ok"})
-    assert_walkers_error(f"{good}\n\n{bad}\n{good}\n", "f.jsonl", "jsonl-logs", message)
+    assert_error(f"{good}\n\n{bad}\n{good}\n", "f.jsonl", "jsonl-logs", message)

@@ -7,7 +7,7 @@ import json
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.telemetry.fast_readers import HYP, Rows, assert_same_or_stepped_aside, walked
+from tests.telemetry.fast_readers import HYP, Rows, assert_agrees, walked
 from tools.core.errors import InputError
 from tools.telemetry.ingest import otlp_fast
 from tools.telemetry.ingest.common import Fail
@@ -92,7 +92,7 @@ def _fast(doc: dict) -> tuple[bool, Rows]:
 @HYP
 @given(documents)
 def test_typed_reader_gives_the_walkers_rows_or_steps_aside(doc: dict) -> None:
-    assert_same_or_stepped_aside(*_fast(doc), walked(lambda: _walk(doc)))
+    assert_agrees(*_fast(doc), walked(lambda: _walk(doc)))
 
 
 def _canonical(n: int, duplicate: bool = False) -> dict:
@@ -120,7 +120,7 @@ def test_the_canonical_encoding_takes_the_typed_path() -> None:
         doc = _canonical(50, duplicate)
         taken, fast = _fast(doc)
         assert taken
-        assert_same_or_stepped_aside(taken, fast, _walk(doc))
+        assert_agrees(taken, fast, _walk(doc))
         assert fast[1].duplicates == int(duplicate)
 
 

@@ -10,6 +10,7 @@ import pyarrow.compute as pc
 import pytest
 
 from tools.core.errors import InputError, NotFoundError, TamoError
+from tools.telemetry import sources
 from tools.telemetry import store as store_module
 from tools.telemetry.model import (
     LOG_SCHEMA,
@@ -19,14 +20,7 @@ from tools.telemetry.model import (
     LabelledCase,
     TimeWindow,
 )
-from tools.telemetry.sources import (
-    LogQuery,
-    LogSource,
-    MetricQuery,
-    MetricSource,
-    TraceQuery,
-    TraceSource,
-)
+from tools.telemetry.sources import LogQuery, MetricQuery, TraceQuery
 from tools.telemetry.store import TelemetryStore
 
 T0 = 1_674_981_600_000_000_000  # 2023-01-29T08:40:00Z
@@ -133,9 +127,9 @@ def store() -> TelemetryStore:
 
 
 def test_implements_the_three_source_protocols(store: TelemetryStore) -> None:
-    assert isinstance(store, TraceSource)
-    assert isinstance(store, LogSource)
-    assert isinstance(store, MetricSource)
+    assert isinstance(store, sources.TraceSource)
+    assert isinstance(store, sources.LogSource)
+    assert isinstance(store, sources.MetricSource)
 
 
 def test_span_filters(store: TelemetryStore) -> None:
