@@ -24,6 +24,7 @@ import pyarrow as pa
 from pydantic_core import to_jsonable_python
 
 from tools.core.errors import BackendError, NotFoundError, TamoError
+from tools.core.processes import pid_alive
 from tools.telemetry.ingest import IngestResult, parse_file
 from tools.telemetry.model import TimeWindow
 from tools.telemetry.sources import LogQuery, MetricQuery, TraceQuery
@@ -70,19 +71,9 @@ class ServerFile:
             sf = cls(path, Path(doc["store"]), str(doc["url"]), int(doc["pid"]))
         except (OSError, ValueError, KeyError, TypeError):
             return None
-        if sf.store != store.resolve() or not _alive(sf.pid):
+        if sf.store != store.resolve() or not pid_alive(sf.pid):
             return None
         return sf
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _token() -> str | None:
