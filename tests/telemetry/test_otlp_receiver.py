@@ -371,3 +371,37 @@ def test_parse_worker_processes_store_good_exports_and_name_bad_fields() -> None
         assert "spans[0].traceId" in Status.FromString(bad.content).message
         assert httpx.post(url, content=b"\xff\xff", headers=PB).status_code == 400
     assert store.counts()["spans"] == 30
+
+
+class _CountingStore(TelemetryStore):
+    def __init__(self) -> None:
+        super().__init__(None)
+        self.writes: list[int] = []
+
+    def insert_many(self, items, **kw):  # type: ignore[no-untyped-def,override]
+        items = list(items)
+        self.writes.append(sum(t.num_rows for _, t, _ in items))
+        return super().insert_many(items, **kw)
+
+
+def test_the_writer_waits_for_exports_being_parsed_and_never_for_a_lone_one() -> None:
+    from tools.telemetry.otlp_parse import SIGNALS
+    from tools.telemetry.otlp_receiver import GroupCommit, parse_body
+
+    def tables(seq: int, n: int) -> dict:
+        return parse_body(_unique_request(seq, n), PB["content-type"], SIGNALS[0])
+
+    store = _CountingStore()
+    writer = GroupCommit(store, linger_s=60, batch_rows=10**6, max_pending_rows=10**9)
+    try:
+        writer.submit(tables(1, 3)).result(timeout=30)  # nothing else on its way: no linger
+        with writer.expecting():  # export B is still being parsed
+            with writer.expecting():
+                a = writer.submit(tables(2, 5))
+            time.sleep(0.2)
+            assert not a.done()  # A waits for B rather than paying a transaction alone
+            b = writer.submit(tables(3, 7))
+        a.result(timeout=30), b.result(timeout=30)
+    finally:
+        writer.close()
+    assert store.writes == [3, 12]

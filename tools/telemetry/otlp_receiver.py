@@ -31,7 +31,7 @@ import threading
 import time
 import uuid
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Self
@@ -71,9 +71,12 @@ class GroupCommit:
     """Writes parsed exports to the store from one thread; each export's future resolves when
     the transaction holding it committed (or failed).
 
-    The writer takes everything queued, waits ``linger_s`` for more when the queue is smaller
-    than ``batch_rows`` (fewer, larger transactions), writes it as one transaction and resolves
-    the futures. Rows queued beyond ``max_pending_rows`` are refused with :class:`Backlog`.
+    The writer takes everything queued and, while exports it was told of (:meth:`expecting`)
+    are still being parsed and the queue holds less than ``batch_rows``, waits up to
+    ``linger_s`` for them; then it writes all of it as one transaction and resolves the futures.
+    So a lone exporter is never delayed, and concurrent ones share a transaction instead of
+    paying its fixed cost (~10 ms of CPU) each. Rows queued beyond ``max_pending_rows`` are
+    refused with :class:`Backlog`.
     """
 
     def __init__(
@@ -86,6 +89,7 @@ class GroupCommit:
         self.session = uuid.uuid4().hex[:12]
         self._queue: list[tuple[dict[str, pa.Table], Future[None]]] = []
         self._rows = 0
+        self._arriving = 0
         self._seq = 0
         self._cond = threading.Condition()
         self._stop = False
@@ -93,6 +97,18 @@ class GroupCommit:
         self.failed_batches = 0
         self._thread = threading.Thread(target=self._loop, name="otlp-writer", daemon=True)
         self._thread.start()
+
+    @contextlib.contextmanager
+    def expecting(self) -> Iterator[None]:
+        """An export is on its way (being parsed); submit it inside the block."""
+        with self._cond:
+            self._arriving += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._arriving -= 1
+                self._cond.notify()
 
     def submit(self, tables: dict[str, pa.Table]) -> Future[None]:
         """Queue one export; the future is done once it is committed."""
@@ -124,9 +140,10 @@ class GroupCommit:
             self._cond.wait_for(lambda: self._stop or self._queue)
             if not self._queue:
                 return None
-            if not self._stop and self._rows < self.batch_rows:
+            if not self._stop and self._rows < self.batch_rows and self._arriving:
                 self._cond.wait_for(
-                    lambda: self._stop or self._rows >= self.batch_rows, self.linger_s
+                    lambda: self._stop or self._rows >= self.batch_rows or not self._arriving,
+                    self.linger_s,
                 )
             batch, self._queue, self._rows = self._queue, [], 0
             return batch
@@ -179,7 +196,7 @@ class OtlpReceiver:
         host: str = "127.0.0.1",
         port: int = 4318,
         *,
-        flush_interval_s: float = 0.0,
+        flush_interval_s: float = 0.02,
         max_batch_rows: int = 50_000,
         max_pending_rows: int = 500_000,
         parse_workers: int = 0,
@@ -227,16 +244,18 @@ class OtlpReceiver:
                 body = _decompress(body, request.headers.get("content-encoding", ""))
                 if len(body) > MAX_BODY_BYTES:
                     raise InputError(f"body over {MAX_BODY_BYTES} bytes", path="request body")
-                tables = await self._parser.parse(body, ctype, signal)
+                with self._writer.expecting():
+                    tables = await self._parser.parse(body, ctype, signal)
+                    committed = self._writer.submit(tables)
             except (InputError, BadBody) as exc:
                 self.rejected += 1
                 return _error(400, str(exc), ctype)
             except BrokenProcessPool:  # a parse worker died: nothing of it reached the store
                 return _error(503, "parser restarting; retry", ctype)
-            try:
-                await asyncio.wrap_future(self._writer.submit(tables))
             except Backlog as exc:
                 return _error(429, f"busy: {exc}; retry", ctype, retry_after="1")
+            try:
+                await asyncio.wrap_future(committed)
             except Exception as exc:  # the write failed: nothing was acknowledged
                 return _error(503, f"store write failed: {type(exc).__name__}; retry", ctype)
             if ctype == PROTOBUF:
