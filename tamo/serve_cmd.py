@@ -50,6 +50,7 @@ def serve(
     token: str | None,
     retention: str | None,
     parse_workers: int | None = None,
+    store_memory: str = "256MB",
 ) -> None:
     """Serve until SIGTERM/SIGINT; see the module docstring."""
     import uvicorn
@@ -73,6 +74,7 @@ def serve(
     from tools.telemetry.store import TelemetryStore
 
     assert isinstance(store, TelemetryStore)  # no server runs for it (checked above)
+    store.limit_memory(store_memory)  # flat memory however long it runs
     bound_port = int(sock.getsockname()[1])
     ctx = ToolContext.from_settings(settings, store)
     live = build_live_server(
@@ -149,7 +151,11 @@ def register(app: typer.Typer) -> None:
                 show_default=False,
             ),
         ] = None,
+        store_memory: Annotated[
+            str,
+            typer.Option(envvar="TAMO_STORE_MEMORY", help="cap of the store's cache (e.g. 1GB)"),
+        ] = "256MB",
     ) -> None:
         """Receive OTLP, serve MCP and the store to every other command, on one port."""
         with one_line_errors():
-            serve(host, port, store_path, token, retention, parse_workers)
+            serve(host, port, store_path, token, retention, parse_workers, store_memory)

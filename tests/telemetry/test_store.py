@@ -389,3 +389,11 @@ def test_small_writes_never_touch_the_thread_setting_readers_share(
         monkeypatch.setattr(store_module.pa, "concat_tables", spy)
         s.insert("spans", sample_spans(), "a")
         assert seen == [(2,)]
+
+
+def test_a_memory_cap_is_checked_before_it_reaches_sql(tmp_path: Path) -> None:
+    with TelemetryStore(tmp_path / "t.duckdb") as s:
+        s.limit_memory("300MB")
+        assert s._rows("SELECT current_setting('memory_limit')", [])[0][0].startswith("286")
+        with pytest.raises(TamoError, match="bad memory limit"):
+            s.limit_memory("1GB'; DROP TABLE spans; --")

@@ -16,6 +16,7 @@ while the OTLP receiver keeps committing (DuckDB's MVCC), and neither waits for 
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -64,6 +65,7 @@ BATCH_ROWS = 1_000_000
 ROW_GROUP_ROWS = 122_880
 
 _DEFAULT = object()
+_MEMORY = re.compile(r"^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$")
 
 
 class TelemetryStore:
@@ -126,6 +128,14 @@ class TelemetryStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def limit_memory(self, limit: str) -> None:
+        """Cap DuckDB's buffer pool (e.g. ``"512MB"``): a long-running writer otherwise keeps
+        every block it wrote cached, up to 80 % of the machine's memory; above the cap blocks
+        are evicted (they are in the file) and large queries spill to disk."""
+        if not _MEMORY.match(limit):
+            raise TamoError(f"bad memory limit {limit!r} (use e.g. 512MB, 2GB)", source="memory")
+        self._con.execute(f"SET memory_limit = '{limit}'")  # checked above: digits and a unit
 
     # ------------------------------------------------------------------ writes
 
