@@ -33,6 +33,7 @@ def dump(dataset: str, root: Path, models_dir: Path, same_weights: bool) -> list
         load_models,
         localize_root_cause,
     )
+    from tools.learned.localize import ranker_features
     from tools.telemetry.datasets import get_adapter
 
     if same_weights:
@@ -47,6 +48,7 @@ def dump(dataset: str, root: Path, models_dir: Path, same_weights: bool) -> list
         fused = fuse_modalities(aligned, models)
         ranking = localize_root_cause(fused, top_k=20, models=models)
         fault = classify_fault(fused, ranking, models)
+        probs = models.ranker.probabilities(ranker_features(fused, models.localizer)[0])
         out.append(
             {
                 "case": case.case_id,
@@ -54,6 +56,10 @@ def dump(dataset: str, root: Path, models_dir: Path, same_weights: bool) -> list
                 "scores": [r.score for r in ranking.ranking],
                 "candidates": [r.entity for r in ranking.candidates],
                 "confidence": ranking.confidence,
+                # unrounded: the ranker's probability of every entity and its calibrated confidence
+                "raw_probabilities": [float(p) for p in probs],
+                "raw_confidence": models.ranker.confidence(probs),
+                "anomaly_sum": float(abs(fused.anomaly).sum()),
                 "fault_type": fault.fault_type,
                 "fault_probability": fault.probability,
             }
@@ -89,6 +95,14 @@ def compare(a_path: Path, b_path: Path) -> dict[str, Any]:
                 out = max(out, abs(x - y))
         return out
 
+    raw_diff = max(
+        (
+            abs(x - y)
+            for c in a
+            for x, y in zip(a[c]["raw_probabilities"], b[c]["raw_probabilities"], strict=True)
+        ),
+        default=0.0,
+    )
     score_diff = max(
         (abs(x - y) for c in a for x, y in zip(a[c]["scores"], b[c]["scores"], strict=False)),
         default=0.0,
@@ -104,6 +118,12 @@ def compare(a_path: Path, b_path: Path) -> dict[str, Any]:
         "max_abs_confidence_diff": diff("confidence"),
         "max_abs_fault_probability_diff": diff("fault_probability"),
         "max_abs_score_diff": score_diff,
+        "max_abs_raw_confidence_diff": diff("raw_confidence"),
+        "max_abs_raw_probability_diff": raw_diff,
+        "max_rel_anomaly_sum_diff": max(
+            abs(a[c]["anomaly_sum"] - b[c]["anomaly_sum"]) / max(a[c]["anomaly_sum"], 1e-12)
+            for c in a
+        ),
     }
 
 

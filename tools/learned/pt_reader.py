@@ -9,6 +9,7 @@ as ``torch.load(weights_only=True)`` does, so a crafted file cannot run code.
 
 from __future__ import annotations
 
+import io
 import pickle
 import zipfile
 from collections import OrderedDict
@@ -54,8 +55,6 @@ def _rebuild_tensor(
 
 class _Unpickler(pickle.Unpickler):
     def __init__(self, archive: zipfile.ZipFile, prefix: str, data: bytes) -> None:
-        import io
-
         super().__init__(io.BytesIO(data))
         self._archive = archive
         self._prefix = prefix
@@ -83,9 +82,12 @@ def read_torch_file(path: Path) -> Any:
     foreign file; the checkpoint loader turns those into one clear error.
     """
     with zipfile.ZipFile(path) as archive:
-        pkl = next(n for n in archive.namelist() if n.endswith("/data.pkl") or n == "data.pkl")
+        names = archive.namelist()
+        pkl = next((n for n in names if n.endswith("/data.pkl") or n == "data.pkl"), None)
+        if pkl is None:
+            raise KeyError("no data.pkl in the archive: not a torch.save file")
         prefix = pkl[: -len("data.pkl")]
         byteorder = f"{prefix}byteorder"
-        if byteorder in archive.namelist() and archive.read(byteorder).strip() != b"little":
+        if byteorder in names and archive.read(byteorder).strip() != b"little":
             raise pickle.UnpicklingError("big-endian checkpoint")
         return _Unpickler(archive, prefix, archive.read(pkl)).load()

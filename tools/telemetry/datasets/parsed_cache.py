@@ -11,6 +11,7 @@ A damaged cache file is ignored and rewritten; writes are atomic (temp file + re
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 from collections.abc import Callable, Sequence
@@ -58,5 +59,6 @@ def _write(path: Path, table: pa.Table) -> None:
         with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
             writer.write_table(table)
         tmp.replace(path)
-    except OSError:
-        tmp.unlink(missing_ok=True)  # a read-only or full data dir costs speed, not the answer
+    except OSError:  # a read-only or full data dir costs speed, never the answer
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
