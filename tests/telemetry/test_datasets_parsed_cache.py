@@ -71,3 +71,15 @@ def test_an_unwritable_cache_still_answers(tmp_path: Path, monkeypatch: pytest.M
     assert cached_table("r", [], [src], _parser(src, calls)).num_rows == 1
     assert cached_table("r", [], [src], _parser(src, calls)).num_rows == 1
     assert calls == [1, 1]
+
+
+def test_least_recently_used_files_go_past_the_limit(
+    cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    src = _source(tmp_path, "a\n" * 1000)
+    calls: list[int] = []
+    cached_table("old", [], [src], _parser(src, calls))
+    size = next(cache.iterdir()).stat().st_size
+    monkeypatch.setattr(parsed_cache, "LIMIT_BYTES", int(size * 1.5))
+    cached_table("new", [], [src], _parser(src, calls))
+    assert [p.name.split("-")[0] for p in cache.iterdir()] == ["new"]

@@ -6,7 +6,8 @@ The parsed table is written once as an Arrow IPC file and memory-mapped on the n
 milliseconds). The key is what the table was built from — the reader's name, its arguments and
 each source file's path, size and modification time — so an edited or replaced file is parsed
 again, never served stale. Nothing here knows about labels: the cache holds what the files say.
-A damaged cache file is ignored and rewritten; writes are atomic (temp file + rename).
+A damaged cache file is ignored and rewritten; writes are atomic (temp file + rename); the
+least recently used files go when the folder passes ``LIMIT_BYTES``.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import pyarrow as pa
 from tools.core.settings import get_settings
 
 VERSION = "1"  # bump when a reader's output changes for the same files
+LIMIT_BYTES = 2 << 30  # least recently used files beyond this much are removed
 
 
 def cache_dir() -> Path:
@@ -44,12 +46,25 @@ def cached_table(
     if path.is_file():
         try:
             with pa.memory_map(str(path)) as source:
-                return pa.ipc.open_file(source).read_all()
+                table = pa.ipc.open_file(source).read_all()
+            os.utime(path)  # recently used: kept longest
+            return table
         except (OSError, pa.ArrowInvalid):
             pass  # damaged or half-written by a crashed older version: parse again
     table = build()
     _write(path, table)
+    _evict(path.parent)
     return table
+
+
+def _evict(folder: Path) -> None:
+    with contextlib.suppress(OSError):
+        files = sorted(folder.glob("*.arrow"), key=lambda p: p.stat().st_mtime_ns, reverse=True)
+        total = 0
+        for path in files:
+            total += path.stat().st_size
+            if total > LIMIT_BYTES:
+                path.unlink(missing_ok=True)
 
 
 def _write(path: Path, table: pa.Table) -> None:
