@@ -51,29 +51,15 @@ class DiffusionConfig:
         return asdict(self)
 
 
-def linspace32(start: float, end: float, steps: int) -> np.ndarray:
-    """``torch.linspace(start, end, steps)`` in float32: the first half counted up from
-    ``start``, the rest down from ``end`` (what torch does, so the schedule is bit-equal)."""
-    if steps == 1:
-        return np.array([start], dtype=np.float32)
-    lo, hi = np.float32(start), np.float32(end)
-    step = (hi - lo) / np.float32(steps - 1)
-    i = np.arange(steps, dtype=np.float32)
-    half = steps // 2
-    return np.where(
-        np.arange(steps) < half, lo + step * i, hi - step * (np.float32(steps - 1) - i)
-    ).astype(np.float32)
-
-
 def alpha_bars(config: DiffusionConfig) -> np.ndarray:
-    """prod_{s<=t} (1 - beta_s) of the linear schedule, float32."""
-    betas = linspace32(config.beta_start, config.beta_end, config.steps)
+    """prod_{s<=t} (1 - beta_s) of the linear schedule, float32 (torch's within rounding)."""
+    betas = np.linspace(config.beta_start, config.beta_end, config.steps).astype(np.float32)
     return np.cumprod(np.float32(1.0) - betas, dtype=np.float32)
 
 
 def position_encoding(batch: int, length: int) -> np.ndarray:
     """[B, 2, l] sin and cos of pi * position, the time branch's temporal condition."""
-    pos = linspace32(0.0, 1.0, length)
+    pos = np.linspace(0.0, 1.0, length).astype(np.float32)
     enc = np.stack([np.sin(np.float32(math.pi) * pos), np.cos(np.float32(math.pi) * pos)])
     return np.broadcast_to(enc.astype(np.float32), (batch, 2, length))
 
