@@ -189,6 +189,38 @@ def _reference_read(path: Path, env: dict[str, str]) -> Run:
     return run_child([sys.executable, "-c", code, str(path)], env)
 
 
+_PHASES = """
+import json, sys, time
+from pathlib import Path
+c0 = time.process_time()
+from tools.telemetry.ingest import parse_file
+from tools.traces import TraceConfig, analyze_traces
+c1 = time.process_time()
+spans = parse_file(Path(sys.argv[1])).spans
+c2 = time.process_time()
+analyze_traces(spans, config=TraceConfig(seed=0))
+c3 = time.process_time()
+print(json.dumps({"imports_cpu_s": c1 - c0, "parse_cpu_s": c2 - c1, "analysis_cpu_s": c3 - c2}))
+"""
+
+
+def _phases(path: Path, n: int, env: dict[str, str]) -> dict[str, float]:
+    """CPU seconds of each phase of ``traces analyze`` (imports, parse, analysis) in one fresh
+    process: the in-process column, which says where the end-to-end time goes."""
+    out = subprocess.run(
+        [sys.executable, "-c", _PHASES, str(path)],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    phases = {k: round(v, 3) for k, v in json.loads(out.stdout.splitlines()[-1]).items()}
+    phases["parse_spans_per_cpu_s"] = round(n / max(phases["parse_cpu_s"], 1e-9))
+    phases["analysis_spans_per_cpu_s"] = round(n / max(phases["analysis_cpu_s"], 1e-9))
+    return phases
+
+
 def traces(data_dir: Path, tmp: Path) -> list[dict]:
     env = _env(data_dir)
     one, ten, n1, n10 = write_trace_files(tmp)
@@ -209,6 +241,7 @@ def traces(data_dir: Path, tmp: Path) -> list[dict]:
         row["spans_per_cpu_s"] = round(n / row["cpu_s"])
         if ref:
             row["reference"] = "pyarrow.json.read_json of the same file (multi-threaded)"
+            row["in_process"] = _phases(path, n, env)
         rows.append(row)
     rows[1]["rss_vs_1x"] = round(rows[1]["peak_rss_mb"] / rows[0]["peak_rss_mb"], 2)
     return rows
