@@ -164,7 +164,7 @@ def _proc_sum(pid: int, what: str) -> float:
 
 
 def _start_server(data_dir: Path) -> tuple[subprocess.Popen[str], str, float]:
-    from tests.serve_process import tamo_env
+    from evals.serve_process import tamo_env
 
     t0 = time.monotonic()
     proc = subprocess.Popen(
@@ -236,7 +236,7 @@ class Diagnoses:
         self._check(got.get("root_cause"), str(got.get("priority", "")), rate, factor)
 
     def cli(self) -> None:
-        from tests.serve_process import tamo
+        from evals.serve_process import tamo
 
         start, end = self._next_window()
         t0 = time.monotonic()

@@ -21,7 +21,7 @@ import pytest
 from fastmcp import Client
 
 from evals.otel_shop import Shop, ShopFault
-from tests.serve_process import ServeProcess, tamo
+from evals.serve_process import ServeProcess, tamo
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.serve_process import ServeProcess, tamo
+from evals.serve_process import ServeProcess, tamo
 
 pytestmark = pytest.mark.slow  # real `tamo` processes
 

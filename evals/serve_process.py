@@ -1,4 +1,4 @@
-"""``tamo serve`` as a real child process on a free loopback port, for tests that need one.
+"""``tamo serve`` as a real child process on a free loopback port (the tests and the serve bench).
 
 Why a process: what is under test is the contract a user relies on — the one line printed once
 connections are accepted, the server file other commands discover, a clean exit on SIGTERM — and
