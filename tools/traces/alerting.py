@@ -4,10 +4,16 @@ Why only an alert: deciding *that* something is wrong must be fast and continuou
 quarter second), while deciding *what* is wrong and what to do about it is the investigation's
 job (:mod:`agent.graph`, the same graph ``tamo diagnose`` runs). So the watcher learns normal
 behaviour once from fault-free traffic, judges a sliding window of complete traces with
-:class:`~tools.traces.live.LiveTraceDetector`, and when enough windows in a row are alarming it
-raises a :class:`TraceAlert`: the window, the baseline it was judged against, and what the
-call-chain triage observed (its leading suspect, the error codes and the severity). The
-investigation treats that triage as trace-analytics evidence next to the learned tools.
+:class:`~tools.traces.live.LiveTraceDetector`, and feeds each trace's verdict, once, to a
+sequential test (:class:`~tools.core.sequential.BernoulliCusum`): normal traffic's own anomalous
+rate, learned from the baseline, against the rate an incident worth paging causes. The alarm
+fires as soon as the traces since the most likely change point make the incident that much more
+likely (a hang is certain after a few hung traces; a trickle of odd traces needs more), with a
+threshold set from a false-alarm budget (``false_alarms_per_day`` at the baseline's traffic
+rate), not from a fixed window. It then raises a :class:`TraceAlert`: the window, the baseline
+it was judged against, and what the call-chain triage observed (its leading suspect, the error
+codes and the severity). The investigation treats that triage as trace-analytics evidence next
+to the learned tools.
 
 Nothing here knows which fault was injected; the window and the baseline are all it sees.
 """
@@ -26,6 +32,7 @@ from pydantic import BaseModel, Field
 
 from tools.core.errors import TamoError
 from tools.core.fault_catalog import ErrorCodeMeaning
+from tools.core.sequential import BernoulliCusum, laplace_rate, threshold_for
 from tools.telemetry.model import TimeWindow
 from tools.telemetry.sources import TraceSource
 from tools.traces.live import LiveTraceDetector, WindowVerdict, complete_traces
@@ -66,15 +73,20 @@ class TraceAlert(BaseModel):
 
 
 def alert_of(
-    verdict: WindowVerdict, window: TimeWindow, baseline: TimeWindow | None, at: float
+    verdict: WindowVerdict,
+    window: TimeWindow,
+    baseline: TimeWindow | None,
+    at: float,
+    anomalous_share: float | None = None,
 ) -> TraceAlert | None:
     """The alarming window's leading (service, fault type) vote as an alert; ``None``
-    when no anomalous trace could be triaged yet."""
+    when no anomalous trace could be triaged yet. ``anomalous_share``: the share of anomalous
+    traces since the change began (the severity's measure; else the whole window's)."""
     if not verdict.votes:
         return None
     key, n = max(verdict.votes.items(), key=lambda kv: (kv[1], kv[0]))
     suspect, fault = key.split("|", 1)
-    ratio = verdict.ratio
+    ratio = verdict.ratio if anomalous_share is None else anomalous_share
     return TraceAlert(
         window=window,
         baseline=baseline,
@@ -98,7 +110,11 @@ def _window(seconds: float, end: datetime | None = None) -> TimeWindow:
 
 
 class TraceWatcher:
-    """Watches one store's spans: ``learn_baseline`` once, then ``watch`` until an alert."""
+    """Watches one store's spans: ``learn_baseline`` once, then ``watch`` until an alert.
+
+    ``incident_rate``: the share of anomalous traces an incident worth paging causes at least
+    (the sequential test's alternative; a fault that breaks fewer traces is found more slowly,
+    not missed); ``false_alarms_per_day``: the budget the alarm threshold is set from."""
 
     def __init__(
         self,
@@ -108,31 +124,46 @@ class TraceWatcher:
         window_s: float = 8.0,
         settle_s: float = 0.4,
         poll_s: float = 0.25,
-        confirm_polls: int = 2,
+        incident_rate: float = 0.3,
+        false_alarms_per_day: float = 1.0,
     ) -> None:
         self.traces = traces
         self.error_codes = error_codes  # the system's published meanings of its error codes
         self.window_s = window_s
         self.settle_s = settle_s  # a trace counts once every process had time to flush
         self.poll_s = poll_s
-        self.confirm_polls = confirm_polls  # one slow blip is not an incident
+        self.incident_rate = incident_rate
+        self.false_alarms_per_day = false_alarms_per_day
         self.detector: LiveTraceDetector | None = None
+        self.alarm: BernoulliCusum | None = None
         self.baseline: TimeWindow | None = None
+        self.seen: set[str] = set()  # traces already given to the alarm (each counts once)
 
     def complete(self, window: TimeWindow) -> pa.Table:
         cutoff = time.time_ns() - int(self.settle_s * 1e9)
         return complete_traces(self.traces.spans(window), cutoff)
 
     def learn_baseline(self, seconds: float) -> int:
-        """Fit the detector on the complete traces of the last ``seconds`` (fault-free);
-        returns how many traces it learned from."""
+        """Fit the detector on the complete traces of the last ``seconds`` (fault-free) and set
+        the alarm from it: normal's anomalous rate, and a threshold from the false-alarm budget
+        at the baseline's traffic rate; returns how many traces it learned from."""
         window = _window(seconds)
         base = self.complete(window)
         if base.num_rows == 0:
             raise TamoError("no complete traces to learn normal behaviour from", source="alerts")
-        self.detector = LiveTraceDetector(base, error_codes=self.error_codes)
-        self.baseline = window
-        return len(pc.unique(base["trace_id"]))
+        det = LiveTraceDetector(base, error_codes=self.error_codes)
+        p_normal = laplace_rate(det.normal_anomalous, det.normal_traces)
+        if p_normal >= self.incident_rate:
+            raise TamoError(
+                f"{det.normal_anomalous}/{det.normal_traces} baseline traces already look "
+                f"anomalous: not enough fault-free traffic to learn normal from",
+                source="alerts",
+            )
+        self.detector, self.baseline = det, window
+        h = threshold_for(det.normal_traces / seconds, self.false_alarms_per_day)
+        self.alarm = BernoulliCusum(p_normal, self.incident_rate, h)
+        self.seen = set(pc.unique(base["trace_id"]).to_pylist())
+        return det.normal_traces
 
     def last_good_task(self, before: datetime) -> str | None:
         """Task id of the newest error-free trace root that ended before ``before``."""
@@ -149,20 +180,32 @@ class TraceWatcher:
                 return str(task)
         return None
 
+    def observe(self, verdict: WindowVerdict) -> bool:
+        """Give the alarm each trace of ``verdict`` it has not seen, oldest end first;
+        returns whether it has fired."""
+        assert self.alarm is not None
+        new = sorted((end, tid, bad) for tid, end, bad in verdict.judged if tid not in self.seen)
+        for _, tid, bad in new:
+            self.seen.add(tid)
+            self.alarm.update(bad)
+        self.seen &= {tid for tid, _, _ in verdict.judged}  # older traces left the window
+        return self.alarm.fired
+
     def watch(self, timeout_s: float, stop: Callable[[], bool] | None = None) -> TraceAlert | None:
-        """Judge a sliding window every ``poll_s`` until ``confirm_polls`` windows in a row are
-        alarming (the last one becomes the alert), or ``timeout_s`` passes (``None``)."""
-        if self.detector is None:
+        """Judge a sliding window every ``poll_s`` until the sequential alarm fires on a window
+        whose anomalous traces could be triaged (it becomes the alert; the alarm starts over),
+        or ``timeout_s`` passes (``None``)."""
+        if self.detector is None or self.alarm is None:
             raise TamoError("learn_baseline first", source="alerts")
         deadline = time.time() + timeout_s
-        streak = 0
         while time.time() < deadline and not (stop and stop()):
             window = _window(self.window_s)
             verdict = self.detector.judge(self.complete(window))
-            streak = streak + 1 if self.detector.alarming(verdict) else 0
-            if streak >= self.confirm_polls:
-                alert = alert_of(verdict, window, self.baseline, time.time())
+            if self.observe(verdict):
+                share = self.alarm.rate_since_change
+                alert = alert_of(verdict, window, self.baseline, time.time(), share)
                 if alert is not None:
+                    self.alarm.reset()
                     good = self.last_good_task(window.start)
                     return alert.model_copy(update={"last_good_task_id": good})
             time.sleep(self.poll_s)

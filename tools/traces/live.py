@@ -103,6 +103,8 @@ class WindowVerdict(BaseModel):
     task_ids: list[str] = Field(default_factory=list)
     codes: dict[str, int] = Field(default_factory=dict)  # error codes seen in anomalous traces
     anomalies: list[tuple[str, str, int]] = Field(default_factory=list)  # (trace, module, start)
+    # every trace judged (not held back): (trace, end ns, anomalous), for sequential tests
+    judged: list[tuple[str, int, bool]] = Field(default_factory=list)
 
     @property
     def ratio(self) -> float:
@@ -122,17 +124,16 @@ class LiveTraceDetector:
         config: TraceConfig | None = None,
         *,
         error_codes: Mapping[str, ErrorCodeMeaning] | None = None,
-        min_anomalous: int = 3,
-        min_ratio: float = 0.3,
         late_grace_s: float = 0.5,
     ) -> None:
         self.config = config or TraceConfig(record_in_kb=False)
         forest, _ = reconstruct(baseline, self.config)
         self.model = NormalModel.fit(forest, self.config)
         self.shape = BaselineShape.of(baseline)
+        # how often normal traffic itself looks anomalous (the sequential alarm's normal rate)
+        self.normal_traces = forest.n_traces
+        self.normal_anomalous = int(np.count_nonzero(self.model.score(forest).anomalous))
         self.error_codes = dict(error_codes or {})
-        self.min_anomalous = min_anomalous
-        self.min_ratio = min_ratio
         self.late_grace_s = late_grace_s
 
     def judge(self, spans: pa.Table, now_ns: int | None = None) -> WindowVerdict:
@@ -157,7 +158,7 @@ class LiveTraceDetector:
         sample: list[str] = []
         tasks: list[str] = []
         found: list[tuple[str, str, int]] = []
-        pending = 0  # anomalous traces whose evidence may still be in flight
+        pending: set[int] = set()  # anomalous traces whose evidence may still be in flight
         failing: dict[str, set[str]] = {}  # service -> codes its own spans carry in the window
         for svc, code in zip(services, codes, strict=True):
             if code:
@@ -185,7 +186,7 @@ class LiveTraceDetector:
                 fresh=ended > now_ns - self.late_grace_s * 1e9,
             )
             if verdict is None:
-                pending += 1
+                pending.add(int(t))
                 continue
             module, fault = verdict
             by_module[_svc(f.module_names[f.module[root]])] += 1
@@ -199,19 +200,23 @@ class LiveTraceDetector:
                 task = json.loads(attrs[lo]).get("task_id") if attrs[lo] else None
                 if task:
                     tasks.append(str(task))
+        ends = np.maximum.reduceat(f.start_ns + f.duration_ns, f.offsets[:-1])
+        judged = [
+            (f.trace_ids[t], int(ends[t]), bool(batch.anomalous[t]))
+            for t in range(f.n_traces)
+            if t not in pending
+        ]
         return WindowVerdict(
-            traces=f.n_traces - pending,
-            anomalous=len(anomalous) - pending,
+            traces=f.n_traces - len(pending),
+            anomalous=len(anomalous) - len(pending),
             votes=dict(votes),
             anomalous_by_module=dict(by_module),
             trace_ids=sample,
             task_ids=tasks,
             codes=dict(seen_codes),
             anomalies=found,
+            judged=judged,
         )
-
-    def alarming(self, v: WindowVerdict) -> bool:
-        return v.anomalous >= self.min_anomalous and v.ratio >= self.min_ratio
 
     def _triage(
         self,
