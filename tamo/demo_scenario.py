@@ -45,6 +45,11 @@ from tools.toolbox.context import ToolContext
 from tools.toolbox.repair import RepairSetup, configure
 from tools.traces.alerting import TraceWatcher
 
+# Fault-free traffic to learn normal from: at 5 tasks/s about 100 traces, enough that a model
+# fitted on half of them bounds how often fresh normal traffic is blamed on a service (with 25
+# traces, half the fresh ones look anomalous to such a model).
+WARMUP_S = 20.0
+
 
 def _series(
     prom: PrometheusClient, start: float, end: float
@@ -74,7 +79,7 @@ def run_scenario(
     *,
     quiet: bool = False,
     rate: float = 5.0,
-    warmup_s: float = 6.0,
+    warmup_s: float = WARMUP_S,
     detect_timeout_s: float = 30.0,
     after_s: float = 4.0,
     strategies: Path | None = None,
@@ -192,9 +197,19 @@ class _Scenario:
         try:
             t_load = time.time()
             time.sleep(warmup_s)
+            self.watcher.expect_lateness(tail.lateness_s())
             n = self.watcher.learn_baseline(warmup_s - 0.5)
             self.verifier.baseline = self.watcher.baseline  # "no worse than normal" checks
-            self.live.line("baseline", f"learned normal behaviour from {n} fault-free traces")
+            w = self.watcher
+            assert w.detector is not None
+            self.live.line(
+                "baseline",
+                f"learned normal behaviour from {n} fault-free traces: "
+                f"{w.detector.normal_anomalous}/{n} look anomalous to a model that did not learn "
+                f"them; each service's alarm fires at {w.h:.1f} nats of evidence "
+                f"({w.false_alarms_per_day:g} false alarm/day in all); spans arrive up to "
+                f"{w.settle_s:.2f}s late",
+            )
             quiet = self.watcher.watch(timeout_s=1.5)
             if quiet is not None:
                 out["false_alarm_before_injection"] = f"{quiet.suspect}.{quiet.fault_type}"
@@ -213,6 +228,7 @@ class _Scenario:
                 alert.evidence(),
             )
             out.update(detected=True, detect_seconds=round(alert.raised_at - t_inj, 2))
+            self.verifier.incident = alert.incident  # "back to normal" is weighed against it
             inv = respond(investigator, alert, self.approver, system=self.catalog.system)
             t_done = time.time()
             out.update(self._score(inv, t_inj, t_done))

@@ -26,6 +26,18 @@ def laplace_rate(bad: int, n: int) -> float:
     return (bad + 1) / (n + 2)
 
 
+def upper_rate(bad: int, n: int, z: float = 1.96) -> float:
+    """Wilson's upper confidence bound on a rate (``z`` = 1.96: 97.5 % one-sided): the normal
+    rate an alarm must allow for, since a few dozen traces only bound it (0 of 100 still allows
+    3.7 %)."""
+    if n <= 0:
+        return 1.0
+    p, z2 = bad / n, z * z
+    centre = p + z2 / (2 * n)
+    spread = z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n))
+    return min((centre + spread) / (1 + z2 / n), 1.0)
+
+
 def threshold_for(observations_per_s: float, false_alarms_per_day: float) -> float:
     """The CUSUM threshold ``h`` whose mean run between false alarms (``>= exp(h)``
     observations) is a day's observations divided by the false alarms allowed per day."""
