@@ -196,7 +196,15 @@ class LiveTraceDetector:
             for i in range(len(services))
             if f.parent[i] < 0 and not f.orphan[i] and services[i] not in self.shape.roots
         }
-        anomalous = np.nonzero(batch.anomalous)[0]
+        # broken structure is anomalous by definition, whatever the learned scores say: normal
+        # traffic has no orphans and no trace started by a module that never starts one
+        broken = np.asarray(f.orphan, dtype=bool) | np.array(
+            [services[i] in lost and f.parent[i] < 0 for i in range(len(services))], dtype=bool
+        )
+        flagged = np.asarray(batch.anomalous, dtype=bool) | np.logical_or.reduceat(
+            broken, f.offsets[:-1]
+        )
+        anomalous = np.nonzero(flagged)[0]
         for t in anomalous:
             lo, hi = int(f.offsets[t]), int(f.offsets[t + 1])
             root, reason = explain(batch, int(t))
