@@ -83,10 +83,14 @@ def run_scenario(
     detect_timeout_s: float = 30.0,
     after_s: float = 4.0,
     strategies: Path | None = None,
+    params: dict[str, float] | None = None,
+    seed: int = 1,
 ) -> dict[str, Any]:
     """Run one scenario end to end; returns the result dict (also written by ``--json``).
 
-    ``strategies``: a strategy file or directory instead of the built-in library."""
+    ``strategies``: a strategy file or directory instead of the built-in library; ``params``:
+    the fault's parameters (its intensity) instead of the catalogue's; ``seed``: the load's
+    task ids, and with them each task's timings."""
     out_dir.mkdir(parents=True, exist_ok=True)
     live = Live(quiet)
     store = TelemetryStore(None)
@@ -118,13 +122,20 @@ def run_scenario(
                 prom = PrometheusClient(prom_server.url)
                 live.line("baseline", f"prometheus scraping {len(targets)} targets")
                 scenario = _Scenario(name, tb, store, prom, live, out_dir, repair_metrics)
+                scenario.params, scenario.load_prefix = params or {}, _load_prefix(seed)
                 result.update(scenario.run(rate, warmup_s, detect_timeout_s, after_s, strategies))
     finally:
         server.shutdown()
         store.close()
+    result.update(params=params or {}, seed=seed, rate=rate)
     result["setup_seconds"] = round(time.time() - t_setup, 1)
     result["events"] = live.events
     return result
+
+
+def _load_prefix(seed: int) -> str:
+    """Task ids of the load (the testbed derives each task's timings from its id)."""
+    return "demo" if seed == 1 else f"demo{seed}"
 
 
 class _Scenario:
@@ -148,6 +159,8 @@ class _Scenario:
         self.repair_metrics = repair_metrics
         self.watcher = TraceWatcher(store, error_codes=self.catalog.error_codes)
         self.approver = os_principal()  # the demo's own account answers the approval pause
+        self.params: dict[str, float] = {}
+        self.load_prefix = _load_prefix(1)
 
     def investigator(self, strategies: Path | None) -> Investigator:
         ctx = ToolContext(self.store, self.store, self.prom)
@@ -188,7 +201,7 @@ class _Scenario:
         strategies: Path | None,
     ) -> dict[str, Any]:
         tail = SpanTail(self.tb.spans_dir, self.store)
-        load = OpenLoopLoad(self.tb.router_url, rate)
+        load = OpenLoopLoad(self.tb.router_url, rate, prefix=self.load_prefix)
         investigator = self.investigator(strategies)
         self.live.line("baseline", f"repairs approved by {self.approver}, this run's only approver")
         out: dict[str, Any] = {}
@@ -215,7 +228,7 @@ class _Scenario:
                 out["false_alarm_before_injection"] = f"{quiet.suspect}.{quiet.fault_type}"
             t_inj = time.time()
             self.live.t0 = t_inj
-            self.tb.client.inject(self.fault.name)
+            self.tb.client.inject(self.fault.name, **self.params)
             self.live.line("inject", f"fault {self.fault.name!r} ({self.fault.description})", t_inj)
             alert = self.watcher.watch(timeout_s=detect_timeout_s)
             if alert is None:
