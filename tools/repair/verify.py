@@ -13,9 +13,10 @@ incident broke that check — (a
 :class:`~tools.core.sequential.BernoulliCusum` from the incident's rate to normal's), and the
 check passes once that evidence reaches ``recovery_odds`` to one — three good tasks after a
 hang that failed every task suffice, a subtle error rate needs many more. Those checks count
-samples, so they need no streak of polls. Without both references (or where the incident did
-not move a check), every check must pass its threshold on ``consecutive`` polls in a row,
-within ``timeout_s``.
+samples, so once one of them is in play a single poll where every check passes decides.
+Without both references, or where the incident did not break a check, that check is its
+threshold; with no sequential check at all, every check must pass on ``consecutive`` polls in
+a row, within ``timeout_s``.
 
 PromQL checks go through a ``MetricSource`` (a Prometheus client evaluates the expression); trace
 checks compute a statistic of the spans of one service through a ``TraceSource``. With several

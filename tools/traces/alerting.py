@@ -4,16 +4,17 @@ Why only an alert: deciding *that* something is wrong must be fast and continuou
 quarter second), while deciding *what* is wrong and what to do about it is the investigation's
 job (:mod:`agent.graph`, the same graph ``tamo diagnose`` runs). So the watcher learns normal
 behaviour once from fault-free traffic, judges a sliding window of complete traces with
-:class:`~tools.traces.live.LiveTraceDetector`, and feeds each trace's verdict, once, to a
-sequential test (:class:`~tools.core.sequential.BernoulliCusum`): normal traffic's own anomalous
-rate, learned from the baseline, against the rate an incident worth paging causes. The alarm
+:class:`~tools.traces.live.LiveTraceDetector`, and feeds each trace's verdict, once, to one
+sequential test per service (:class:`~tools.core.sequential.BernoulliCusum`): how often normal
+traffic is blamed on that service (measured on baseline traces the model did not learn, and
+bounded from above), against the share of traces an incident worth paging breaks. An alarm
 fires as soon as the traces since the most likely change point make the incident that much more
-likely (a hang is certain after a few hung traces; a trickle of odd traces needs more), with a
+likely — a few hung traces in a row suffice, a trickle of odd ones needs many — with a
 threshold set from a false-alarm budget (``false_alarms_per_day`` at the baseline's traffic
 rate), not from a fixed window. It then raises a :class:`TraceAlert`: the window, the baseline
-it was judged against, and what the call-chain triage observed (its leading suspect, the error
-codes and the severity). The investigation treats that triage as trace-analytics evidence next
-to the learned tools.
+it was judged against, the estimated onset, and what the call-chain triage observed (its
+leading suspect, the error codes and the severity). The investigation treats that triage as
+trace-analytics evidence next to the learned tools.
 
 Nothing here knows which fault was injected; the window and the baseline are all it sees.
 """
