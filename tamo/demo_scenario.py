@@ -276,6 +276,7 @@ class _Scenario:
         verified = (s.get("verification") or {}).get("ok", False)
         recovered = ex.get("status") == "success" and verified
         out.update(
+            verification=s.get("verification"),
             repair_status=ex.get("status"),
             recovered=recovered,
             rollback_applied=bool(ex.get("rolled_back")),

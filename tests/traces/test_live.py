@@ -236,3 +236,13 @@ def test_the_normal_rate_is_measured_on_traces_the_model_did_not_learn() -> None
     det, _ = detector()
     assert det.normal_traces == 120
     assert 0 <= det.normal_anomalous <= 12  # healthy synthetic traffic: a few at most
+
+
+def test_a_late_parent_at_learning_time_does_not_teach_that_broken_chains_are_normal() -> None:
+    rng = random.Random(11)
+    rows = [r for n in range(120) for r in trace(n, n * 10**8, rng=rng)]
+    rows += [r for n in range(120, 126) for r in trace(n, n * 10**8, rng=rng, drop="LLMAdapter")]
+    det = LiveTraceDetector(table(rows))
+    assert det.normal_traces == 120  # the six traces missing a parent were not learned
+    v = det.judge(window(random.Random(5), 10, 10, drop="LLMAdapter"), now_ns=2**62)
+    assert v.votes == {"LLMAdapter|span_drop": 10}
