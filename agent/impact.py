@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 
 from agent.report_model import Impact, ServiceImpact
 from tools.telemetry.model import Incident, TimeWindow
-from tools.telemetry.sources import TraceSource
+from tools.telemetry.sources import TraceQuery, TraceSource
 from tools.telemetry.trace_model import error_spans
 
 SPAN_LIMIT = 500_000
@@ -109,7 +109,7 @@ def baseline_windows(
     minutes = span.total_seconds() / 60
     for k in range(1, LOOKBACK_SPANS + 1):  # the latest equal span before it that has traffic
         before = TimeWindow(start=w.start - k * span, end=w.start - (k - 1) * span)
-        if traces.spans(before, limit=1).num_rows:
+        if traces.spans(TraceQuery(before, limit=1)).num_rows:
             if k == 1:
                 return w, before, f"the {minutes:g} min before the window"
             return w, before, f"{minutes:g} min ending {(k - 1) * minutes:g} min before the window"
@@ -150,9 +150,13 @@ def measure_impact(incident: Incident, traces: TraceSource, how: str | None = No
     says where a baseline the caller already chose came from."""
     now_w, base_w, chosen = baseline_windows(incident, traces)
     how = how or chosen
-    spans = traces.spans(now_w, limit=SPAN_LIMIT)
+    spans = traces.spans(TraceQuery(now_w, limit=SPAN_LIMIT))
     now = _per_service(spans, now_w.seconds)
-    base = _per_service(traces.spans(base_w, limit=SPAN_LIMIT), base_w.seconds) if base_w else {}
+    base = (
+        _per_service(traces.spans(TraceQuery(base_w, limit=SPAN_LIMIT)), base_w.seconds)
+        if base_w
+        else {}
+    )
     for s in now.values():
         _compare(s, base.get(s.service))
     rows = sorted(now.values(), key=lambda s: (not s.affected, -s.error_rate, s.service))

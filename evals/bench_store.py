@@ -27,6 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from tools.telemetry.model import TimeWindow
+from tools.telemetry.sources import LogQuery, MetricQuery, TraceQuery
 from tools.telemetry.store import TelemetryStore
 
 DAY = "2023-01-29"
@@ -94,16 +95,18 @@ def query_latencies(path: Path) -> dict[str, list[float]]:
         starts = window_starts(store, QUERIES_PER_RUN)
         first = TimeWindow.from_ns(starts[0], starts[0] + WINDOW_S * 1_000_000_000)
         # the metric with the most samples in a window (one every pod reports), not a rare one
-        metric = max(store.metric_names(), key=lambda n: store.series(n, first).num_rows)
+        metric = max(
+            store.metric_names(), key=lambda n: store.series(MetricQuery(n, first)).num_rows
+        )
         out: dict[str, list[float]] = {"traces": [], "traces+service": [], "logs": [], "metric": []}
         for i, start in enumerate(starts):
             w = TimeWindow.from_ns(start, start + WINDOW_S * 1_000_000_000)
             svc = services[i % len(services)]
             calls: dict[str, Callable[[], pa.Table]] = {
-                "traces": lambda w=w: store.spans(w),
-                "traces+service": lambda w=w, s=svc: store.spans(w, services=[s]),
-                "logs": lambda w=w: store.logs(w),
-                "metric": lambda w=w: store.series(metric, w),
+                "traces": lambda w=w: store.spans(TraceQuery(w)),
+                "traces+service": lambda w=w, s=svc: store.spans(TraceQuery(w, services=[s])),
+                "logs": lambda w=w: store.logs(LogQuery(w)),
+                "metric": lambda w=w: store.series(MetricQuery(metric, w)),
             }
             for name, call in calls.items():
                 t0, c0 = time.perf_counter(), time.process_time()

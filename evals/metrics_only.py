@@ -31,6 +31,7 @@ import pyarrow as pa
 from evals.baselines import baro_rank, metric_walk_rank
 from evals.metrics_only_synth import FAULTS, SynthCase, generate
 from tools.telemetry.model import CaseTelemetry, Incident, LabelledCase, TimeWindow
+from tools.telemetry.sources import MetricQuery
 from tools.telemetry.topology import read_topology
 
 METHODS = ("tamo", "baro", "walk")
@@ -74,8 +75,8 @@ def _baseline_case(store_file: Path, case: SynthCase) -> CaseTelemetry:
     baseline = _window(case.start_s, case.window_start_s)
     with TelemetryStore(store_file, read_only=True) as store:
         names = store.metric_names()
-        metrics = pa.concat_tables([store.series(n, window) for n in names])
-        base = pa.concat_tables([store.series(n, baseline) for n in names])
+        metrics = pa.concat_tables([store.series(MetricQuery(n, window)) for n in names])
+        base = pa.concat_tables([store.series(MetricQuery(n, baseline)) for n in names])
     label = LabelledCase(
         case_id=case.case_id,
         dataset="metrics-only-synth",

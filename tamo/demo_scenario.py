@@ -39,6 +39,7 @@ from tools.repair.identity import os_principal
 from tools.telemetry.backends.prometheus import PrometheusClient
 from tools.telemetry.local_prometheus import LocalPrometheus, free_loopback_port
 from tools.telemetry.model import TimeWindow
+from tools.telemetry.sources import MetricQuery
 from tools.telemetry.span_tail import SpanTail
 from tools.telemetry.store import TelemetryStore
 from tools.toolbox.context import ToolContext
@@ -58,7 +59,7 @@ def _series(
     window = _span(start, end)
     for name, q in effect_queries(3).items():
         try:
-            t = prom.series(q, window, 1.0)
+            t = prom.series(MetricQuery(q, window, step_s=1.0))
         except TamoError:
             out[name] = []
             continue

@@ -16,10 +16,9 @@ from typing import TYPE_CHECKING
 
 import typer
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from tamo.console import console, err_console
+from tamo.console import console, err_console, progress_bar
 from tools.core.errors import InputError, TamoError
 from tools.core.settings import get_settings
 from tools.telemetry.ingest import FORMATS, IngestResult, detect_format
@@ -56,6 +55,21 @@ def open_store(path: Path | None, *, read_only: bool = False) -> TelemetryStore 
 def store_option() -> Path | None:
     return typer.Option(
         None, "--store", help="Store file (default: TAMO_STORE_PATH or the user data dir)."
+    )
+
+
+def dataset_option(what: str) -> str | None:
+    """``--dataset``: which labelled dataset ``what`` (its parts and folder: the next two)."""
+    return typer.Option(None, "--dataset", "-d", help=f"{what}: nezha | sockshop-rcd.")
+
+
+def root_option() -> Path | None:
+    return typer.Option(None, "--root", help="The dataset's folder.")
+
+
+def parts_option() -> list[str] | None:
+    return typer.Option(
+        None, "--parts", "-p", help="Nezha days or Sock Shop runs; repeat. Default: all."
     )
 
 
@@ -108,17 +122,6 @@ def ingest_topology(store: TelemetryStore, path: Path) -> None:
         console.print(f"[yellow]warning:[/] {path}: {w}", highlight=False, soft_wrap=True)
 
 
-def _progress() -> Progress:
-    return Progress(
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err_console,
-        transient=True,
-    )
-
-
 def _report(results: list[IngestResult], store: TelemetryStore) -> None:
     table = Table(title=f"ingested into {store.path}")
     for col in ("source", "format", "spans", "logs", "metrics"):
@@ -144,7 +147,7 @@ def _totals(store: TelemetryStore) -> None:
 
 def ingest_files(store: TelemetryStore, files: list[Path], fmt: str | None) -> list[IngestResult]:
     results: list[IngestResult] = []
-    with _progress() as progress:
+    with progress_bar() as progress:
         task = progress.add_task("ingesting", total=len(files))
         for f in files:
             progress.update(task, description=f"ingesting {f.name}")
@@ -162,7 +165,7 @@ def ingest_dataset(store: TelemetryStore, dataset: str, root: Path, parts: list[
     from tools.telemetry.datasets import get_adapter
 
     adapter = get_adapter(dataset)
-    with _progress() as progress:
+    with progress_bar() as progress:
         task = progress.add_task(f"ingesting {dataset}", total=None)
         items = (
             (kind, table, source)
@@ -195,13 +198,9 @@ def register(app: typer.Typer) -> None:
             None, "--format", "-f", help=f"Skip detection: {' | '.join(FORMATS)}."
         ),
         store_path: Path | None = store_option(),
-        dataset: str | None = typer.Option(
-            None, "--dataset", "-d", help="Ingest a labelled dataset: nezha | sockshop-rcd."
-        ),
-        root: Path | None = typer.Option(None, "--root", help="The dataset's folder."),
-        parts: list[str] | None = typer.Option(
-            None, "--parts", "-p", help="Nezha days or Sock Shop runs; repeat. Default: all."
-        ),
+        dataset: str | None = dataset_option("Ingest a labelled dataset"),
+        root: Path | None = root_option(),
+        parts: list[str] | None = parts_option(),
         listen: str | None = typer.Option(
             None,
             "--listen",

@@ -10,9 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from tamo.console import console, fail
+from tamo.console import console, fail, progress_bar
 from tools.core.errors import TamoError
 
 
@@ -21,17 +20,6 @@ def _parts(days: str | None, runs: str | None) -> list[str] | None:
     if not value:
         return None
     return [p.strip() for p in value.split(",") if p.strip()]
-
-
-def _progress() -> Progress:
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-    )
 
 
 def register(app: typer.Typer) -> None:
@@ -51,7 +39,7 @@ def register(app: typer.Typer) -> None:
 
         try:
             parts = _parts(days, runs)
-            with _progress() as bar:
+            with progress_bar(console) as bar:
                 tasks: dict[str, int] = {}
 
                 def tick(stage: str, done: int, total: int | None = None) -> None:

@@ -21,6 +21,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from tamo.console import console
+from tamo.ingest_cmd import dataset_option, parts_option, root_option
 from tools.core.errors import TamoError
 from tools.core.settings import Settings, get_settings
 from tools.telemetry.backends.prometheus import PrometheusClient
@@ -30,6 +31,7 @@ from tools.telemetry.local_prometheus import (
     OpenMetricsSummary,
 )
 from tools.telemetry.model import from_ns
+from tools.telemetry.sources import MetricQuery
 
 
 def state_file(settings: Settings) -> Path:
@@ -94,7 +96,7 @@ def _metric_tables(
             window = store.extent("metrics")
             if window is not None:
                 for name in store.metric_names():
-                    yield f"{store_path}:{name}", store.series(name, window)
+                    yield f"{store_path}:{name}", store.series(MetricQuery(name, window))
 
 
 def _backfill(prom: LocalPrometheus, tables: Iterator[tuple[str, pa.Table]]) -> int:
@@ -149,13 +151,9 @@ def register(app: typer.Typer) -> None:
 
     @group.command("start")
     def start(
-        dataset: str | None = typer.Option(
-            None, "--dataset", "-d", help="Backfill this dataset's metrics: nezha | sockshop-rcd."
-        ),
-        root: Path | None = typer.Option(None, "--root", help="Dataset folder."),
-        parts: list[str] | None = typer.Option(
-            None, "--parts", "-p", help="Nezha days or Sock Shop runs; repeat. Default: all."
-        ),
+        dataset: str | None = dataset_option("Backfill this dataset's metrics"),
+        root: Path | None = root_option(),
+        parts: list[str] | None = parts_option(),
         from_store: Path | None = typer.Option(
             None, "--from-store", help="Backfill every metric of this embedded store file."
         ),

@@ -8,10 +8,13 @@ given); with neither, the whole stored time range. ``--json`` prints the rows fo
 
 from __future__ import annotations
 
+import inspect
 import json
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import typer
@@ -21,6 +24,7 @@ from tamo.console import console
 from tamo.ingest_cmd import one_line_errors, open_store, store_option
 from tools.core.errors import TamoError
 from tools.telemetry.model import TimeWindow, from_ns
+from tools.telemetry.sources import LogQuery, MetricQuery, TraceQuery
 from tools.telemetry.store import TelemetryStore
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h|d)$")
@@ -97,20 +101,60 @@ def _emit(
     console.print(out)
 
 
-SINCE = typer.Option(None, "--since", help="Window up to now, e.g. 15m, 2h.")
-START = typer.Option(None, "--start", help="Window start, ISO 8601 (UTC unless offset).")
-END = typer.Option(None, "--end", help="Window end, ISO 8601.")
+def _option(name: str, annotation: object, default: object) -> inspect.Parameter:
+    return inspect.Parameter(
+        name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=default, annotation=annotation
+    )
+
+
+_WINDOW_OPTIONS = [
+    _option("store_path", Path | None, store_option()),
+    _option(
+        "since", str | None, typer.Option(None, "--since", help="Window up to now, e.g. 15m, 2h.")
+    ),
+    _option(
+        "start",
+        str | None,
+        typer.Option(None, "--start", help="Window start, ISO 8601 (UTC unless offset)."),
+    ),
+    _option("end", str | None, typer.Option(None, "--end", help="Window end, ISO 8601.")),
+]
+
+
+def over_window(command: Callable[..., None]) -> Callable[..., None]:
+    """A ``tamo query`` subcommand over one window of the store: ``command(store, window, ...)``.
+
+    Why: every subcommand takes ``--store`` and ``--since``/``--start``/``--end``, opens the store
+    read-only and resolves the window the same way; those options are declared here once and put
+    in front of the command's own options in the signature typer reads.
+    """
+    own = list(inspect.signature(command, eval_str=True).parameters.values())[2:]
+
+    def run(
+        store_path: Path | None,
+        since: str | None,
+        start: str | None,
+        end: str | None,
+        **options: Any,
+    ) -> None:
+        with one_line_errors(), open_store(store_path, read_only=True) as store:
+            command(store, resolve_window(store, since, start, end), **options)
+
+    run.__name__, run.__doc__ = command.__name__, command.__doc__
+    run.__signature__ = inspect.Signature([*_WINDOW_OPTIONS, *own])  # type: ignore[attr-defined]
+    return run
+
+
 LIMIT = typer.Option(100, "--limit", "-n", help="Rows to show (0: all).")
 JSON = typer.Option(False, "--json", help="Print JSON rows instead of a table.")
 SERVICE = typer.Option(None, "--service", "-s", help="Only these services; repeat.")
 
 
 @query_app.command("traces")
+@over_window
 def traces(
-    store_path: Path | None = store_option(),
-    since: str | None = SINCE,
-    start: str | None = START,
-    end: str | None = END,
+    store: TelemetryStore,
+    window: TimeWindow,
     service: list[str] | None = SERVICE,
     operation: str | None = typer.Option(None, "--operation", "-o", help="Exact operation."),
     min_duration_ms: float | None = typer.Option(None, "--min-duration-ms", help="Slower than."),
@@ -120,41 +164,38 @@ def traces(
     as_json: bool = JSON,
 ) -> None:
     """Spans that start in the window and match every filter, oldest first."""
-    with one_line_errors(), open_store(store_path, read_only=True) as store:
-        window = resolve_window(store, since, start, end)
-        got = store.spans(
+    got = store.spans(
+        TraceQuery(
             window,
-            service or None,
-            operation,
-            min_duration_ms,
-            errors,
-            trace_id,
-            limit + 1 if limit else None,
+            services=service or None,
+            operation=operation,
+            min_duration_ms=min_duration_ms,
+            errors_only=errors,
+            trace_id=trace_id,
+            limit=limit + 1 if limit else None,
         )
-        _emit(
-            got,
-            limit,
-            as_json,
-            "spans",
-            {
-                "start (UTC)": lambda r: _iso(r["start_ns"]),
-                "trace": lambda r: r["trace_id"],
-                "service": lambda r: r["service"],
-                "operation": lambda r: r["operation"],
-                "ms": lambda r: "" if r["duration_ns"] is None else f"{r['duration_ns'] / 1e6:.1f}",
-                "status": lambda r: (
-                    r["status"] + (f" {r['error_code']}" if r["error_code"] else "")
-                ),
-            },
-        )
+    )
+    _emit(
+        got,
+        limit,
+        as_json,
+        "spans",
+        {
+            "start (UTC)": lambda r: _iso(r["start_ns"]),
+            "trace": lambda r: r["trace_id"],
+            "service": lambda r: r["service"],
+            "operation": lambda r: r["operation"],
+            "ms": lambda r: "" if r["duration_ns"] is None else f"{r['duration_ns'] / 1e6:.1f}",
+            "status": lambda r: r["status"] + (f" {r['error_code']}" if r["error_code"] else ""),
+        },
+    )
 
 
 @query_app.command("logs")
+@over_window
 def logs(
-    store_path: Path | None = store_option(),
-    since: str | None = SINCE,
-    start: str | None = START,
-    end: str | None = END,
+    store: TelemetryStore,
+    window: TimeWindow,
     service: list[str] | None = SERVICE,
     grep: str | None = typer.Option(None, "--grep", "-g", help="Substring of the message."),
     regex: str | None = typer.Option(None, "--regex", "-e", help="Regular expression (RE2)."),
@@ -163,88 +204,82 @@ def logs(
     as_json: bool = JSON,
 ) -> None:
     """Log lines in the window that match every filter, oldest first."""
-    with one_line_errors(), open_store(store_path, read_only=True) as store:
-        if grep is not None and regex is not None:
-            raise TamoError("give --grep or --regex, not both", source="--regex")
-        window = resolve_window(store, since, start, end)
-        got = store.logs(
+    if grep is not None and regex is not None:
+        raise TamoError("give --grep or --regex, not both", source="--regex")
+    got = store.logs(
+        LogQuery(
             window,
-            service or None,
-            regex if regex is not None else grep,
-            regex is not None,
-            trace_id,
-            limit + 1 if limit else None,
+            services=service or None,
+            query=regex if regex is not None else grep,
+            regex=regex is not None,
+            trace_id=trace_id,
+            limit=limit + 1 if limit else None,
         )
-        _emit(
-            got,
-            limit,
-            as_json,
-            "log lines",
-            {
-                "time (UTC)": lambda r: _iso(r["ts_ns"]),
-                "service": lambda r: r["service"] or "",
-                "level": lambda r: r["severity"] or "",
-                "message": lambda r: r["body"][:300],
-            },
-        )
+    )
+    _emit(
+        got,
+        limit,
+        as_json,
+        "log lines",
+        {
+            "time (UTC)": lambda r: _iso(r["ts_ns"]),
+            "service": lambda r: r["service"] or "",
+            "level": lambda r: r["severity"] or "",
+            "message": lambda r: r["body"][:300],
+        },
+    )
 
 
 @query_app.command("metrics")
+@over_window
 def metrics(
+    store: TelemetryStore,
+    window: TimeWindow,
     name: str = typer.Option(..., "--name", help="Metric name (exact)."),
-    store_path: Path | None = store_option(),
-    since: str | None = SINCE,
-    start: str | None = START,
-    end: str | None = END,
     label: list[str] | None = typer.Option(None, "--label", "-l", help="k=v label match; repeat."),
     step: float | None = typer.Option(None, "--step", help="Resample: last value per step (s)."),
     limit: int = LIMIT,
     as_json: bool = JSON,
 ) -> None:
     """Samples of one metric in the window, per series then time."""
-    with one_line_errors(), open_store(store_path, read_only=True) as store:
-        window = resolve_window(store, since, start, end)
-        got = store.series(name, window, step, _labels(label))
-        _emit(
-            got,
-            limit,
-            as_json,
-            name,
-            {
-                "time (UTC)": lambda r: _iso(r["ts_ns"]),
-                "labels": lambda r: r["labels"],
-                "value": lambda r: f"{r['value']:.6g}",
-            },
-        )
+    got = store.series(MetricQuery(name, window, step_s=step, labels=_labels(label)))
+    _emit(
+        got,
+        limit,
+        as_json,
+        name,
+        {
+            "time (UTC)": lambda r: _iso(r["ts_ns"]),
+            "labels": lambda r: r["labels"],
+            "value": lambda r: f"{r['value']:.6g}",
+        },
+    )
 
 
 @query_app.command("callgraph")
+@over_window
 def callgraph(
-    store_path: Path | None = store_option(),
-    since: str | None = SINCE,
-    start: str | None = START,
-    end: str | None = END,
+    store: TelemetryStore,
+    window: TimeWindow,
     as_json: bool = JSON,
 ) -> None:
     """Service call graph of the window: caller -> callee with calls, errors, p50/p95 latency."""
-    with one_line_errors(), open_store(store_path, read_only=True) as store:
-        window = resolve_window(store, since, start, end)
-        graph = store.call_graph(window)
-        edges = [{"caller": a, "callee": b, **attrs} for a, b, attrs in graph.edges(data=True)]
-        _emit(
-            pa.Table.from_pylist(edges) if edges else pa.table({}),
-            0,
-            as_json,
-            "calls",
-            {
-                "caller": lambda r: r["caller"],
-                "callee": lambda r: r["callee"],
-                "calls": lambda r: r["calls"],
-                "errors": lambda r: r["errors"],
-                "p50 ms": lambda r: f"{r['p50_ms']:.1f}",
-                "p95 ms": lambda r: f"{r['p95_ms']:.1f}",
-            },
-        )
+    graph = store.call_graph(window)
+    edges = [{"caller": a, "callee": b, **attrs} for a, b, attrs in graph.edges(data=True)]
+    _emit(
+        pa.Table.from_pylist(edges) if edges else pa.table({}),
+        0,
+        as_json,
+        "calls",
+        {
+            "caller": lambda r: r["caller"],
+            "callee": lambda r: r["callee"],
+            "calls": lambda r: r["calls"],
+            "errors": lambda r: r["errors"],
+            "p50 ms": lambda r: f"{r['p50_ms']:.1f}",
+            "p95 ms": lambda r: f"{r['p95_ms']:.1f}",
+        },
+    )
 
 
 def register(app: typer.Typer) -> None:

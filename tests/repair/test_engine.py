@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 import pytest
 
 from tools.repair import Diagnosis, RuleEngine, load_strategies
-from tools.repair.diagnosis import Severity
+from tools.repair.diagnosis import AlarmLevel
 from tools.repair.strategy import parse_strategies
 
 
@@ -22,7 +22,7 @@ def chapter7() -> Diagnosis:
         fault_type="inference_hang",
         error_codes=["MODEL_TIMEOUT"],
         metrics={"p95_latency_s": 11.8, "failure_rate": 0.187},
-        severity=Severity.CRITICAL,
+        severity=AlarmLevel.CRITICAL,
         confidence=0.93,
         trace_ids=["abc453"],
         detected_at=datetime(2025, 4, 27, 13, 46, tzinfo=UTC),

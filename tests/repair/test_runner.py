@@ -25,7 +25,8 @@ from tools.repair import (
 )
 from tools.repair.executors import WebhookExecutor
 from tools.repair.strategy import parse_strategies
-from tools.telemetry.model import METRIC_SCHEMA, TimeWindow
+from tools.telemetry.model import METRIC_SCHEMA
+from tools.telemetry.sources import MetricQuery
 
 STRATEGY = """
 - strategy_id: restart_then_check
@@ -59,14 +60,8 @@ class Metrics:
         self.value = value
         self.queries: list[str] = []
 
-    def series(
-        self,
-        q: str,
-        window: TimeWindow,
-        step_s: float | None = None,
-        labels: dict[str, str] | None = None,
-    ) -> pa.Table:
-        self.queries.append(q)
+    def series(self, query: MetricQuery) -> pa.Table:
+        self.queries.append(query.name_or_promql)
         if self.value is None:
             return METRIC_SCHEMA.empty_table()
         return pa.Table.from_pylist(
@@ -76,7 +71,7 @@ class Metrics:
                     "service": None,
                     "pod": None,
                     "labels": "{}",
-                    "ts_ns": window.end_ns,
+                    "ts_ns": query.window.end_ns,
                     "value": self.value,
                 }
             ],

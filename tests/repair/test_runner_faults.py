@@ -19,6 +19,7 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 from typer.testing import CliRunner
 
@@ -29,6 +30,7 @@ from tools.core.errors import InputError, TamoError
 from tools.repair import AuditLog, RepairExecutor, Verifier
 from tools.repair.audit import AuditWriteError
 from tools.telemetry.backends.prometheus import PrometheusClient
+from tools.telemetry.sources import MetricQuery
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -214,10 +216,10 @@ def test_a_trace_source_with_its_clock_behind_fails_verification_safely(tmp_path
     class Behind(Metrics):
         """A source whose clock is 5 minutes behind: it answers only for its own "now"."""
 
-        def series(self, q, window, step_s=None, labels=None):  # type: ignore[no-untyped-def]
-            t = super().series(q, window, step_s, labels)
-            stamped = window.end_ns - 300 * 10**9
-            return t.slice(0, 0) if stamped < window.start_ns else t
+        def series(self, query: MetricQuery) -> pa.Table:
+            t = super().series(query)
+            stamped = query.window.end_ns - 300 * 10**9
+            return t.slice(0, 0) if stamped < query.window.start_ns else t
 
     with WebhookServer() as hook:
         plan, runner, _ = make(tmp_path, hook, metric=1.0)

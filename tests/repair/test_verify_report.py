@@ -18,6 +18,7 @@ from tools.repair.effect_plots import (
 from tools.repair.strategy import VerifyCheck, VerifySpec
 from tools.repair.verify import Verifier, trace_statistic
 from tools.telemetry.model import SPAN_SCHEMA, TimeWindow
+from tools.telemetry.sources import TraceQuery
 
 
 def spans(durations_ms: list[float], errors: int = 0, roots: int = 0) -> pa.Table:
@@ -44,8 +45,8 @@ class Traces:
     def __init__(self, normal: pa.Table, now: pa.Table, cut: datetime) -> None:
         self.normal, self.now, self.cut = normal, now, cut
 
-    def spans(self, window: TimeWindow, services=None, **kw) -> pa.Table:
-        return self.normal if window.end <= self.cut else self.now
+    def spans(self, query: TraceQuery) -> pa.Table:
+        return self.normal if query.window.end <= self.cut else self.now
 
 
 def test_trace_statistics() -> None:

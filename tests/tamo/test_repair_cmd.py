@@ -42,6 +42,21 @@ def diag(tmp_path: Path, **over: object) -> Path:
     return p
 
 
+@pytest.fixture
+def execute(tmp_path: Path) -> list[str]:
+    """``tamo repair execute`` of a model timeout under one notify-only strategy, allowed on
+    ``Inference*`` and audited in ``tmp_path/audit``; a test adds the executor and ``--yes``."""
+    (tmp_path / "s.yaml").write_text(
+        "- {strategy_id: notify_only, repair_class: notify, executor: webhook,"
+        " condition: {fault_type: model_timeout}, actions: [{notify: '{module}'}]}"
+    )
+    return [
+        *("repair", "execute", "--diagnosis", str(diag(tmp_path))),
+        *("--strategies", str(tmp_path / "s.yaml"), "--allow", "Inference*"),
+        *("--audit-dir", str(tmp_path / "audit")),
+    ]
+
+
 def test_strategies_and_plan(app: typer.Typer, tmp_path: Path) -> None:
     r = runner.invoke(app, ["repair", "strategies"])
     assert r.exit_code == 0 and "executor_restart_fallback" in r.output
@@ -63,31 +78,15 @@ def test_bad_inputs_are_one_line_exit_2(app: typer.Typer, tmp_path: Path) -> Non
 
 
 def test_execute_then_audit_commands(
-    app: typer.Typer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    app: typer.Typer, execute: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("TAMO_REPAIR_APPROVERS", os_principal())
     audit = tmp_path / "audit"
-    (tmp_path / "s.yaml").write_text(
-        "- {strategy_id: notify_only, repair_class: notify, executor: webhook,"
-        " condition: {fault_type: model_timeout}, actions: [{notify: '{module}'}]}"
-    )
-    base = [
-        "repair",
-        "execute",
-        "--diagnosis",
-        str(diag(tmp_path)),
-        "--strategies",
-        str(tmp_path / "s.yaml"),
-        "--allow",
-        "Inference*",
-        "--audit-dir",
-        str(audit),
-    ]
     with WebhookServer() as hook:
-        r = runner.invoke(app, [*base, "--webhook", hook.url])
+        r = runner.invoke(app, [*execute, "--webhook", hook.url])
         assert r.exit_code == 1 and "approval required" not in r.output  # approver said no
         assert "not approved" in r.output
-        r = runner.invoke(app, [*base, "--webhook", hook.url, "--yes"])
+        r = runner.invoke(app, [*execute, "--webhook", hook.url, "--yes"])
         assert r.exit_code == 0 and "success" in r.output
         assert [c["mode"] for c in hook.calls].count("execute") == 1
     r = runner.invoke(app, ["audit", "list", "--audit-dir", str(audit), "--event", "approval"])
@@ -110,35 +109,14 @@ def test_execute_then_audit_commands(
 
 
 def test_execute_refuses_an_os_account_outside_the_approvers(
-    app: typer.Typer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    app: typer.Typer, execute: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("TAMO_REPAIR_APPROVERS", "os:somebody-else")
     monkeypatch.setenv("USER", "somebody-else")  # $USER is no identity: the uid is
     monkeypatch.setenv("LOGNAME", "somebody-else")
-    (tmp_path / "s.yaml").write_text(
-        "- {strategy_id: notify_only, repair_class: notify, executor: webhook,"
-        " condition: {fault_type: model_timeout}, actions: [{notify: '{module}'}]}"
-    )
     audit = tmp_path / "audit"
     with WebhookServer() as hook:
-        r = runner.invoke(
-            app,
-            [
-                "repair",
-                "execute",
-                "--diagnosis",
-                str(diag(tmp_path)),
-                "--strategies",
-                str(tmp_path / "s.yaml"),
-                "--allow",
-                "Inference*",
-                "--audit-dir",
-                str(audit),
-                "--webhook",
-                hook.url,
-                "--yes",
-            ],
-        )
+        r = runner.invoke(app, [*execute, "--webhook", hook.url, "--yes"])
         assert hook.modes("execute") == []
     assert r.exit_code == 1
     assert f"approval refused: {os_principal()} is not in TAMO_REPAIR_APPROVERS" in r.output

@@ -26,6 +26,7 @@ from tests.telemetry.test_backends_http import FakeBackend, Reply, running_fake
 from tools.core.errors import BackendError, NotFoundError
 from tools.telemetry.backends.jaeger import JaegerClient, traces_to_table
 from tools.telemetry.model import SPAN_SCHEMA, TimeWindow
+from tools.telemetry.sources import TraceQuery
 
 T0_US = 1_661_155_200_000_000  # 2022-08-22T08:00:00Z in microseconds
 WINDOW = TimeWindow.from_ns(T0_US * 1000, (T0_US + 60_000_000) * 1000)
@@ -150,7 +151,7 @@ def test_unknown_trace_is_not_found(fake: FakeBackend, jaeger: JaegerClient) -> 
 def test_spans_searches_every_service_and_narrows_to_matching_spans(
     fake: FakeBackend, jaeger: JaegerClient
 ) -> None:
-    spans = jaeger.spans(WINDOW)
+    spans = jaeger.spans(TraceQuery(WINDOW))
     # The SQL span starts 90 s after T0: outside the window although its trace matched.
     assert sorted(spans["operation"].to_pylist()) == ["FindDriverIDs", "HTTP GET /dispatch"]
     searches = fake.hits("/api/traces")
@@ -160,12 +161,14 @@ def test_spans_searches_every_service_and_narrows_to_matching_spans(
     )
     assert searches[0].arg("limit") == "200"
 
-    errors = jaeger.spans(WINDOW, services=["redis"], errors_only=True, min_duration_ms=100)
+    errors = jaeger.spans(
+        TraceQuery(WINDOW, services=["redis"], errors_only=True, min_duration_ms=100)
+    )
     assert errors["span_id"].to_pylist() == ["1a2b3c4d5e6f7081"]
     last = fake.hits("/api/traces")[-1]
     assert json.loads(last.arg("tags")) == {"error": "true"} and last.arg("minDuration") == "100ms"
-    assert jaeger.spans(WINDOW, operation="SQL SELECT").num_rows == 0
-    assert jaeger.spans(WINDOW, trace_id=TRACE_ID, limit=1)["span_id"].to_pylist() == [
+    assert jaeger.spans(TraceQuery(WINDOW, operation="SQL SELECT")).num_rows == 0
+    assert jaeger.spans(TraceQuery(WINDOW, trace_id=TRACE_ID, limit=1))["span_id"].to_pylist() == [
         "00f067aa0ba902b7"
     ]
 

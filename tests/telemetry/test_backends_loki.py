@@ -22,6 +22,7 @@ from tests.telemetry.test_backends_http import FakeBackend, Reply, Request, runn
 from tools.core.errors import BackendError
 from tools.telemetry.backends.loki import LokiClient, build_logql, streams_to_table
 from tools.telemetry.model import LOG_SCHEMA, TimeWindow
+from tools.telemetry.sources import LogQuery
 
 T0 = 1_675_000_000 * 10**9
 WINDOW = TimeWindow.from_ns(T0, T0 + 60 * 10**9)
@@ -85,7 +86,7 @@ def loki(fake: FakeBackend) -> LokiClient:
 
 def test_logs_pages_through_the_window_in_time_order(loki: LokiClient, fake: FakeBackend) -> None:
     loki.page_size = 2
-    table = loki.logs(WINDOW)
+    table = loki.logs(LogQuery(WINDOW))
     assert table.schema == LOG_SCHEMA
     assert table["ts_ns"].to_pylist() == [T0 + 1, T0 + 2, T0 + 2, T0 + 3, T0 + 5]
     assert table["body"].to_pylist()[1:3] == ["db timeout trace=abc123", "retrying charge"]
@@ -103,17 +104,19 @@ def test_logs_pages_through_the_window_in_time_order(loki: LokiClient, fake: Fak
 def test_logs_limit_services_substring_regex_and_trace_id(
     loki: LokiClient, fake: FakeBackend
 ) -> None:
-    assert loki.logs(WINDOW, limit=3).num_rows == 3
-    payment = loki.logs(WINDOW, services=["payment"], query='charge "x"')
+    assert loki.logs(LogQuery(WINDOW, limit=3)).num_rows == 3
+    payment = loki.logs(LogQuery(WINDOW, services=["payment"], query='charge "x"'))
     assert set(payment["service"].to_pylist()) == {"payment"}
     assert fake.requests[-1].arg("query") == '{service_name=~"payment"} |= "charge \\"x\\""'
     loki.logs(
-        WINDOW, services=["cart", "ts.order"], query="time(out)?", regex=True, trace_id="abc123"
+        LogQuery(
+            WINDOW, services=["cart", "ts.order"], query="time(out)?", regex=True, trace_id="abc123"
+        )
     )
     assert fake.requests[-1].arg("query") == (
         '{service_name=~"cart|ts\\\\.order"} |~ "time(out)?" |= "abc123"'
     )
-    loki.logs(WINDOW, query='{app="cart"} | json | level="error"')
+    loki.logs(LogQuery(WINDOW, query='{app="cart"} | json | level="error"'))
     assert fake.requests[-1].arg("query") == '{app="cart"} | json | level="error"'
     assert len(fake.hits("/loki/api/v1/labels")) == 1  # the service label is discovered once
 
@@ -131,14 +134,14 @@ def test_configured_service_label_and_error_shapes(fake: FakeBackend) -> None:
     )
     loki = LokiClient(fake.url, service_label="app", backoff_s=0.01)
     with pytest.raises(BackendError) as exc:
-        loki.logs(WINDOW, services=["cart"])
+        loki.logs(LogQuery(WINDOW, services=["cart"]))
     assert exc.value.status == 400 and "syntax error" in str(exc.value)
     assert fake.requests[-1].arg("query") == '{app=~"cart"}'
     assert not fake.hits("/loki/api/v1/labels")
     matrix = {"status": "success", "data": {"resultType": "matrix", "result": []}}
     fake.route("/loki/api/v1/query_range", matrix)
     with pytest.raises(BackendError, match="resultType 'matrix' is not 'streams'"):
-        loki.logs(WINDOW)
+        loki.logs(LogQuery(WINDOW))
 
 
 def test_structured_metadata_of_loki_3_fills_trace_and_span_ids() -> None:
@@ -206,4 +209,7 @@ def test_streams_to_table_keeps_every_line_in_time_order(streams, service_label)
 
 
 def test_build_logql_escapes_quotes_and_backslashes() -> None:
-    assert build_logql("app", ["a"], 'say "hi" \\o/') == '{app=~"a"} |= "say \\"hi\\" \\\\o/"'
+    assert (
+        build_logql("app", LogQuery(WINDOW, services=["a"], query='say "hi" \\o/'))
+        == '{app=~"a"} |= "say \\"hi\\" \\\\o/"'
+    )

@@ -26,6 +26,7 @@ from tests.telemetry.test_backends_http import FakeBackend, Reply, running_fake
 from tools.core.errors import BackendError, NotFoundError
 from tools.telemetry.backends.tempo import TempoClient, build_traceql, trace_to_table
 from tools.telemetry.model import SPAN_SCHEMA, TimeWindow
+from tools.telemetry.sources import TraceQuery
 
 T0 = 1_684_778_327_000_000_000
 WINDOW = TimeWindow.from_ns(T0, T0 + 60 * 10**9)
@@ -177,13 +178,15 @@ def test_search_tags_and_values(tempo: TempoClient, fake: FakeBackend) -> None:
 
 
 def test_spans_runs_traceql_then_fetches_and_filters(tempo: TempoClient, fake: FakeBackend) -> None:
-    spans = tempo.spans(WINDOW, services=["billing"], errors_only=True, min_duration_ms=400)
+    spans = tempo.spans(
+        TraceQuery(WINDOW, services=["billing"], errors_only=True, min_duration_ms=400)
+    )
     assert spans["span_id"].to_pylist() == [CHILD]
     q = fake.hits("/api/search")[-1].arg("q")
     assert q == '{ resource.service.name = "billing" && duration >= 400ms && status = error }'
     assert fake.hits("/api/search")[-1].arg("limit") == "200"
     assert len(fake.hits(f"/api/traces/{TRACE_ID}")) == 1
-    assert tempo.spans(WINDOW, trace_id=TRACE_ID).num_rows == 2
+    assert tempo.spans(TraceQuery(WINDOW, trace_id=TRACE_ID)).num_rows == 2
     graph = tempo.call_graph(WINDOW)
     edge = graph.edges["shop-backend", "billing"]
     assert edge["calls"] == 1 and edge["errors"] == 1 and edge["p95_ms"] == pytest.approx(446.0)
@@ -206,8 +209,10 @@ def test_missing_trace_and_malformed_answers(fake: FakeBackend) -> None:
 
 
 def test_build_traceql() -> None:
-    assert build_traceql() == "{}"
-    assert build_traceql(["a", 'b"c'], "GET /", 1.5) == (
+    assert build_traceql(TraceQuery(WINDOW)) == "{}"
+    assert build_traceql(
+        TraceQuery(WINDOW, services=["a", 'b"c'], operation="GET /", min_duration_ms=1.5)
+    ) == (
         '{ (resource.service.name = "a" || resource.service.name = "b\\"c") '
         '&& name = "GET /" && duration >= 1.5ms }'
     )

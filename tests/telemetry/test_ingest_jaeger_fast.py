@@ -5,14 +5,12 @@ from __future__ import annotations
 import json
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
-from tools.core.errors import InputError
-from tools.telemetry.ingest import jaeger_fast, jaeger_json, parse_text
+from tests.telemetry.fast_readers import HYP, Rows, assert_agrees, assert_error, fields, walked
+from tools.telemetry.ingest import jaeger_fast, jaeger_json
 from tools.telemetry.ingest.common import Counter, Fail, span_rows
-
-HYP = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 TAG_KEYS = ["a", "span.kind", "error", "otel.status_code", "error.type", "http.status_code"]
 
@@ -21,10 +19,7 @@ def _documents(variants: bool) -> st.SearchStrategy[object]:
     """Jaeger documents: the query API's shape only, or with the variants the walker also
     accepts (or rejects) mixed in; half the examples are canonical, so the typed path is tested
     with rows, not only by stepping aside."""
-
-    def field(good: st.SearchStrategy, *bad: object) -> st.SearchStrategy:
-        return st.one_of(good, st.sampled_from(bad)) if variants else good
-
+    field = fields(variants)
     trace_ids = field(
         st.one_of(
             st.binary(min_size=16, max_size=16).filter(any).map(bytes.hex),
@@ -106,29 +101,22 @@ def _documents(variants: bool) -> st.SearchStrategy[object]:
 documents = st.one_of(_documents(variants=False), _documents(variants=True))
 
 
-def _walk(doc: object) -> tuple[object, Counter] | InputError:
+def _walk(doc: object) -> Rows:
     rows, counter = span_rows(), Counter()
-    try:
-        jaeger_json.add_document(doc, rows, set(), counter, Fail("f.json", 1))
-    except InputError as exc:
-        return exc
+    jaeger_json.add_document(doc, rows, set(), counter, Fail("f.json", 1))
     return rows.table(), counter
+
+
+def _fast(doc: object) -> tuple[bool, Rows]:
+    rows, counter = span_rows(), Counter()
+    taken = jaeger_fast.add_document(json.dumps(doc), rows, set(), counter)
+    return taken, (rows.table(), counter)
 
 
 @HYP
 @given(documents)
 def test_typed_reader_gives_the_walkers_rows_or_steps_aside(doc: object) -> None:
-    rows, counter = span_rows(), Counter()
-    taken = jaeger_fast.add_document(json.dumps(doc), rows, set(), counter)
-    walked = _walk(doc)
-    if not taken:
-        assert rows.table().num_rows == 0  # nothing added before stepping aside
-        assert counter == Counter()
-        return
-    assert not isinstance(walked, InputError), walked  # it never accepts what the walker refuses
-    table, walked_counter = walked
-    assert rows.table().equals(table)
-    assert counter == walked_counter
+    assert_agrees(*_fast(doc), walked(lambda: _walk(doc)))
 
 
 def _query_api(n: int, duplicate: bool = False) -> dict:
@@ -162,12 +150,10 @@ def test_the_query_api_shape_takes_the_typed_path() -> None:
     """What Jaeger and our generators write must not fall back (the point of the reader)."""
     for duplicate in (False, True):
         doc = _query_api(50, duplicate)
-        rows, counter = span_rows(), Counter()
-        assert jaeger_fast.add_document(json.dumps(doc), rows, set(), counter)
-        table, walked_counter = _walk(doc)  # type: ignore[misc]
-        assert rows.table().equals(table)
-        assert counter == walked_counter
-        assert counter.duplicates == int(duplicate)
+        taken, fast = _fast(doc)
+        assert taken
+        assert_agrees(taken, fast, _walk(doc))
+        assert fast[1].duplicates == int(duplicate)
 
 
 @pytest.mark.parametrize(
@@ -181,7 +167,4 @@ def test_the_query_api_shape_takes_the_typed_path() -> None:
 def test_bad_input_is_still_the_walkers_one_line_error(spans_field: dict, message: str) -> None:
     good = json.dumps(_query_api(2))
     bad = json.dumps({"data": [{"traceID": "1", "spans": [spans_field]}]})
-    with pytest.raises(InputError) as exc:
-        parse_text(f"{good}\n{bad}\n", "f.json", "jaeger-json")
-    assert str(exc.value).startswith(message)
-    assert "\n" not in str(exc.value)
+    assert_error(f"{good}\n{bad}\n", "f.json", "jaeger-json", message)

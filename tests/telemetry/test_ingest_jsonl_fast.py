@@ -7,14 +7,12 @@ import json
 from datetime import datetime
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
-from tools.core.errors import InputError
-from tools.telemetry.ingest import jsonl_fast, jsonl_logs, parse_text
+from tests.telemetry.fast_readers import HYP, Rows, assert_agrees, assert_error, fields, walked
+from tools.telemetry.ingest import jsonl_fast, jsonl_logs
 from tools.telemetry.ingest.common import Counter, Fail, log_rows
-
-HYP = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 iso_times = st.datetimes(min_value=datetime(1900, 1, 1), max_value=datetime(2099, 12, 31)).map(
     datetime.isoformat
@@ -24,10 +22,7 @@ iso_times = st.datetimes(min_value=datetime(1900, 1, 1), max_value=datetime(2099
 def _records(variants: bool) -> st.SearchStrategy[object]:
     """Log records: one logger's shape, or mixed with what the walker also accepts (or
     refuses); half the examples are canonical so the fast path is tested with rows."""
-
-    def field(good: st.SearchStrategy, *bad: object) -> st.SearchStrategy:
-        return st.one_of(good, st.sampled_from(bad)) if variants else good
-
+    field = fields(variants)
     times = field(
         st.one_of(
             iso_times,
@@ -67,30 +62,23 @@ lines = st.one_of(
 )
 
 
-def _walk(records: list) -> tuple[object, Counter] | InputError:
+def _walk(records: list) -> Rows:
     rows, counter = log_rows(), Counter()
-    try:
-        for i, obj in enumerate(records, start=1):
-            jsonl_logs.add_line(obj, rows, counter, Fail("f.jsonl", i))
-    except InputError as exc:
-        return exc
+    for i, obj in enumerate(records, start=1):
+        jsonl_logs.add_line(obj, rows, counter, Fail("f.jsonl", i))
     return rows.table(), counter
+
+
+def _fast(records: list) -> tuple[bool, Rows]:
+    rows, counter = log_rows(), Counter()
+    taken = jsonl_fast.add_lines([json.dumps(r) for r in records], rows, counter)
+    return taken, (rows.table(), counter)
 
 
 @HYP
 @given(lines)
 def test_fast_reader_gives_the_walkers_rows_or_steps_aside(records: list) -> None:
-    rows, counter = log_rows(), Counter()
-    taken = jsonl_fast.add_lines([json.dumps(r) for r in records], rows, counter)
-    walked = _walk(records)
-    if not taken:
-        assert rows.table().num_rows == 0  # nothing added before stepping aside
-        assert counter == Counter()
-        return
-    assert not isinstance(walked, InputError), walked  # it never accepts what the walker refuses
-    table, walked_counter = walked
-    assert rows.table().equals(table)
-    assert counter == walked_counter
+    assert_agrees(*_fast(records), walked(lambda: _walk(records)))
 
 
 def test_a_loggers_lines_take_the_fast_path() -> None:
@@ -106,11 +94,10 @@ def test_a_loggers_lines_take_the_fast_path() -> None:
         }
         for i in range(20)
     ]
-    rows, counter = log_rows(), Counter()
-    assert jsonl_fast.add_lines([json.dumps(r) for r in records], rows, counter)
-    table, walked_counter = _walk(records)  # type: ignore[misc]
-    assert rows.table().equals(table)
-    assert counter == walked_counter and counter.truncated == 1
+    taken, fast = _fast(records)
+    assert taken
+    assert_agrees(taken, fast, _walk(records))
+    assert fast[1].truncated == 1
 
 
 @pytest.mark.parametrize(
@@ -124,7 +111,4 @@ def test_a_loggers_lines_take_the_fast_path() -> None:
 )
 def test_bad_input_is_still_the_walkers_one_line_error(bad: str, message: str) -> None:
     good = json.dumps({"ts": "2023-11-14T22:13:05Z", "msg": "ok"})
-    with pytest.raises(InputError) as exc:
-        parse_text(f"{good}\n\n{bad}\n{good}\n", "f.jsonl", "jsonl-logs")
-    assert str(exc.value).startswith(message)
-    assert "\n" not in str(exc.value)
+    assert_error(f"{good}\n\n{bad}\n{good}\n", "f.jsonl", "jsonl-logs", message)

@@ -29,6 +29,7 @@ from tools.core.errors import BackendError, TamoError
 from tools.telemetry.backends.prometheus import PrometheusClient
 from tools.telemetry.local_prometheus import LocalPrometheus, write_openmetrics
 from tools.telemetry.model import METRIC_SCHEMA, TimeWindow
+from tools.telemetry.sources import MetricQuery
 
 needs_prometheus = pytest.mark.skipif(
     not (shutil.which("prometheus") and shutil.which("promtool")),
@@ -127,12 +128,17 @@ def test_series_labels_and_label_values_keep_escaped_values(prom) -> None:
 def test_metric_source_series_is_half_open_and_filters_labels(prom) -> None:
     _, client = prom
     window = TimeWindow.from_ns((T0 + 10) * S, (T0 + 20) * S)
-    by_name = client.series("cpu_usage", window, 5, {"service": "cart"})
+    by_name = client.series(MetricQuery("cpu_usage", window, step_s=5, labels={"service": "cart"}))
     assert by_name["ts_ns"].to_pylist() == [(T0 + 10) * S, (T0 + 15) * S]  # end excluded
     assert set(by_name["name"].to_pylist()) == {"cpu_usage"}
     assert set(by_name["service"].to_pylist()) == {"cart"}
     expr = client.series(
-        "sum by (service) (http_requests_total)", window, 5, {"service": "ts-order"}
+        MetricQuery(
+            "sum by (service) (http_requests_total)",
+            window,
+            step_s=5,
+            labels={"service": "ts-order"},
+        )
     )
     assert expr["value"].to_pylist() == [30.0, 45.0]
     assert set(expr["name"].to_pylist()) == {"sum by (service) (http_requests_total)"}

@@ -25,6 +25,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from tools.telemetry.model import TimeWindow
 from tools.telemetry.otlp_receiver import OtlpReceiver
+from tools.telemetry.sources import LogQuery, MetricQuery, TraceQuery
 from tools.telemetry.store import TelemetryStore
 
 ALL = TimeWindow.from_ns(0, 2**62)
@@ -56,7 +57,7 @@ def test_spans_from_the_sdk_exporter(receiver: OtlpReceiver) -> None:
     assert web.force_flush() and cart.force_flush()
     web.shutdown(), cart.shutdown()
     receiver.flush()
-    spans = {r["operation"]: r for r in receiver.store.spans(ALL).to_pylist()}
+    spans = {r["operation"]: r for r in receiver.store.spans(TraceQuery(ALL)).to_pylist()}
     assert set(spans) == {"GET /cart", "GetCart"}
     parent, child = spans["GET /cart"], spans["GetCart"]
     ctx = root.get_span_context()
@@ -96,11 +97,13 @@ def test_logs_and_metrics_from_the_sdk_exporters(receiver: OtlpReceiver) -> None
     assert mp.force_flush()
     lp.shutdown(), mp.shutdown()
     receiver.flush()
-    (log_row,) = receiver.store.logs(ALL).to_pylist()
+    (log_row,) = receiver.store.logs(LogQuery(ALL)).to_pylist()
     assert log_row["body"] == "redis timeout after 500 ms" and log_row["severity"] == "ERROR"
     assert (log_row["service"], log_row["pod"]) == ("cart", "cart-5f55b6cf68-77cfw")
     # a cumulative sum: force_flush and shutdown each export the same point
-    points = receiver.store.series("http_requests", ALL, labels={"route": "/cart"}).to_pylist()
+    points = receiver.store.series(
+        MetricQuery("http_requests", ALL, labels={"route": "/cart"})
+    ).to_pylist()
     assert points and {(m["value"], m["service"]) for m in points} == {(7.0, "cart")}
 
 
@@ -133,7 +136,10 @@ def test_json_and_gzip_bodies(receiver: OtlpReceiver) -> None:
     headers = {"content-type": "application/json", "content-encoding": "gzip"}
     assert httpx.post(f"{receiver.url}/v1/traces", content=body, headers=headers).status_code == 200
     receiver.flush()
-    assert sorted(receiver.store.spans(ALL).column("operation").to_pylist()) == ["x", "y"]
+    assert sorted(receiver.store.spans(TraceQuery(ALL)).column("operation").to_pylist()) == [
+        "x",
+        "y",
+    ]
 
 
 def test_bad_requests_are_refused_and_store_nothing(receiver: OtlpReceiver) -> None:
@@ -186,7 +192,7 @@ def test_an_acknowledged_export_is_already_stored(receiver: OtlpReceiver) -> Non
     r = httpx.post(f"{receiver.url}/v1/traces", content=_trace_request(300), headers=PB)
     assert r.status_code == 200
     assert receiver.store.counts()["spans"] == 300  # no flush: acknowledged means committed
-    row = receiver.store.spans(ALL, limit=1).to_pylist()[0]
+    row = receiver.store.spans(TraceQuery(ALL, limit=1)).to_pylist()[0]
     assert (row["service"], row["status"], row["error_code"]) == ("pay", "error", "CARD_DECLINED")
 
 

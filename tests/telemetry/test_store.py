@@ -10,6 +10,7 @@ import pyarrow.compute as pc
 import pytest
 
 from tools.core.errors import InputError, NotFoundError, TamoError
+from tools.telemetry import sources
 from tools.telemetry import store as store_module
 from tools.telemetry.model import (
     LOG_SCHEMA,
@@ -19,7 +20,7 @@ from tools.telemetry.model import (
     LabelledCase,
     TimeWindow,
 )
-from tools.telemetry.sources import LogSource, MetricSource, TraceSource
+from tools.telemetry.sources import LogQuery, MetricQuery, TraceQuery
 from tools.telemetry.store import TelemetryStore
 
 T0 = 1_674_981_600_000_000_000  # 2023-01-29T08:40:00Z
@@ -126,31 +127,35 @@ def store() -> TelemetryStore:
 
 
 def test_implements_the_three_source_protocols(store: TelemetryStore) -> None:
-    assert isinstance(store, TraceSource)
-    assert isinstance(store, LogSource)
-    assert isinstance(store, MetricSource)
+    assert isinstance(store, sources.TraceSource)
+    assert isinstance(store, sources.LogSource)
+    assert isinstance(store, sources.MetricSource)
 
 
 def test_span_filters(store: TelemetryStore) -> None:
-    got = store.spans(ALL)
+    got = store.spans(TraceQuery(ALL))
     assert got.schema == SPAN_SCHEMA and got.num_rows == 80
     starts = got.column("start_ns").to_pylist()
     assert starts == sorted(starts)
     # half-open window: trace 2 starts exactly at 60 s, trace 4 at 120 s (excluded)
-    assert set(store.spans(window(60, 120)).column("trace_id").to_pylist()) == {
+    assert set(store.spans(TraceQuery(window(60, 120))).column("trace_id").to_pylist()) == {
         f"{2:032x}",
         f"{3:032x}",
     }
-    assert set(store.spans(ALL, services=["payment"]).column("service").to_pylist()) == {"payment"}
-    assert store.spans(ALL, services=["payment", "gateway"]).num_rows == 40
-    assert store.spans(ALL, operation="validate").num_rows == 20
-    slow = store.spans(ALL, services=["payment"], min_duration_ms=150)
+    assert set(
+        store.spans(TraceQuery(ALL, services=["payment"])).column("service").to_pylist()
+    ) == {"payment"}
+    assert store.spans(TraceQuery(ALL, services=["payment", "gateway"])).num_rows == 40
+    assert store.spans(TraceQuery(ALL, operation="validate")).num_rows == 20
+    slow = store.spans(TraceQuery(ALL, services=["payment"], min_duration_ms=150))
     assert slow.column("duration_ns").to_pylist() == [t * 10 * MS for t in range(15, 21)]
-    errors = store.spans(ALL, errors_only=True)
+    errors = store.spans(TraceQuery(ALL, errors_only=True))
     assert errors.num_rows == 4 and set(errors.column("status").to_pylist()) == {"error"}
-    assert store.spans(ALL, trace_id=f"{7:032X}").num_rows == 4  # ids match case-insensitively
-    assert store.spans(ALL, limit=3).num_rows == 3
-    assert store.spans(ALL, services=["nope"]).num_rows == 0
+    assert (
+        store.spans(TraceQuery(ALL, trace_id=f"{7:032X}")).num_rows == 4
+    )  # ids match case-insensitively
+    assert store.spans(TraceQuery(ALL, limit=3)).num_rows == 3
+    assert store.spans(TraceQuery(ALL, services=["nope"])).num_rows == 0
 
 
 def test_trace_and_unknown_trace(store: TelemetryStore) -> None:
@@ -173,29 +178,31 @@ def test_call_graph(store: TelemetryStore) -> None:
 
 
 def test_logs(store: TelemetryStore) -> None:
-    assert store.logs(ALL).num_rows == 61
-    assert store.logs(ALL, query="refused").column("body").to_pylist() == [
+    assert store.logs(LogQuery(ALL)).num_rows == 61
+    assert store.logs(LogQuery(ALL, query="refused")).column("body").to_pylist() == [
         "connection refused: payment-db:5432"
     ]
-    assert store.logs(ALL, query=r"took \d{3} ms", regex=True).num_rows == 45  # i*7 >= 100
-    assert store.logs(ALL, services=["payment"], query="took").num_rows == 30
-    assert store.logs(ALL, trace_id=f"{4:032x}").num_rows == 1
-    assert store.logs(window(0, 10)).num_rows == 2
+    assert (
+        store.logs(LogQuery(ALL, query=r"took \d{3} ms", regex=True)).num_rows == 45
+    )  # i*7 >= 100
+    assert store.logs(LogQuery(ALL, services=["payment"], query="took")).num_rows == 30
+    assert store.logs(LogQuery(ALL, trace_id=f"{4:032x}")).num_rows == 1
+    assert store.logs(LogQuery(window(0, 10))).num_rows == 2
     with pytest.raises(TamoError, match="query failed"):
-        store.logs(ALL, query="(unclosed", regex=True)
+        store.logs(LogQuery(ALL, query="(unclosed", regex=True))
 
 
 def test_metric_series(store: TelemetryStore) -> None:
-    cpu = store.series("cpu_usage", ALL, labels={"service": "payment"})
+    cpu = store.series(MetricQuery("cpu_usage", ALL, labels={"service": "payment"}))
     assert cpu.schema == METRIC_SCHEMA and cpu.num_rows == 40
     assert set(cpu.column("pod").to_pylist()) == {"payment-5f55b6cf68-77cfw"}
-    assert store.series("cpu_usage", window(0, 60)).num_rows == 8
-    stepped = store.series("cpu_usage", ALL, step_s=60, labels={"service": "order"})
+    assert store.series(MetricQuery("cpu_usage", window(0, 60))).num_rows == 8
+    stepped = store.series(MetricQuery("cpu_usage", ALL, step_s=60, labels={"service": "order"}))
     assert stepped.num_rows == 10
     assert stepped.column("value").to_pylist()[:2] == [45.0, 105.0]  # last sample per minute
-    assert store.series("nothing_here", ALL).num_rows == 0
+    assert store.series(MetricQuery("nothing_here", ALL)).num_rows == 0
     with pytest.raises(TamoError, match="not PromQL"):
-        store.series("rate(cpu_usage[5m])", ALL)
+        store.series(MetricQuery("rate(cpu_usage[5m])", ALL))
     assert store.metric_names() == ["cpu_usage"]
 
 
@@ -214,7 +221,7 @@ def test_reingest_replaces_the_source(store: TelemetryStore) -> None:
 def test_a_failing_write_leaves_the_store_as_it_was(
     store: TelemetryStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    before = store.spans(ALL)
+    before = store.spans(TraceQuery(ALL))
     calls = {"n": 0}
     real = pa.concat_tables
 
@@ -230,7 +237,7 @@ def test_a_failing_write_leaves_the_store_as_it_was(
             [("spans", sample_spans().slice(0, 4), "spans.json"), ("logs", logs_table(), "x")]
         )
     monkeypatch.undo()
-    assert store.spans(ALL).equals(before)
+    assert store.spans(TraceQuery(ALL)).equals(before)
     assert store.counts() == {"spans": 80, "logs": 61, "metrics": 80}
 
 
@@ -255,7 +262,7 @@ def test_file_store_persists_and_reopens_read_only(tmp_path: Path) -> None:
         assert s.counts() == {"spans": 80, "logs": 61, "metrics": 0}
         ext = s.extent("spans")
         assert ext is not None and ext.start == window(30, 31).start
-        assert s.spans(ext).num_rows == 80
+        assert s.spans(TraceQuery(ext)).num_rows == 80
         assert s.services() == ["gateway", "order", "payment"]
         assert s.sources().num_rows == 2
     with pytest.raises(NotFoundError, match="run `tamo ingest` first"):
@@ -264,9 +271,9 @@ def test_file_store_persists_and_reopens_read_only(tmp_path: Path) -> None:
 
 def test_extent_covers_every_row(store: TelemetryStore) -> None:
     ext = store.extent()
-    assert store.spans(ext).num_rows == 80
-    assert store.logs(ext).num_rows == 61
-    assert store.series("cpu_usage", ext).num_rows == 80
+    assert store.spans(TraceQuery(ext)).num_rows == 80
+    assert store.logs(LogQuery(ext)).num_rows == 61
+    assert store.series(MetricQuery("cpu_usage", ext)).num_rows == 80
     assert TelemetryStore(None).extent() is None
 
 
@@ -294,7 +301,7 @@ def test_concurrent_inserts_from_threads() -> None:
         try:
             for j in range(5):
                 s.insert("spans", sample_spans(), f"src-{i}-{j % 2}")
-                s.spans(ALL, limit=5)
+                s.spans(TraceQuery(ALL, limit=5))
         except BaseException as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
@@ -341,7 +348,7 @@ def test_tables_in_another_column_order_or_with_metadata_are_stored_alike() -> N
     tagged = spans.replace_schema_metadata({"origin": "adapter"})
     s = TelemetryStore(None)
     s.insert_many([("spans", shuffled, "a"), ("spans", tagged, "b")])
-    stored = s.spans(ALL)
+    stored = s.spans(TraceQuery(ALL))
     assert stored.schema == spans.schema
     assert stored.sort_by("span_id").equals(pa.concat_tables([spans, spans]).sort_by("span_id"))
 

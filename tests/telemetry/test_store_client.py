@@ -20,6 +20,7 @@ from starlette.applications import Starlette
 
 from tests.telemetry.test_store import ALL, logs_table, metrics_table, sample_spans, window
 from tools.core.errors import BackendError, NotFoundError, TamoError
+from tools.telemetry.sources import LogQuery, MetricQuery, TraceQuery
 from tools.telemetry.store import TelemetryStore
 from tools.telemetry.store_api import store_routes
 from tools.telemetry.store_client import RemoteStore, ServerFile, open_store
@@ -63,12 +64,16 @@ def pair() -> Iterator[tuple[TelemetryStore, RemoteStore]]:
 def test_every_read_answers_as_on_the_file(pair: tuple[TelemetryStore, RemoteStore]) -> None:
     local, remote = pair
     w = window(0, 400)
-    assert remote.spans(w, services=["payment"], errors_only=True).equals(
-        local.spans(w, services=["payment"], errors_only=True)
+    assert remote.spans(TraceQuery(w, services=["payment"], errors_only=True)).equals(
+        local.spans(TraceQuery(w, services=["payment"], errors_only=True))
     )
-    assert remote.logs(ALL, query="refused").equals(local.logs(ALL, query="refused"))
-    assert remote.series("cpu_usage", ALL, step_s=60).equals(local.series("cpu_usage", ALL, 60))
-    tid = local.spans(ALL, limit=1)["trace_id"][0].as_py()
+    assert remote.logs(LogQuery(ALL, query="refused")).equals(
+        local.logs(LogQuery(ALL, query="refused"))
+    )
+    assert remote.series(MetricQuery("cpu_usage", ALL, step_s=60)).equals(
+        local.series(MetricQuery("cpu_usage", ALL, step_s=60))
+    )
+    tid = local.spans(TraceQuery(ALL, limit=1))["trace_id"][0].as_py()
     assert remote.trace(tid).equals(local.trace(tid))
     g_remote, g_local = remote.call_graph(ALL), local.call_graph(ALL)
     assert set(g_remote.edges) == set(g_local.edges)
@@ -86,10 +91,12 @@ def test_errors_name_the_field_and_unknown_traces_are_not_found(
     with pytest.raises(NotFoundError):
         remote.trace("f" * 32)
     with pytest.raises(BackendError, match="window") as exc:
-        remote._post("spans", window={"start": "yesterday"})
+        remote._post("spans", query={"window": {"start": "yesterday"}})
     assert "HTTP 400" in str(exc.value)
-    with pytest.raises(BackendError, match="limit"):
-        remote._post("spans", window=ALL, limit="many")
+    with pytest.raises(BackendError, match=r"query\.limit"):
+        remote._post("spans", query={"window": ALL, "limit": "many"})
+    with pytest.raises(BackendError, match=r"query\.limt"):  # a misspelt filter is refused
+        remote._post("spans", query={"window": ALL, "limt": 5})
 
 
 def test_writes_through_the_api_are_atomic_and_replace_by_source(

@@ -46,7 +46,14 @@ from tools.telemetry.model import (
     TimeWindow,
     empty_table,
 )
-from tools.telemetry.sources import LogSource, MetricSource, TraceSource
+from tools.telemetry.sources import (
+    LogQuery,
+    LogSource,
+    MetricQuery,
+    MetricSource,
+    TraceQuery,
+    TraceSource,
+)
 from tools.telemetry.topology import Topology, merged_call_graph
 from tools.telemetry.trace_model import SpanForest, service_calls
 
@@ -507,9 +514,9 @@ def align(
         names = list(metrics.metric_names())  # the embedded store can list what it holds
 
     def read(window: TimeWindow) -> tuple[pa.Table, pa.Table, pa.Table]:
-        s = traces.spans(window) if traces is not None else empty_table(SPAN_SCHEMA)
-        lg = logs.logs(window) if logs is not None else empty_table(LOG_SCHEMA)
-        mt = [metrics.series(n, window) for n in (names or [])] if metrics else []
+        s = traces.spans(TraceQuery(window)) if traces is not None else empty_table(SPAN_SCHEMA)
+        lg = logs.logs(LogQuery(window)) if logs is not None else empty_table(LOG_SCHEMA)
+        mt = [metrics.series(MetricQuery(n, window)) for n in (names or [])] if metrics else []
         m = pa.concat_tables(mt) if mt else empty_table(METRIC_SCHEMA)
         return s, lg, m
 

@@ -8,7 +8,7 @@ actions, verification, automatic rollback) -> :class:`RepairOutcome`.
 from __future__ import annotations
 
 from tools.repair.audit import AuditEntry, AuditLog
-from tools.repair.diagnosis import Diagnosis, Severity
+from tools.repair.diagnosis import AlarmLevel, Diagnosis
 from tools.repair.engine import PlannedAction, RepairPlan, RuleEngine, StrategyMatch
 from tools.repair.executors.base import ActionResult, Executor
 from tools.repair.metrics import RepairMetrics
@@ -19,6 +19,7 @@ from tools.repair.verify import Verification, Verifier
 
 __all__ = [
     "ActionResult",
+    "AlarmLevel",
     "Approval",
     "AuditEntry",
     "AuditLog",
@@ -31,7 +32,6 @@ __all__ = [
     "RepairPlan",
     "RuleEngine",
     "SafetyPolicy",
-    "Severity",
     "Strategy",
     "StrategyMatch",
     "Verification",

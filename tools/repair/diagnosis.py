@@ -15,8 +15,14 @@ from enum import StrEnum
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 
-class Severity(StrEnum):
-    """The seed's three alarm levels, ordered (``info`` < ``warn`` < ``critical``)."""
+class AlarmLevel(StrEnum):
+    """How loud an incident is: the seed's three alarm levels, ordered (``info`` < ``warn`` <
+    ``critical``), as a diagnosis and a strategy's ``severity`` condition write them.
+
+    Why not :class:`tools.core.severity.Severity`: that is the level of one *log record* (the
+    OpenTelemetry scale a source writes); this is the level of an *incident*, which an SRE pages
+    on. Two scales, two names.
+    """
 
     INFO = "info"
     WARN = "warn"
@@ -24,10 +30,10 @@ class Severity(StrEnum):
 
     @property
     def rank(self) -> int:
-        return _SEVERITY_RANK[self]
+        return _ALARM_RANK[self]
 
 
-_SEVERITY_RANK = {Severity.INFO: 0, Severity.WARN: 1, Severity.CRITICAL: 2}
+_ALARM_RANK = {AlarmLevel.INFO: 0, AlarmLevel.WARN: 1, AlarmLevel.CRITICAL: 2}
 
 
 class Diagnosis(BaseModel):
@@ -48,7 +54,7 @@ class Diagnosis(BaseModel):
     root_cause: str = ""  # a human sentence, e.g. "downstream inference hangs"
     error_codes: list[str] = Field(default_factory=list)
     metrics: dict[str, float] = Field(default_factory=dict)
-    severity: Severity = Severity.WARN
+    severity: AlarmLevel = AlarmLevel.WARN
     # A calibrated probability that ``service`` is the root cause (out-of-fold calibrated top-1
     # accuracy at this score); None when whoever diagnosed has no calibration. A repair acts only
     # above the policy's threshold (:meth:`tools.repair.safety.SafetyPolicy.evidence_problems`).

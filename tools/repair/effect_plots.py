@@ -24,7 +24,7 @@ from pydantic import BaseModel
 from tools.core.errors import TamoError
 from tools.repair.verify import latest_worst
 from tools.telemetry.model import TimeWindow
-from tools.telemetry.sources import MetricSource
+from tools.telemetry.sources import MetricQuery, MetricSource
 
 ROOT_MODULE = "AgentRouter"
 
@@ -57,7 +57,7 @@ def figures(metrics: MetricSource, start: float, end: float) -> Figures:
     window = TimeWindow(start=datetime.fromtimestamp(end - 0.5, tz=UTC), end=end_dt)
     for name, q in effect_queries(end - start).items():
         try:
-            v = latest_worst(metrics.series(q, window, 0.5), ">")
+            v = latest_worst(metrics.series(MetricQuery(q, window, step_s=0.5)), ">")
         except TamoError:
             v = None
         out[name] = None if v is None or v != v else round(v, 4)

@@ -26,7 +26,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from tools.core.errors import ConfigError
-from tools.repair.diagnosis import Severity
+from tools.repair.diagnosis import AlarmLevel
 
 # Every action type an executor may be asked to perform. One vocabulary for all executors, so a
 # strategy names *what* to do and the executor decides *how* (HTTP control API, Kubernetes PATCH).
@@ -102,7 +102,7 @@ class Condition(_Strict):
     service: list[str] = Field(default_factory=list)
     error_code: list[str] = Field(default_factory=list)
     metric: list[MetricThreshold] = Field(default_factory=list)
-    severity: Severity | None = None
+    severity: AlarmLevel | None = None
     min_confidence: float = Field(default=0.0, ge=0.0, le=1.0)
 
     @model_validator(mode="before")

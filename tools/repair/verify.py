@@ -39,7 +39,7 @@ from tools.core.errors import TamoError
 from tools.core.sequential import BernoulliCusum, laplace_rate
 from tools.repair.strategy import _OPS, VerifyCheck, VerifySpec
 from tools.telemetry.model import TimeWindow
-from tools.telemetry.sources import MetricSource, TraceSource
+from tools.telemetry.sources import MetricQuery, MetricSource, TraceQuery, TraceSource
 from tools.telemetry.trace_model import error_spans, has_parent_id
 
 
@@ -149,10 +149,12 @@ class Verifier:
         if check.promql is not None:
             if self.metrics is None:
                 raise _NoSource("no metric source")
-            return latest_worst(self.metrics.series(check.promql, window, step_s), check.op)
+            return latest_worst(
+                self.metrics.series(MetricQuery(check.promql, window, step_s=step_s)), check.op
+            )
         if self.traces is None:
             raise _NoSource("no trace source")
-        spans = self.traces.spans(window, services=[check.service])
+        spans = self.traces.spans(TraceQuery(window, services=[check.service]))
         return trace_statistic(spans, str(check.trace))
 
     def threshold(self, check: VerifyCheck) -> float:

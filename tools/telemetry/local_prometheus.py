@@ -35,6 +35,7 @@ import pyarrow.compute as pc
 from pydantic import BaseModel
 
 from tools.core.errors import BackendError, TamoError
+from tools.core.processes import pid_alive
 from tools.telemetry.model import METRIC_SCHEMA
 
 INSTALL_HINT = "install it (`make setup` runs `apt-get install -y prometheus` as root)"
@@ -296,21 +297,6 @@ def _scrape_config(targets: list[str], interval_s: float) -> str:
     return json.dumps(config, indent=2)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie child counts as gone.
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return stat.rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return True
-
-
 class LocalPrometheus:
     """A ``prometheus`` process on ``127.0.0.1`` over ``workdir/data``.
 
@@ -367,7 +353,7 @@ class LocalPrometheus:
 
     @property
     def running(self) -> bool:
-        return self._pid is not None and _alive(self._pid)
+        return self._pid is not None and pid_alive(self._pid)
 
     # -- backfill ------------------------------------------------------------------------------
 
@@ -535,7 +521,7 @@ class LocalPrometheus:
     def stop(self, timeout_s: float = 10.0) -> None:
         """SIGTERM, wait up to ``timeout_s``, then SIGKILL. Removes ``workdir`` if ``cleanup``."""
         pid = self._pid
-        if pid is not None and _alive(pid):
+        if pid is not None and pid_alive(pid):
             os.kill(pid, signal.SIGTERM)
             if not self._wait_exit(pid, timeout_s):
                 os.kill(pid, signal.SIGKILL)
@@ -552,7 +538,7 @@ class LocalPrometheus:
         while time.monotonic() < deadline:
             if self._proc is not None and self._proc.poll() is not None:
                 return True
-            if not _alive(pid):
+            if not pid_alive(pid):
                 return True
             time.sleep(0.05)
         return False

@@ -33,6 +33,7 @@ from tools.core.errors import NotFoundError, TamoError
 from tools.core.settings import get_settings
 from tools.telemetry.ingest import IngestResult, parse_file
 from tools.telemetry.model import CaseTelemetry, TimeWindow
+from tools.telemetry.sources import LogQuery, MetricQuery, TraceQuery
 from tools.telemetry.store_queries import (
     call_graph_sql,
     covering_window,
@@ -320,20 +321,8 @@ class TelemetryStore:
 
     # ------------------------------------------------------------------ reads (protocols)
 
-    def spans(
-        self,
-        window: TimeWindow,
-        services: list[str] | None = None,
-        operation: str | None = None,
-        min_duration_ms: float | None = None,
-        errors_only: bool = False,
-        trace_id: str | None = None,
-        limit: int | None = None,
-    ) -> pa.Table:
-        sql, params = spans_sql(
-            window, services, operation, min_duration_ms, errors_only, trace_id, limit
-        )
-        return self._arrow(sql, params, KINDS["spans"].schema)
+    def spans(self, query: TraceQuery) -> pa.Table:
+        return self._arrow(*spans_sql(query), KINDS["spans"].schema)
 
     def trace(self, trace_id: str) -> pa.Table:
         sql, params = trace_sql(trace_id)
@@ -357,27 +346,11 @@ class TelemetryStore:
             cur.commit()
         return graph
 
-    def logs(
-        self,
-        window: TimeWindow,
-        services: list[str] | None = None,
-        query: str | None = None,
-        regex: bool = False,
-        trace_id: str | None = None,
-        limit: int | None = None,
-    ) -> pa.Table:
-        sql, params = logs_sql(window, services, query, regex, trace_id, limit)
-        return self._arrow(sql, params, KINDS["logs"].schema)
+    def logs(self, query: LogQuery) -> pa.Table:
+        return self._arrow(*logs_sql(query), KINDS["logs"].schema)
 
-    def series(
-        self,
-        name_or_promql: str,
-        window: TimeWindow,
-        step_s: float | None = None,
-        labels: dict[str, str] | None = None,
-    ) -> pa.Table:
-        sql, params = series_sql(name_or_promql, window, step_s, labels)
-        return self._arrow(sql, params, KINDS["metrics"].schema)
+    def series(self, query: MetricQuery) -> pa.Table:
+        return self._arrow(*series_sql(query), KINDS["metrics"].schema)
 
     # ------------------------------------------------------------------ reads (catalog)
 

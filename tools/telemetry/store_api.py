@@ -25,6 +25,7 @@ from starlette.routing import Route
 
 from tools.core.errors import InputError, NotFoundError, TamoError
 from tools.telemetry.model import TimeWindow
+from tools.telemetry.sources import LogQuery, MetricQuery, TraceQuery
 from tools.telemetry.store import TelemetryStore
 from tools.telemetry.store_schema import KINDS
 
@@ -37,13 +38,7 @@ class _Args(BaseModel):
 
 
 class SpansArgs(_Args):
-    window: TimeWindow
-    services: list[str] | None = None
-    operation: str | None = None
-    min_duration_ms: float | None = None
-    errors_only: bool = False
-    trace_id: str | None = None
-    limit: int | None = None
+    query: TraceQuery
 
 
 class TraceArgs(_Args):
@@ -55,19 +50,11 @@ class WindowArgs(_Args):
 
 
 class LogsArgs(_Args):
-    window: TimeWindow
-    services: list[str] | None = None
-    query: str | None = None
-    regex: bool = False
-    trace_id: str | None = None
-    limit: int | None = None
+    query: LogQuery
 
 
 class SeriesArgs(_Args):
-    name_or_promql: str
-    window: TimeWindow
-    step_s: float | None = None
-    labels: dict[str, str] | None = None
+    query: MetricQuery
 
 
 class ExtentArgs(_Args):

@@ -21,10 +21,13 @@ from typing import Any, Self
 import httpx
 import networkx as nx
 import pyarrow as pa
+from pydantic_core import to_jsonable_python
 
 from tools.core.errors import BackendError, NotFoundError, TamoError
+from tools.core.processes import pid_alive
 from tools.telemetry.ingest import IngestResult, parse_file
 from tools.telemetry.model import TimeWindow
+from tools.telemetry.sources import LogQuery, MetricQuery, TraceQuery
 from tools.telemetry.store import TelemetryStore
 from tools.telemetry.store_api import frame, read_table
 
@@ -68,19 +71,9 @@ class ServerFile:
             sf = cls(path, Path(doc["store"]), str(doc["url"]), int(doc["pid"]))
         except (OSError, ValueError, KeyError, TypeError):
             return None
-        if sf.store != store.resolve() or not _alive(sf.pid):
+        if sf.store != store.resolve() or not pid_alive(sf.pid):
             return None
         return sf
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _token() -> str | None:
@@ -100,10 +93,7 @@ class RemoteStore:
     # -- wire -------------------------------------------------------------------------------
 
     def _post(self, method: str, **args: Any) -> Any:
-        body = {
-            k: v.model_dump(mode="json") if isinstance(v, TimeWindow) else v
-            for k, v in args.items()
-        }
+        body = to_jsonable_python(args)  # windows and queries as their JSON
         where = f"{self.url}/api/store/{method}"
         try:
             r = self._http.post(f"/api/store/{method}", json=body)
@@ -124,26 +114,8 @@ class RemoteStore:
 
     # -- source protocols --------------------------------------------------------------------
 
-    def spans(
-        self,
-        window: TimeWindow,
-        services: list[str] | None = None,
-        operation: str | None = None,
-        min_duration_ms: float | None = None,
-        errors_only: bool = False,
-        trace_id: str | None = None,
-        limit: int | None = None,
-    ) -> pa.Table:
-        return self._post(
-            "spans",
-            window=window,
-            services=services,
-            operation=operation,
-            min_duration_ms=min_duration_ms,
-            errors_only=errors_only,
-            trace_id=trace_id,
-            limit=limit,
-        )
+    def spans(self, query: TraceQuery) -> pa.Table:
+        return self._post("spans", query=query)
 
     def trace(self, trace_id: str) -> pa.Table:
         return self._post("trace", trace_id=trace_id)
@@ -151,35 +123,11 @@ class RemoteStore:
     def call_graph(self, window: TimeWindow) -> nx.DiGraph:
         return self._post("call_graph", window=window)
 
-    def logs(
-        self,
-        window: TimeWindow,
-        services: list[str] | None = None,
-        query: str | None = None,
-        regex: bool = False,
-        trace_id: str | None = None,
-        limit: int | None = None,
-    ) -> pa.Table:
-        return self._post(
-            "logs",
-            window=window,
-            services=services,
-            query=query,
-            regex=regex,
-            trace_id=trace_id,
-            limit=limit,
-        )
+    def logs(self, query: LogQuery) -> pa.Table:
+        return self._post("logs", query=query)
 
-    def series(
-        self,
-        name_or_promql: str,
-        window: TimeWindow,
-        step_s: float | None = None,
-        labels: dict[str, str] | None = None,
-    ) -> pa.Table:
-        return self._post(
-            "series", name_or_promql=name_or_promql, window=window, step_s=step_s, labels=labels
-        )
+    def series(self, query: MetricQuery) -> pa.Table:
+        return self._post("series", query=query)
 
     # -- catalog -----------------------------------------------------------------------------
 

@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 
 from tools.core.errors import TamoError
 from tools.telemetry.model import LOG_SCHEMA, METRIC_SCHEMA, SPAN_SCHEMA, TimeWindow
+from tools.telemetry.sources import LogQuery, MetricQuery, TraceQuery
 from tools.telemetry.trace_model import ERROR_SQL
 
 # A parent span may start before the window of its child; how far back the call graph looks
@@ -75,25 +76,17 @@ def _limit(limit: int | None) -> str:
     return f" LIMIT {int(limit)}"
 
 
-def spans_sql(
-    window: TimeWindow,
-    services: list[str] | None,
-    operation: str | None,
-    min_duration_ms: float | None,
-    errors_only: bool,
-    trace_id: str | None,
-    limit: int | None,
-) -> tuple[str, list[object]]:
-    w = Where().window("start_ns", window).any_of("service", services)
-    if operation is not None:
-        w.add("operation = ?", operation)
-    if min_duration_ms is not None:
-        w.add("duration_ns >= ?", round(min_duration_ms * 1_000_000))
-    if errors_only:
+def spans_sql(q: TraceQuery) -> tuple[str, list[object]]:
+    w = Where().window("start_ns", q.window).any_of("service", q.services)
+    if q.operation is not None:
+        w.add("operation = ?", q.operation)
+    if q.min_duration_ms is not None:
+        w.add("duration_ns >= ?", round(q.min_duration_ms * 1_000_000))
+    if q.errors_only:
         w.add(ERROR_SQL)
-    if trace_id is not None:
-        w.add("trace_id = ?", trace_id.lower())
-    sql = f"SELECT {SPAN_COLS} FROM spans WHERE {w.sql} ORDER BY start_ns{_limit(limit)}"
+    if q.trace_id is not None:
+        w.add("trace_id = ?", q.trace_id.lower())
+    sql = f"SELECT {SPAN_COLS} FROM spans WHERE {w.sql} ORDER BY start_ns{_limit(q.limit)}"
     return sql, w.params
 
 
@@ -101,38 +94,30 @@ def trace_sql(trace_id: str) -> tuple[str, list[object]]:
     return f"SELECT {SPAN_COLS} FROM spans WHERE trace_id = ? ORDER BY start_ns", [trace_id.lower()]
 
 
-def logs_sql(
-    window: TimeWindow,
-    services: list[str] | None,
-    query: str | None,
-    regex: bool,
-    trace_id: str | None,
-    limit: int | None,
-) -> tuple[str, list[object]]:
-    w = Where().window("ts_ns", window).any_of("service", services)
-    if query is not None:
-        w.add("regexp_matches(body, ?)" if regex else "contains(body, ?)", query)
-    if trace_id is not None:
-        w.add("trace_id = ?", trace_id.lower())
-    return f"SELECT {LOG_COLS} FROM logs WHERE {w.sql} ORDER BY ts_ns{_limit(limit)}", w.params
+def logs_sql(q: LogQuery) -> tuple[str, list[object]]:
+    w = Where().window("ts_ns", q.window).any_of("service", q.services)
+    if q.query is not None:
+        w.add("regexp_matches(body, ?)" if q.regex else "contains(body, ?)", q.query)
+    if q.trace_id is not None:
+        w.add("trace_id = ?", q.trace_id.lower())
+    return f"SELECT {LOG_COLS} FROM logs WHERE {w.sql} ORDER BY ts_ns{_limit(q.limit)}", w.params
 
 
-def series_sql(
-    name: str, window: TimeWindow, step_s: float | None, labels: dict[str, str] | None
-) -> tuple[str, list[object]]:
+def series_sql(q: MetricQuery) -> tuple[str, list[object]]:
     """Samples of one metric name with exact label matches.
 
     With ``step_s`` the samples are resampled the way a Prometheus range query sees them: for
     each series and each step bucket, the last sample in the bucket, stamped at the bucket start.
     """
+    name, step_s = q.name_or_promql, q.step_s
     if not _METRIC_NAME.match(name):
         raise TamoError(
             f"the embedded store answers metric names, not PromQL ({name!r}); "
             "configure TAMO_PROMETHEUS_URL for PromQL",
             source="metric name",
         )
-    w = Where().window("ts_ns", window).add("name = ?", name)
-    for key, value in sorted((labels or {}).items()):
+    w = Where().window("ts_ns", q.window).add("name = ?", name)
+    for key, value in sorted((q.labels or {}).items()):
         if not _LABEL_NAME.match(key):
             raise TamoError(f"invalid label name {key!r}", source="labels")
         w.add(f"json_extract_string(labels, '$.\"{key}\"') = ?", value)

@@ -19,6 +19,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from tools.core.errors import NotFoundError
 from tools.repair import (
+    AlarmLevel,
     Approval,
     AuditEntry,
     AuditLog,
@@ -29,7 +30,6 @@ from tools.repair import (
     RepairPlan,
     RuleEngine,
     SafetyPolicy,
-    Severity,
     Strategy,
     Verifier,
     load_strategies,
@@ -168,7 +168,7 @@ class PlanRepairInput(BaseModel):
     module: str | None = None
     error_codes: list[str] = Field(default_factory=list)
     metrics: dict[str, float] = Field(default_factory=dict, description="e.g. error_rate")
-    severity: Severity = Severity.WARN
+    severity: AlarmLevel = AlarmLevel.WARN
     trace_ids: list[str] = Field(default_factory=list)
     task_ids: list[str] = Field(default_factory=list)
     incident_id: str | None = None

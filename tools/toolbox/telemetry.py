@@ -19,6 +19,7 @@ from pydantic import BaseModel, Field
 
 from tools.core.severity import severity_of, spellings_at_least
 from tools.telemetry.model import TimeWindow
+from tools.telemetry.sources import LogQuery, MetricQuery, TraceQuery
 from tools.telemetry.trace_model import error_spans, has_parent_id
 from tools.telemetry.untrusted import FlaggedText, clip, flagged
 from tools.toolbox.context import ToolContext
@@ -149,12 +150,14 @@ def query_traces(inp: QueryTracesInput, ctx: ToolContext) -> QueryTracesResult:
         spans = ctx.traces.trace(inp.trace_id)
     else:
         spans = ctx.traces.spans(
-            window,
-            services=services,
-            operation=inp.operation,
-            min_duration_ms=inp.min_duration_ms,
-            errors_only=inp.errors_only,
-            limit=SPAN_LIMIT,
+            TraceQuery(
+                window,
+                services=services,
+                operation=inp.operation,
+                min_duration_ms=inp.min_duration_ms,
+                errors_only=inp.errors_only,
+                limit=SPAN_LIMIT,
+            )
         )
     query = json.dumps(
         {
@@ -284,7 +287,7 @@ def search_logs(inp: SearchLogsInput, ctx: ToolContext) -> SearchLogsResult:
 
     window = ctx.window(inp.start, inp.end)
     services = ctx.services(inp.services)
-    logs = ctx.logs.logs(window, services=services, query=inp.query, limit=LOG_LIMIT)
+    logs = ctx.logs.logs(LogQuery(window, services=services, query=inp.query, limit=LOG_LIMIT))
     if inp.min_severity and logs.num_rows:
         keep = pc.is_in(pc.utf8_upper(logs["severity"]), pa.array(_at_least(inp.min_severity)))
         logs = logs.filter(pc.fill_null(keep, False))
@@ -383,7 +386,7 @@ def query_promql(inp: QueryPromqlInput, ctx: ToolContext) -> QueryPromqlResult:
     Cheap. Use for saturation (CPU, memory, network) of the services traces point at."""
     window = ctx.window(inp.start, inp.end)
     services = ctx.services(inp.services)
-    table = ctx.metrics.series(inp.query, window, step_s=inp.step_s)
+    table = ctx.metrics.series(MetricQuery(inp.query, window, step_s=inp.step_s))
     if services and table.num_rows:
         table = table.filter(pc.fill_null(pc.is_in(table["service"], pa.array(services)), False))
     groups: dict[tuple[str, str | None], list[float]] = {}

@@ -12,6 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from tools.telemetry.sources import LogQuery, TraceQuery
 from tools.telemetry.untrusted import clip
 from tools.toolbox.context import ToolContext
 from tools.toolbox.spec import WindowInput, tool
@@ -64,10 +65,14 @@ def analysis_for(ctx: ToolContext, inp: WindowInput) -> TraceAnalysis:
     key = f"traces:{window.start_ns}:{window.end_ns}:{','.join(services or [])}"
 
     def compute() -> TraceAnalysis:
-        spans = ctx.traces.spans(window, services=services, limit=SPAN_LIMIT)
+        spans = ctx.traces.spans(TraceQuery(window, services=services, limit=SPAN_LIMIT))
         base = ctx.incident.baseline if ctx.incident is not None else None
-        baseline = ctx.traces.spans(base, services=services, limit=SPAN_LIMIT) if base else None
-        logs = ctx.logs.logs(window, services=services, limit=50_000)
+        baseline = (
+            ctx.traces.spans(TraceQuery(base, services=services, limit=SPAN_LIMIT))
+            if base
+            else None
+        )
+        logs = ctx.logs.logs(LogQuery(window, services=services, limit=50_000))
         with _kb(ctx) as kb:
             return run_analysis(spans, baseline=baseline, kb=kb, logs=logs)
 

@@ -35,7 +35,7 @@ from tools.core.errors import TamoError
 from tools.core.fault_catalog import ErrorCodeMeaning
 from tools.core.sequential import BernoulliCusum, threshold_for, upper_rate
 from tools.telemetry.model import TimeWindow
-from tools.telemetry.sources import TraceSource
+from tools.telemetry.sources import TraceQuery, TraceSource
 from tools.traces.live import LiveTraceDetector, WindowVerdict, complete_traces
 
 
@@ -172,7 +172,7 @@ class TraceWatcher:
 
     def complete(self, window: TimeWindow) -> pa.Table:
         cutoff = time.time_ns() - int(self.settle_s * 1e9)
-        return complete_traces(self.traces.spans(window), cutoff)
+        return complete_traces(self.traces.spans(TraceQuery(window)), cutoff)
 
     def learn_baseline(self, seconds: float) -> int:
         """Fit the detector on the complete traces of the last ``seconds`` (fault-free) and set
@@ -207,7 +207,7 @@ class TraceWatcher:
 
     def last_good_task(self, before: datetime) -> str | None:
         """Task id of the newest error-free trace root that ended before ``before``."""
-        spans = self.traces.spans(_window(60.0, before))
+        spans = self.traces.spans(TraceQuery(_window(60.0, before)))
         if spans.num_rows == 0:
             return None
         roots = spans.filter(
@@ -270,7 +270,7 @@ class TraceWatcher:
 
     def anomalies(self, window: TimeWindow) -> list[tuple[str, str, int]]:
         """(trace, module, start) of every anomalous trace of ``window`` (for the heatmap)."""
-        spans = complete_traces(self.traces.spans(window), time.time_ns())
+        spans = complete_traces(self.traces.spans(TraceQuery(window)), time.time_ns())
         if self.detector is None or spans.num_rows == 0:
             return []
         return self.detector.judge(spans).anomalies

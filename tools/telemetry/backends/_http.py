@@ -19,8 +19,8 @@ import json
 import logging
 import threading
 import weakref
-from collections.abc import Coroutine, Mapping
-from typing import Any, Self, TypeVar
+from collections.abc import Callable, Coroutine, Mapping
+from typing import Any, Concatenate, ParamSpec, Self, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -39,6 +39,7 @@ from tools.core.settings import BackendSettings
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+P = ParamSpec("P")
 
 MAX_BACKOFF_S = 30.0
 _DETAIL_CHARS = 200
@@ -313,3 +314,26 @@ class BackendClient:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
+
+
+C = TypeVar("C", bound=BackendClient)
+
+
+def synchronous(
+    coro_fn: Callable[Concatenate[C, P], Coroutine[Any, Any, T]],
+) -> Callable[Concatenate[C, P], T]:
+    """The synchronous twin of an ``a``-prefixed client coroutine, e.g. ``logs =
+    synchronous(alogs)``: same parameters, run through :meth:`BackendClient.run_sync`.
+
+    Why: every async method has a sync facade, and writing each signature twice is how the two
+    drift apart. The coroutine is looked up by name on the instance, so a subclass's override is
+    the one that runs (``TraceClient.spans`` calls the Jaeger or Tempo ``aspans``).
+    """
+    name = coro_fn.__name__
+
+    def method(self: C, *args: P.args, **kwargs: P.kwargs) -> T:
+        return self.run_sync(getattr(self, name)(*args, **kwargs))
+
+    method.__name__ = method.__qualname__ = name.removeprefix("a")
+    method.__doc__ = coro_fn.__doc__
+    return method

@@ -1,11 +1,11 @@
-"""What the two trace backends share: fetching one trace, the ``TraceSource`` filters, the
-service call graph and the synchronous facade.
+"""What the two trace backends share: fetching one trace, merging fetched traces, the service
+call graph and the synchronous facade.
 
 Why: Jaeger and Tempo search by *trace* (a trace matches if one of its spans does), while
 ``TraceSource.spans`` promises *spans* that start in the window and match every filter. Both
-clients therefore fetch whole traces and narrow them here, and both build the call graph by
-loading the window's spans into an in-memory embedded store, whose SQL is the one definition of
-caller -> callee statistics (calls, errors, p50/p95) in the project.
+clients therefore fetch whole traces and narrow them with ``TraceQuery.narrow``, and both build
+the call graph by loading the window's spans into an in-memory embedded store, whose SQL is the
+one definition of caller -> callee statistics (calls, errors, p50/p95) in the project.
 """
 
 from __future__ import annotations
@@ -16,40 +16,11 @@ from typing import Any
 
 import networkx as nx
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from tools.core.errors import BackendError, InputError, NotFoundError
-from tools.telemetry.backends._http import BackendClient
+from tools.telemetry.backends._http import BackendClient, synchronous
 from tools.telemetry.model import TimeWindow
-from tools.telemetry.trace_model import error_spans
-
-
-def filter_spans(
-    spans: pa.Table,
-    window: TimeWindow,
-    services: list[str] | None = None,
-    operation: str | None = None,
-    min_duration_ms: float | None = None,
-    errors_only: bool = False,
-    trace_id: str | None = None,
-    limit: int | None = None,
-) -> pa.Table:
-    """Spans starting in [start, end) that match every filter, ordered by start time."""
-    start = spans["start_ns"]
-    mask = pc.and_(pc.greater_equal(start, window.start_ns), pc.less(start, window.end_ns))
-    if services:
-        mask = pc.and_(mask, pc.is_in(spans["service"], pa.array(services, pa.string())))
-    if operation is not None:
-        mask = pc.and_(mask, pc.equal(spans["operation"], operation))
-    if min_duration_ms is not None:
-        mask = pc.and_(mask, pc.greater_equal(spans["duration_ns"], min_duration_ms * 1e6))
-    if errors_only:
-        mask = pc.and_(mask, pa.array(error_spans(spans)))
-    if trace_id is not None:
-        mask = pc.and_(mask, pc.equal(spans["trace_id"], trace_id.lower().zfill(32)))
-    out = spans.filter(pc.fill_null(mask, False))
-    out = out.sort_by([("start_ns", "ascending"), ("trace_id", "ascending")])
-    return out.slice(0, limit) if limit is not None else out
+from tools.telemetry.sources import TraceQuery
 
 
 def dedupe_spans(tables: list[pa.Table], schema: pa.Schema) -> pa.Table:
@@ -105,17 +76,8 @@ class TraceClient(BackendClient, ABC):
         return table
 
     @abstractmethod
-    async def aspans(
-        self,
-        window: TimeWindow,
-        services: list[str] | None = None,
-        operation: str | None = None,
-        min_duration_ms: float | None = None,
-        errors_only: bool = False,
-        trace_id: str | None = None,
-        limit: int | None = None,
-    ) -> pa.Table:
-        """``TraceSource.spans``, asynchronously."""
+    async def aspans(self, query: TraceQuery) -> pa.Table:
+        """``TraceSource.spans``, asynchronously: search, fetch, then ``query.narrow``."""
 
     @abstractmethod
     async def acall_graph(self, window: TimeWindow) -> nx.DiGraph:
@@ -123,22 +85,6 @@ class TraceClient(BackendClient, ABC):
 
     # -- sync facade ---------------------------------------------------------------------------
 
-    def spans(
-        self,
-        window: TimeWindow,
-        services: list[str] | None = None,
-        operation: str | None = None,
-        min_duration_ms: float | None = None,
-        errors_only: bool = False,
-        trace_id: str | None = None,
-        limit: int | None = None,
-    ) -> pa.Table:
-        return self.run_sync(
-            self.aspans(window, services, operation, min_duration_ms, errors_only, trace_id, limit)
-        )
-
-    def trace(self, trace_id: str) -> pa.Table:
-        return self.run_sync(self.atrace(trace_id))
-
-    def call_graph(self, window: TimeWindow) -> nx.DiGraph:
-        return self.run_sync(self.acall_graph(window))
+    spans = synchronous(aspans)
+    trace = synchronous(atrace)
+    call_graph = synchronous(acall_graph)

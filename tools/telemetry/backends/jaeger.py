@@ -21,15 +21,12 @@ import networkx as nx
 import pyarrow as pa
 
 from tools.core.errors import BackendError, NotFoundError
-from tools.telemetry.backends._traces import (
-    TraceClient,
-    call_graph_from_spans,
-    dedupe_spans,
-    filter_spans,
-)
+from tools.telemetry.backends._http import synchronous
+from tools.telemetry.backends._traces import TraceClient, call_graph_from_spans, dedupe_spans
 from tools.telemetry.ingest import jaeger_json
 from tools.telemetry.ingest.common import Counter, Fail, span_rows
 from tools.telemetry.model import SPAN_SCHEMA, TimeWindow
+from tools.telemetry.sources import TraceQuery
 
 TimeLike = datetime | int  # datetime or epoch nanoseconds
 
@@ -125,49 +122,41 @@ class JaegerClient(TraceClient):
             raise self.malformed("dependencies data is not a list", "/api/dependencies", params)
         return [dict(d) for d in data]
 
-    async def aspans(
-        self,
-        window: TimeWindow,
-        services: list[str] | None = None,
-        operation: str | None = None,
-        min_duration_ms: float | None = None,
-        errors_only: bool = False,
-        trace_id: str | None = None,
-        limit: int | None = None,
-    ) -> pa.Table:
+    async def aspans(self, query: TraceQuery) -> pa.Table:
         """``TraceSource.spans``: searches each service, then narrows to matching spans."""
-        if trace_id is not None:
+        if query.trace_id is not None:
             try:
-                found = await self.atrace(trace_id)
+                found = await self.atrace(query.trace_id)
             except NotFoundError:
                 found = SPAN_SCHEMA.empty_table()
         else:
             gate = asyncio.Semaphore(self.concurrency)
-            tags = {"error": "true"} if errors_only else None
+            tags = {"error": "true"} if query.errors_only else None
+            w = query.window
 
             async def one(service: str) -> pa.Table:
                 async with gate:
                     return await self.asearch(
                         service,
-                        window.start,
-                        window.end,
-                        operation,
+                        w.start,
+                        w.end,
+                        query.operation,
                         tags,
-                        min_duration_ms,
+                        query.min_duration_ms,
                         self.traces_per_service,
                     )
 
-            names = services or await self.aservices()
+            names = query.services or await self.aservices()
             found = dedupe_spans(list(await asyncio.gather(*(one(s) for s in names))), SPAN_SCHEMA)
-        return filter_spans(
-            found, window, services, operation, min_duration_ms, errors_only, trace_id, limit
-        )
+        return query.narrow(found)
 
     async def acall_graph(self, window: TimeWindow) -> nx.DiGraph:
         """Caller -> callee graph from the window's spans (calls, errors, p50/p95); edges that
         only ``/api/dependencies`` knows (spans beyond the search limits) are added with their
         ``calls``."""
-        spans, deps = await asyncio.gather(self.aspans(window), self.adependencies(window))
+        spans, deps = await asyncio.gather(
+            self.aspans(TraceQuery(window)), self.adependencies(window)
+        )
         graph = call_graph_from_spans(spans, window)
         for dep in deps:
             parent, child = str(dep.get("parent")), str(dep.get("child"))
@@ -184,25 +173,7 @@ class JaegerClient(TraceClient):
 
     # -- sync facade ---------------------------------------------------------------------------
 
-    def services(self) -> list[str]:
-        return self.run_sync(self.aservices())
-
-    def operations(self, service: str) -> list[str]:
-        return self.run_sync(self.aoperations(service))
-
-    def search(
-        self,
-        service: str,
-        start: TimeLike,
-        end: TimeLike,
-        operation: str | None = None,
-        tags: Mapping[str, str] | None = None,
-        min_duration_ms: float | None = None,
-        limit: int = 20,
-    ) -> pa.Table:
-        return self.run_sync(
-            self.asearch(service, start, end, operation, tags, min_duration_ms, limit)
-        )
-
-    def dependencies(self, window: TimeWindow) -> list[dict[str, Any]]:
-        return self.run_sync(self.adependencies(window))
+    services = synchronous(aservices)
+    operations = synchronous(aoperations)
+    search = synchronous(asearch)
+    dependencies = synchronous(adependencies)

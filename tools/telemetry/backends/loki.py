@@ -18,9 +18,10 @@ from typing import Any
 
 import pyarrow as pa
 
-from tools.telemetry.backends._http import BackendClient
+from tools.telemetry.backends._http import BackendClient, synchronous
 from tools.telemetry.backends._labels import pod_of, service_of
 from tools.telemetry.model import LOG_SCHEMA, TimeWindow, to_ns
+from tools.telemetry.sources import LogQuery
 
 # Labels tried, in order, to select a service when none is configured (OpenTelemetry's
 # ``service_name`` first, then the Kubernetes/promtail conventions).
@@ -42,31 +43,27 @@ def logql_string(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
 
 
-def build_logql(
-    service_label: str,
-    services: Sequence[str] | None = None,
-    query: str | None = None,
-    regex: bool = False,
-    trace_id: str | None = None,
-) -> str:
+def build_logql(service_label: str, query: LogQuery) -> str:
     """The LogQL for a :meth:`LogSource.logs` call.
 
-    A ``query`` that starts with ``{`` is already LogQL and is used as given (a trace id filter is
-    still appended); otherwise it is a line filter: ``|=`` for a substring, ``|~`` for a regex.
+    A ``query.query`` that starts with ``{`` is already LogQL and is used as given (a trace id
+    filter is still appended); otherwise it is a line filter: ``|=`` for a substring, ``|~`` for
+    a regex.
     """
-    if query is not None and query.lstrip().startswith("{"):
-        expr = query.strip()
+    text = query.query
+    if text is not None and text.lstrip().startswith("{"):
+        expr = text.strip()
     else:
-        if services:
-            alternatives = "|".join(re.escape(s) for s in services)
+        if query.services:
+            alternatives = "|".join(re.escape(s) for s in query.services)
             matcher = f"{service_label}=~{logql_string(alternatives)}"
         else:
             matcher = f'{service_label}=~".+"'
         expr = "{" + matcher + "}"
-        if query:
-            expr += f" {'|~' if regex else '|='} {logql_string(query)}"
-    if trace_id:
-        expr += f" |= {logql_string(trace_id)}"
+        if text:
+            expr += f" {'|~' if query.regex else '|='} {logql_string(text)}"
+    if query.trace_id:
+        expr += f" |= {logql_string(query.trace_id)}"
     return expr
 
 
@@ -188,18 +185,11 @@ class LokiClient(BackendClient):
             )
         return self.service_label
 
-    async def alogs(
-        self,
-        window: TimeWindow,
-        services: list[str] | None = None,
-        query: str | None = None,
-        regex: bool = False,
-        trace_id: str | None = None,
-        limit: int | None = None,
-    ) -> pa.Table:
-        """``LogSource.logs``: pages forward through ``window`` until ``limit`` lines or the end."""
+    async def alogs(self, query: LogQuery) -> pa.Table:
+        """``LogSource.logs``: pages forward through the window until ``limit`` lines or the end."""
+        window, limit, trace_id = query.window, query.limit, query.trace_id
         label = await self.aservice_label(window)
-        logql = build_logql(label, services, query, regex, trace_id)
+        logql = build_logql(label, query)
         pages: list[pa.Table] = []
         start, got = window.start_ns, 0
         seen: set[tuple[Any, ...]] = set()  # lines already kept whose timestamp is ``start``
@@ -229,31 +219,7 @@ class LokiClient(BackendClient):
 
     # -- sync facade ---------------------------------------------------------------------------
 
-    def query_range(
-        self,
-        logql: str,
-        start: TimeLike,
-        end: TimeLike,
-        limit: int = DEFAULT_LIMIT,
-        direction: str = "forward",
-    ) -> pa.Table:
-        return self.run_sync(self.aquery_range(logql, start, end, limit, direction))
-
-    def labels(self, start: TimeLike | None = None, end: TimeLike | None = None) -> list[str]:
-        return self.run_sync(self.alabels(start, end))
-
-    def label_values(
-        self, label: str, start: TimeLike | None = None, end: TimeLike | None = None
-    ) -> list[str]:
-        return self.run_sync(self.alabel_values(label, start, end))
-
-    def logs(
-        self,
-        window: TimeWindow,
-        services: list[str] | None = None,
-        query: str | None = None,
-        regex: bool = False,
-        trace_id: str | None = None,
-        limit: int | None = None,
-    ) -> pa.Table:
-        return self.run_sync(self.alogs(window, services, query, regex, trace_id, limit))
+    query_range = synchronous(aquery_range)
+    labels = synchronous(alabels)
+    label_values = synchronous(alabel_values)
+    logs = synchronous(alogs)

@@ -18,9 +18,10 @@ from typing import Any
 
 import pyarrow as pa
 
-from tools.telemetry.backends._http import BackendClient
+from tools.telemetry.backends._http import BackendClient, synchronous
 from tools.telemetry.backends._labels import canonical_labels, pod_of, service_of
 from tools.telemetry.model import METRIC_SCHEMA, TimeWindow
+from tools.telemetry.sources import MetricQuery
 
 METRIC_NAME_RE = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
 # Prometheus refuses a range query of more than 11,000 points per series.
@@ -149,20 +150,16 @@ class PrometheusClient(BackendClient):
         data = await self._data(f"/api/v1/label/{label}/values", params)
         return [str(x) for x in data]
 
-    async def aseries(
-        self,
-        name_or_promql: str,
-        window: TimeWindow,
-        step_s: float | None = None,
-        labels: dict[str, str] | None = None,
-    ) -> pa.Table:
+    async def aseries(self, query: MetricQuery) -> pa.Table:
         """``MetricSource.series``: a metric name (``labels`` become matchers) or a PromQL
         expression (``labels`` filter its result), over the half-open ``window``."""
-        step = step_s or default_step(window)
+        window, labels, expr = query.window, query.labels, query.name_or_promql
+        step = query.step_s or default_step(window)
         if window.seconds / step > MAX_POINTS:
             step = math.ceil(window.seconds / MAX_POINTS)
-        is_name = bool(METRIC_NAME_RE.match(name_or_promql))
-        expr = selector(name_or_promql, labels) if is_name else name_or_promql
+        is_name = bool(METRIC_NAME_RE.match(expr))
+        if is_name:
+            expr = selector(expr, labels)
         table = await self.aquery_range(expr, window.start, window.end, step)
         keep = [
             ts < window.end_ns and (is_name or _has_labels(lab, labels))
@@ -174,31 +171,12 @@ class PrometheusClient(BackendClient):
 
     # -- sync facade ---------------------------------------------------------------------------
 
-    def query(self, expr: str, time: TimeLike | None = None) -> pa.Table:
-        return self.run_sync(self.aquery(expr, time))
-
-    def query_range(self, expr: str, start: TimeLike, end: TimeLike, step_s: float) -> pa.Table:
-        return self.run_sync(self.aquery_range(expr, start, end, step_s))
-
-    def series_match(
-        self, match: Sequence[str], start: TimeLike | None = None, end: TimeLike | None = None
-    ) -> list[dict[str, str]]:
-        return self.run_sync(self.aseries_match(match, start, end))
-
-    def labels(self, match: Sequence[str] = ()) -> list[str]:
-        return self.run_sync(self.alabels(match))
-
-    def label_values(self, label: str, match: Sequence[str] = ()) -> list[str]:
-        return self.run_sync(self.alabel_values(label, match))
-
-    def series(
-        self,
-        name_or_promql: str,
-        window: TimeWindow,
-        step_s: float | None = None,
-        labels: dict[str, str] | None = None,
-    ) -> pa.Table:
-        return self.run_sync(self.aseries(name_or_promql, window, step_s, labels))
+    query = synchronous(aquery)
+    query_range = synchronous(aquery_range)
+    series_match = synchronous(aseries_match)
+    labels = synchronous(alabels)
+    label_values = synchronous(alabel_values)
+    series = synchronous(aseries)
 
 
 def _has_labels(labels_json: str, wanted: Mapping[str, str] | None) -> bool:

@@ -22,15 +22,12 @@ import networkx as nx
 import pyarrow as pa
 
 from tools.core.errors import InputError, NotFoundError
-from tools.telemetry.backends._traces import (
-    TraceClient,
-    call_graph_from_spans,
-    dedupe_spans,
-    filter_spans,
-)
+from tools.telemetry.backends._http import synchronous
+from tools.telemetry.backends._traces import TraceClient, call_graph_from_spans, dedupe_spans
 from tools.telemetry.ingest import otlp_json
 from tools.telemetry.ingest.common import Fail
 from tools.telemetry.model import SPAN_SCHEMA, TimeWindow
+from tools.telemetry.sources import TraceQuery
 
 TimeLike = datetime | int  # datetime or epoch nanoseconds
 _HEX_TRACE_ID = re.compile(r"^[0-9a-fA-F]{1,32}$")
@@ -46,22 +43,17 @@ def _string(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def build_traceql(
-    services: list[str] | None = None,
-    operation: str | None = None,
-    min_duration_ms: float | None = None,
-    errors_only: bool = False,
-) -> str:
+def build_traceql(query: TraceQuery) -> str:
     """One spanset filter: a trace matches when a single span satisfies every condition."""
     conds = []
-    if services:
-        alternatives = " || ".join(f"resource.service.name = {_string(s)}" for s in services)
-        conds.append(f"({alternatives})" if len(services) > 1 else alternatives)
-    if operation is not None:
-        conds.append(f"name = {_string(operation)}")
-    if min_duration_ms is not None:
-        conds.append(f"duration >= {min_duration_ms:g}ms")
-    if errors_only:
+    if query.services:
+        alternatives = " || ".join(f"resource.service.name = {_string(s)}" for s in query.services)
+        conds.append(f"({alternatives})" if len(query.services) > 1 else alternatives)
+    if query.operation is not None:
+        conds.append(f"name = {_string(query.operation)}")
+    if query.min_duration_ms is not None:
+        conds.append(f"duration >= {query.min_duration_ms:g}ms")
+    if query.errors_only:
         conds.append("status = error")
     return "{ " + " && ".join(conds) + " }" if conds else "{}"
 
@@ -164,22 +156,15 @@ class TempoClient(TraceClient):
     def to_table(self, body: Any, source: str) -> pa.Table:
         return trace_to_table(body, source)
 
-    async def aspans(
-        self,
-        window: TimeWindow,
-        services: list[str] | None = None,
-        operation: str | None = None,
-        min_duration_ms: float | None = None,
-        errors_only: bool = False,
-        trace_id: str | None = None,
-        limit: int | None = None,
-    ) -> pa.Table:
+    async def aspans(self, query: TraceQuery) -> pa.Table:
         """``TraceSource.spans``: TraceQL search, fetch each trace, narrow to matching spans."""
-        if trace_id is not None:
-            ids = [trace_id]
+        if query.trace_id is not None:
+            ids = [query.trace_id]
         else:
-            q = build_traceql(services, operation, min_duration_ms, errors_only)
-            found = await self.asearch(window.start, window.end, q=q, limit=self.max_traces)
+            w = query.window
+            found = await self.asearch(
+                w.start, w.end, q=build_traceql(query), limit=self.max_traces
+            )
             ids = [str(t["traceID"]) for t in found]
         gate = asyncio.Semaphore(self.concurrency)
 
@@ -191,35 +176,13 @@ class TempoClient(TraceClient):
                     return SPAN_SCHEMA.empty_table()
 
         tables = list(await asyncio.gather(*(one(t) for t in ids)))
-        return filter_spans(
-            dedupe_spans(tables, SPAN_SCHEMA),
-            window,
-            services,
-            operation,
-            min_duration_ms,
-            errors_only,
-            trace_id,
-            limit,
-        )
+        return query.narrow(dedupe_spans(tables, SPAN_SCHEMA))
 
     async def acall_graph(self, window: TimeWindow) -> nx.DiGraph:
-        return call_graph_from_spans(await self.aspans(window), window)
+        return call_graph_from_spans(await self.aspans(TraceQuery(window)), window)
 
     # -- sync facade ---------------------------------------------------------------------------
 
-    def search(
-        self,
-        start: TimeLike,
-        end: TimeLike,
-        q: str | None = None,
-        tags: Mapping[str, str] | None = None,
-        min_duration_ms: float | None = None,
-        limit: int = 20,
-    ) -> list[dict[str, Any]]:
-        return self.run_sync(self.asearch(start, end, q, tags, min_duration_ms, limit))
-
-    def tags(self) -> list[str]:
-        return self.run_sync(self.atags())
-
-    def tag_values(self, tag: str) -> list[str]:
-        return self.run_sync(self.atag_values(tag))
+    search = synchronous(asearch)
+    tags = synchronous(atags)
+    tag_values = synchronous(atag_values)
