@@ -6,11 +6,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from tools.repair.strategy import VerifyCheck, VerifySpec
 from tools.repair.verify import Verifier, bad_spans
 from tools.telemetry.model import SPAN_SCHEMA, TimeWindow
+from tools.telemetry.sources import TraceQuery
 
 T0 = datetime(2026, 12, 4, tzinfo=UTC)
 
@@ -40,15 +40,13 @@ def _spans(start_s: float, outcomes: list[bool], step_s: float = 0.2) -> list[di
 
 
 class Store:
-    """A TraceSource over one table: the spans that started inside the window."""
+    """A TraceSource over one table."""
 
     def __init__(self, rows: list[dict]) -> None:
         self.table = pa.Table.from_pylist(rows, schema=SPAN_SCHEMA)
 
-    def spans(self, window: TimeWindow, services=None, **kw) -> pa.Table:
-        lo, hi = (int(t.timestamp() * 1e9) for t in (window.start, window.end))
-        s = self.table["start_ns"]
-        return self.table.filter(pc.and_(pc.greater_equal(s, lo), pc.less(s, hi)))
+    def spans(self, query: TraceQuery) -> pa.Table:
+        return query.narrow(self.table)
 
 
 class Clock:

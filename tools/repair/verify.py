@@ -185,7 +185,9 @@ class Verifier:
         allowed = 0.05 if check.trace == "p95_ms" else limit  # p95 < limit: <= 5 % slower
         try:
             bad = [
-                bad_spans(self.traces.spans(w, services=[check.service]), check.trace, limit)
+                bad_spans(
+                    self.traces.spans(TraceQuery(w, services=[check.service])), check.trace, limit
+                )
                 for w in (self.incident, self.baseline)
             ]
         except TamoError:
@@ -200,7 +202,8 @@ class Verifier:
         self, check: VerifyCheck, window: TimeWindow, limit: float, rates: tuple[float, float]
     ) -> CheckOutcome:
         """Weigh each span after the repair: passes at ``recovery_odds`` for normal."""
-        spans = self.traces.spans(window, services=[check.service]) if self.traces else None
+        query = TraceQuery(window, services=[check.service])
+        spans = self.traces.spans(query) if self.traces else None
         if spans is None or spans.num_rows == 0:
             return CheckOutcome(
                 name=check.name,
