@@ -63,7 +63,7 @@ def impact_lines(i: Impact, k: int = 4) -> list[str]:
     return out
 
 
-def _investigator(ctx: ToolContext) -> Investigator:
+def investigator_of(ctx: ToolContext) -> Investigator:
     # In memory: an MCP/tool caller wants the report now; resumable runs use `tamo diagnose`.
     return ctx.cached("investigator", lambda: Investigator(ctx, checkpointer=memory_checkpointer()))
 
@@ -88,7 +88,7 @@ def diagnose_incident(inp: DiagnoseInput, ctx: ToolContext) -> DiagnoseResult:
         system=base.system if same and base else None,
         task_id=base.task_id if same and base else None,
     )
-    inv = _investigator(ctx).diagnose(incident)
+    inv = investigator_of(ctx).diagnose(incident)
     r = inv.report
     if r is None:  # cannot happen without an approval request; never hand back half a result
         raise TamoError(f"investigation {inv.thread_id} ended without a report")

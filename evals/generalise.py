@@ -25,7 +25,8 @@ from evals.calibration import calibration_report
 from evals.metrics import fault_type_scores, ranking_scores
 from evals.protocols import folds
 from tools.learned.aligned import AlignedTelemetry
-from tools.learned.classifier import UNKNOWN, classify, example, train_classifier
+from tools.learned.classifier import UNKNOWN, classify, example
+from tools.learned.classifier_train import train_classifier
 from tools.learned.fusion import FusedTelemetry, fuse
 from tools.learned.localize import localize, ranker_features
 from tools.learned.models import LearnedModels

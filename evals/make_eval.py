@@ -46,13 +46,6 @@ DATASETS = {"nezha": "nezha", "sockshop-rcd": "sockshop-rcd"}
 T3_EPOCHS = 40
 
 
-def _train(loaded: Loaded, dataset: str, seed: int) -> LearnedModels:
-    cases = [c for c, _, _, _ in loaded]
-    return train_models(
-        [TrainingCase(a, c) for c, _, a, _ in loaded], dataset_signature(dataset, None, cases), seed
-    )
-
-
 def _generalisation(
     loaded: dict[str, dict[str, Loaded]], seeds: list[int], out: Path
 ) -> list[dict[str, Any]]:

@@ -13,6 +13,7 @@ import asyncio
 import functools
 import inspect
 import json
+import threading
 from collections.abc import Callable
 from typing import Annotated, Any
 
@@ -105,6 +106,29 @@ def _guarded_execute(
     call.__signature__ = sig.replace(parameters=[ctx_param, *sig.parameters.values()])  # type: ignore[attr-defined]
     call.__annotations__ = {"mcp_ctx": Context, **plain.__annotations__}
     return call
+
+
+def warm_up(ctx: ToolContext) -> threading.Thread:
+    """Load, on a background thread, what the first ``diagnose_incident`` would otherwise load
+    while a caller waits: the learned tools' modules (alignment, pandas), the trained models of
+    the context and the compiled investigation graph.
+
+    Why in the background: the server accepts connections at once (start-up stays at its
+    imports), and a long-running server has the models in memory before the first incident
+    arrives. Nothing window-specific is computed here, so a call's time is still the whole
+    investigation of its window. A call that comes before the warm-up ends simply waits for the
+    same cached objects (the context computes each once)."""
+
+    def run() -> None:
+        from agent.diagnose_tool import investigator_of
+        from tools.toolbox.learned import models_of
+
+        models_of(ctx)
+        investigator_of(ctx)
+
+    thread = threading.Thread(target=run, name="tamo-mcp-warm-up", daemon=True)
+    thread.start()
+    return thread
 
 
 def build_server(

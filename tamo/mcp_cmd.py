@@ -49,7 +49,7 @@ def register(app: typer.Typer) -> None:
         with heavy_imports():
             from agent.scope import case_context
             from mcp_server.auth import http_auth, parse_tokens
-            from mcp_server.server import build_server
+            from mcp_server.server import build_server, warm_up
             from tools.toolbox.context import ToolContext
 
         settings = get_settings()
@@ -59,6 +59,7 @@ def register(app: typer.Typer) -> None:
             ctx = case_context(dataset, root or settings.datasets_root / dataset, case, settings)
         else:
             ctx = ToolContext.from_settings(settings)
+        warm_up(ctx)  # models and the graph load while the server starts accepting
         if transport is Transport.stdio:
             from tools.repair.identity import os_principal
 

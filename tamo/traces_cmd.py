@@ -21,7 +21,7 @@ from tamo.console import console, fail
 from tamo.imports import heavy_imports
 from tools.core.errors import TamoError
 
-if TYPE_CHECKING:  # the analytics (torch, scikit-learn) load only when a command runs
+if TYPE_CHECKING:  # the analytics (pyarrow, numpy, networkx) load only when a command runs
     from tools.traces import KnowledgeBase
 
 traces_app = typer.Typer(help="Call-chain anomaly analysis and the anomaly knowledge base.")
@@ -63,8 +63,8 @@ def analyze_command(
 
     A file over 256 MiB is streamed (JSON Lines, a window at a time); smaller ones are read whole.
     """
-    # the analytics (torch, scikit-learn) load first, frozen out of the collector's sight: the
-    # parse below allocates millions of objects, and each collection would walk theirs again
+    # the analytics load first, frozen out of the collector's sight: the parse below allocates
+    # millions of objects, and each collection would walk theirs again
     with heavy_imports():
         from tools.telemetry.ingest import parse_file
         from tools.traces import TraceConfig, analyze_traces

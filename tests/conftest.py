@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import socket
+import tempfile
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 DATASETS = Path(os.environ.get("TAMO_DATASETS", REPO.parent / "shared" / "datasets"))
+
+# Tests never write to the user's data directory (the parsed-dataset cache, the default store):
+# each test process gets its own, removed when it exits. Tests that need their own set it again.
+if "TAMO_DATA_DIR" not in os.environ:
+    _DATA_DIR = tempfile.mkdtemp(prefix="tamo-test-data-")
+    os.environ["TAMO_DATA_DIR"] = _DATA_DIR
+    atexit.register(shutil.rmtree, _DATA_DIR, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

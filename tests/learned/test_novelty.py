@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
-import torch
 
-from tools.learned.classifier import N_CASE, N_FEATURES, ClassifierExample, train_classifier
+from tools.learned.classifier import N_CASE, N_FEATURES, ClassifierExample
+from tools.learned.classifier_train import train_classifier
 
 
 def _example(label: str, centre: np.ndarray, rng: np.random.Generator) -> ClassifierExample:
@@ -21,8 +21,8 @@ def test_a_case_unlike_every_training_case_is_novel_and_a_known_one_is_not() -> 
     examples = [_example("cpu", cpu, rng) for _ in range(8)]
     examples += [_example("mem", mem, rng) for _ in range(8)]
     model = train_classifier(examples, epochs=1)
-    known = torch.from_numpy(_example("cpu", cpu, rng).case)
+    known = _example("cpu", cpu, rng).case
     foreign = np.zeros(N_CASE)
     foreign[5] = 8.0  # a family no training case ever moved (say, cut log lines)
     assert model.novelty(known) <= 1.0
-    assert model.novelty(torch.from_numpy(foreign.astype(np.float32))) > 1.0
+    assert model.novelty(foreign.astype(np.float32)) > 1.0

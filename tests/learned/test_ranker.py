@@ -25,7 +25,7 @@ def test_the_ranker_learns_which_feature_marks_the_root() -> None:
     test = _cases(40, 0.5, seed=1)
     hits = np.mean([np.argmax(model.probabilities(c.features)) == c.root for c in test])
     assert hits >= 0.8
-    w = model.weight.numpy()
+    w = model.weight
     assert np.argmax(w) == FEATURES.index("own_resource")
 
 
@@ -43,7 +43,7 @@ def test_confidence_is_calibrated_out_of_fold() -> None:
     assert all(0.0 <= x <= 1.0 for x in conf)
     assert abs(np.mean(conf) - np.mean(right)) < 0.1
     # more margin, more confidence
-    assert model.platt.numpy()[1:].sum() > 0
+    assert model.platt[1:].sum() > 0
 
 
 def test_margin_features_of_a_sure_and_an_unsure_ranking() -> None:

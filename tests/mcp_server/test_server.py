@@ -17,12 +17,12 @@ from fastmcp.exceptions import ToolError
 
 from agent.tokens import count_json
 from mcp_server.auth import http_auth, parse_tokens
-from mcp_server.server import build_server
+from mcp_server.server import build_server, warm_up
 from tests.agent.conftest import APPROVERS, MCP_APPROVER, TOOLBOX_TOOLS, RecordingExecutor
 from tests.agent.synthetic import ABNORMAL, quoted_everywhere
 from tests.conftest import REPO, free_port
 from tools.core.errors import ConfigError
-from tools.toolbox.context import ToolContext
+from tools.toolbox.context import WINDOW_KEYS, ToolContext
 from tools.toolbox.repair import setup
 
 TOOLS = TOOLBOX_TOOLS | {"diagnose_incident"}
@@ -56,6 +56,18 @@ async def test_listing_is_small_annotated_and_complete(case_ctx: ToolContext) ->
     assert by["execute_repair"].destructive_hint and not by["execute_repair"].read_only_hint
     assert all(by[n].read_only_hint for n in TOOLS - {"execute_repair"})
     assert by["execute_repair"].idempotent_hint
+
+
+async def test_warm_up_loads_models_and_graph_but_nothing_of_the_window(
+    case_ctx: ToolContext,
+) -> None:
+    server = build_server(case_ctx)
+    warm_up(case_ctx).join(timeout=60)
+    assert case_ctx.recall("models") is not None and case_ctx.recall("investigator") is not None
+    assert not [k for k in case_ctx._cache if k.startswith(WINDOW_KEYS)]
+    async with Client(server) as c:
+        diag = text(await c.call_tool("diagnose_incident", {}))
+    assert diag["root_cause"] == "paymentservice"
 
 
 async def test_every_tool_answers_compactly(case_ctx: ToolContext) -> None:

@@ -84,6 +84,50 @@ def test_self_time_and_wire_time() -> None:
     assert not forest.client[2]
 
 
+def test_parallel_children_count_once_in_self_time() -> None:
+    """A supervisor waiting 200 ms on three parallel 100 ms workers worked 100 ms itself."""
+    rows = [
+        _span("s", None, "supervisor", 0, 200),
+        _span("w1", "s", "worker", 50, 150),
+        _span("w2", "s", "worker", 50, 150),
+        _span("w3", "s", "worker", 60, 140),
+    ]
+    forest = SpanForest.build(_table(rows))
+    assert (forest.self_ns / MS).tolist() == [100, 100, 100, 80]
+
+
+def test_children_outside_their_parent_count_only_inside_it() -> None:
+    rows = [
+        _span("p", None, "api", 10, 110),
+        _span("early", "p", "db", 0, 30),  # clock skew: starts before its parent
+        _span("late", "p", "db", 100, 150),  # ends after its parent
+        _span("gap", "p", "db", 40, 60),
+    ]
+    forest = SpanForest.build(_table(rows))
+    assert forest.self_ns[0] / MS == 100 - 20 - 10 - 20
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 3), st.integers(-20, 120), st.integers(0, 80)),
+        min_size=1,
+        max_size=12,
+    )
+)
+def test_self_time_is_the_time_no_child_ran(kids: list[tuple[int, int, int]]) -> None:
+    """Against a millisecond-by-millisecond count: 4 parents [0, 100) ms, random children
+    (shifted by 1 s: an end at 0 would mean "never ended")."""
+    rows = [_span(f"p{k}", None, "svc", 1000, 1100) for k in range(4)]
+    rows += [
+        _span(f"c{i}", f"p{k}", "svc", 1000 + s, 1000 + s + d) for i, (k, s, d) in enumerate(kids)
+    ]
+    forest = SpanForest.build(_table(rows))
+    for k in range(4):
+        busy = {ms for kk, s, d in kids if kk == k for ms in range(s, s + d) if 0 <= ms < 100}
+        assert forest.self_ns[k] == (100 - len(busy)) * MS
+
+
 def test_broken_input_is_linked_as_far_as_it_goes() -> None:
     rows = [
         _span("r", None, "a", 0, 10),

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 from evals.traces_eval import score_detection
 from evals.traces_synth import SynthData
 from tools.traces import TraceConfig, analyze_traces
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_detects_injected_anomalies_and_names_their_root(
@@ -77,3 +83,17 @@ def test_template_state_persists_across_analyses(synth: SynthData, tmp_path) -> 
     again = analyze_traces(synth.spans, logs=synth.logs, config=config)
     sig = lambda a: sorted(tuple(c.fingerprint.log_signature) for c in a.clusters)  # noqa: E731
     assert sig(first) == sig(again)
+
+
+def test_the_analysis_path_imports_no_heavy_library() -> None:
+    """``tamo traces analyze`` pays every import on each launch: numpy and pyarrow only."""
+    code = (
+        "import sys\n"
+        "import tools.traces, tools.telemetry.ingest, tools.traces.stream\n"
+        "heavy = {'torch', 'sklearn', 'scipy', 'pandas', 'langgraph', 'matplotlib'}\n"
+        "print(' '.join(sorted({m.split('.')[0] for m in sys.modules} & heavy)))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO
+    )
+    assert out.stdout.strip() == ""

@@ -14,18 +14,24 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-import torch
+import numpy as np
 
 from tools.core.errors import CheckpointError
+from tools.learned.pt_reader import read_torch_file
 
 _MODEL_SOURCES = (
     "channels.py",
+    "layers.py",
+    "torch_rng.py",
     "series.py",
     "aligned.py",
     "diffusion.py",
     "fusion.py",
     "localize.py",
     "classifier.py",
+    "classifier_train.py",
+    "diffusion_train.py",
+    "localize_train.py",
     "changepoint.py",
     "incident.py",
     "ranker.py",
@@ -55,11 +61,16 @@ def save_checkpoint(
     dataset: dict[str, Any],
     extra: dict[str, Any] | None = None,
 ) -> None:
-    """Write atomically (temp file + rename): a crash never leaves half a checkpoint."""
+    """Write atomically (temp file + rename): a crash never leaves half a checkpoint.
+
+    ``state_dict`` holds numpy arrays (the inference weights); the file is ``torch.save``'s, so
+    torch (imported here, at training time only) can read it too."""
+    import torch
+
     payload = {
         "format": FORMAT,
         "kind": kind,
-        "state_dict": state_dict,
+        "state_dict": {k: torch.from_numpy(np.array(v, order="C")) for k, v in state_dict.items()},
         "config": config,
         "code_version": code_version(),
         "dataset": dataset,
@@ -74,12 +85,13 @@ def save_checkpoint(
 
 
 def load_checkpoint(path: Path, kind: str, dataset: str | None = None) -> dict[str, Any]:
-    """Load and verify a checkpoint; raises :class:`CheckpointError` saying what is wrong."""
+    """Load and verify a checkpoint (tensors as numpy arrays, no torch); raises
+    :class:`CheckpointError` saying what is wrong."""
     if not path.is_file():
         raise CheckpointError("checkpoint file not found", source=str(path))
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for a damaged file
+        payload = read_torch_file(path)
+    except Exception as exc:  # zipfile, pickle and numpy raise many types for a damaged file
         raise CheckpointError(
             f"corrupt or unreadable checkpoint ({type(exc).__name__})", source=str(path)
         ) from exc

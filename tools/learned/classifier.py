@@ -24,16 +24,14 @@ known-type cases wrongly answered unknown).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
-import torch
-from torch import nn
 
 from tools.learned.channels import CHANNELS, FAMILIES, FAMILY_OF
 from tools.learned.fusion import FusedTelemetry
+from tools.learned.layers import gelu, linear, self_attention, sigmoid, softmax
 from tools.learned.results import FaultTypePrediction, RootCauseRanking
-from tools.learned.threads import one_thread
 
 FAMILY_IDX = {f: [i for i, c in enumerate(CHANNELS) if FAMILY_OF[c] == f] for f in FAMILIES}
 N_FEATURES = 3 * len(FAMILIES) + 2 * len(CHANNELS) + 2
@@ -105,52 +103,52 @@ def adjacency(fused: FusedTelemetry, ranking: RootCauseRanking) -> np.ndarray:
     return (A * d[:, None] * d[None, :]).astype(np.float32)
 
 
-class FaultTypeClassifier(nn.Module):
-    """Multi-head attention over entities, then one graph convolution, then per-type sigmoids."""
+class FaultTypeClassifier:
+    """Multi-head attention over entities, then one graph convolution, then per-type sigmoids;
+    and the case-level softmax regression with its novelty test.
 
-    def __init__(self, config: ClassifierConfig) -> None:
-        super().__init__()
+    Inference in numpy on the trained weights (named as the torch module's ``state_dict``,
+    :mod:`tools.learned.classifier_train`), so classifying never imports torch."""
+
+    def __init__(self, config: ClassifierConfig, weights: dict[str, np.ndarray]) -> None:
         self.config = config
-        h = config.hidden
-        self.embed = nn.Linear(N_FEATURES, h)
-        self.attn = nn.MultiheadAttention(h, config.heads, batch_first=True)
-        self.gcn = nn.Linear(h, h)
-        self.head = nn.Linear(2 * h, max(1, len(config.labels)))
-        self.act = nn.GELU()
-        # case level: a standardised, L2-regularised softmax regression on the window's and the
-        # top entity's channel peaks; deterministic where the network swings with its seed
-        self.case_head = nn.Linear(N_CASE, max(1, len(config.labels)))
-        self.register_buffer("case_mean", torch.zeros(N_CASE))
-        self.register_buffer("case_std", torch.ones(N_CASE))
-        self.register_buffer("train_case", torch.zeros(config.n_train, N_CASE))
-        self.register_buffer("novelty_radius", torch.tensor(float("inf")))
+        self.weights = weights
 
-    def forward(self, x: torch.Tensor, adj: torch.Tensor) -> torch.Tensor:
+    def state_dict(self) -> dict[str, np.ndarray]:
+        return self.weights
+
+    def logits(self, x: np.ndarray, adj: np.ndarray) -> np.ndarray:
         """x [E, F], adj [E, E] -> logits [E, K]."""
-        h = self.act(self.embed(x)).unsqueeze(0)
-        att, _ = self.attn(h, h, h)
-        h = (h + att).squeeze(0)
-        g = self.act(self.gcn(adj @ h))
-        return self.head(torch.cat([h, g], dim=-1))
+        w = self.weights
+        h = gelu(linear(x, w["embed.weight"], w["embed.bias"]))
+        att = self_attention(
+            h,
+            w["attn.in_proj_weight"],
+            w["attn.in_proj_bias"],
+            w["attn.out_proj.weight"],
+            w["attn.out_proj.bias"],
+            self.config.heads,
+        )
+        h = h + att
+        g = gelu(linear(adj @ h, w["gcn.weight"], w["gcn.bias"]))
+        return linear(np.concatenate([h, g], axis=-1), w["head.weight"], w["head.bias"])
 
-    def novelty(self, case: torch.Tensor) -> float:
+    def novelty(self, case: np.ndarray) -> float:
         """Distance from the case to its nearest training case, over the novelty radius
         (> 1: farther than almost every training case is from its nearest neighbour)."""
-        if len(self.train_case) == 0:
+        w = self.weights
+        train = w["train_case"]
+        if len(train) == 0:
             return 0.0
-        z = (case - self.case_mean) / self.case_std.clamp_min(NOVELTY_STD_FLOOR)
-        d = torch.cdist(z[None, :], self.train_case).min()
-        return float(d / self.novelty_radius.clamp_min(1e-6))
+        z = (case - w["case_mean"]) / np.maximum(w["case_std"], np.float32(NOVELTY_STD_FLOOR))
+        d = np.sqrt(((train - z[None, :]) ** 2).sum(axis=1)).min()
+        return float(d / max(float(w["novelty_radius"]), 1e-6))
 
-    def case_probabilities(self, case: torch.Tensor) -> torch.Tensor:
+    def case_probabilities(self, case: np.ndarray) -> np.ndarray:
         """case [N_CASE] or [B, N_CASE] -> softmax over the known types."""
-        return torch.softmax(self.case_head((case - self.case_mean) / self.case_std), dim=-1)
-
-
-def weighted_bce(probs: torch.Tensor, target: torch.Tensor, pos_weight: float) -> torch.Tensor:
-    """-1/E sum[lambda_w y log y_hat + (1 - y) log(1 - y_hat)] (averaged over types too)."""
-    p = probs.clamp(1e-6, 1 - 1e-6)
-    return -(pos_weight * target * torch.log(p) + (1 - target) * torch.log(1 - p)).mean()
+        w = self.weights
+        z = (case - w["case_mean"]) / w["case_std"]
+        return softmax(linear(z, w["case_head.weight"], w["case_head.bias"]), axis=-1)
 
 
 @dataclass
@@ -194,77 +192,14 @@ def _rank_vector(fused: FusedTelemetry, ranking: RootCauseRanking) -> np.ndarray
     return np.array([pos.get(e, 0.0) for e in fused.entities], dtype=np.float32)
 
 
-@one_thread()
-def train_classifier(
-    examples: list[ClassifierExample],
-    config: ClassifierConfig | None = None,
-    epochs: int = 40,
-    seed: int = 0,
-) -> FaultTypeClassifier:
-    labels = sorted({ex.label for ex in examples})
-    base = config or ClassifierConfig()
-    cfg = replace(base, labels=labels, n_train=len(examples))
-    torch.manual_seed(seed)
-    model = FaultTypeClassifier(cfg)
-    if not examples:
-        return model.eval()
-    opt = torch.optim.Adam(model.parameters(), lr=5e-3, weight_decay=1e-4)
-    gen = torch.Generator().manual_seed(seed)
-    tensors = []
-    for ex in examples:
-        y = torch.zeros(len(ex.features), len(labels))
-        y[ex.root, labels.index(ex.label)] = 1.0
-        tensors.append((torch.from_numpy(ex.features), torch.from_numpy(ex.adjacency), y))
-    model.train()
-    for _ in range(epochs):
-        for i in torch.randperm(len(tensors), generator=gen).tolist():
-            x, adj, y = tensors[i]
-            loss = weighted_bce(torch.sigmoid(model(x, adj)), y, cfg.pos_weight)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-    _fit_case_head(model, examples, labels)
-    return model.eval()
-
-
-def _fit_case_head(
-    model: FaultTypeClassifier, examples: list[ClassifierExample], labels: list[str]
-) -> None:
-    """Full-batch L-BFGS on cross-entropy + case_l2/(2n) ||W||^2 (scikit-learn's C = 1/l2)."""
-    X = torch.from_numpy(np.stack([ex.case for ex in examples]))
-    y = torch.tensor([labels.index(ex.label) for ex in examples])
-    model.case_mean.copy_(X.mean(dim=0))
-    model.case_std.copy_(X.std(dim=0).nan_to_num(1.0).clamp_min(0.05))
-    opt = torch.optim.LBFGS(model.case_head.parameters(), max_iter=200)
-    n = len(examples)
-
-    def closure() -> torch.Tensor:
-        opt.zero_grad()
-        logits = model.case_head((X - model.case_mean) / model.case_std)
-        loss = nn.functional.cross_entropy(logits, y, reduction="sum")
-        loss = (loss + 0.5 * model.config.case_l2 * model.case_head.weight.pow(2).sum()) / n
-        loss.backward()
-        return loss
-
-    opt.step(closure)
-    z = (X - model.case_mean) / model.case_std.clamp_min(NOVELTY_STD_FLOOR)
-    model.train_case.copy_(z)
-    if n >= 3:
-        d = torch.cdist(z, z) + torch.diag(torch.full((n,), float("inf")))
-        q = torch.quantile(d.min(dim=1).values, model.config.novelty_q)
-        model.novelty_radius.copy_(q.clamp_min(NOVELTY_MIN_RADIUS))
-
-
 def type_probabilities(
     fused: FusedTelemetry, ranking: RootCauseRanking, model: FaultTypeClassifier
 ) -> np.ndarray:
     """[K] per-type sigmoid probabilities, averaged over T2's top entities weighted by their
     score, so one wrong top-1 does not hand the classifier the wrong entity's features."""
-    x = torch.from_numpy(entity_features(fused, _rank_vector(fused, ranking)))
-    adj = torch.from_numpy(adjacency(fused, ranking))
-    with torch.no_grad():
-        probs = torch.sigmoid(model(x, adj)).numpy()
-        case = model.case_probabilities(torch.from_numpy(case_features(fused, ranking))).numpy()
+    x = entity_features(fused, _rank_vector(fused, ranking))
+    probs = sigmoid(model.logits(x, adjacency(fused, ranking)))
+    case = model.case_probabilities(case_features(fused, ranking))
     idx = [fused.entities.index(r.entity) for r in ranking.ranking[:3]]
     w = np.exp(4.0 * np.array([r.score for r in ranking.ranking[:3]]))
     net = (probs[idx] * (w / w.sum())[:, None]).sum(axis=0)
@@ -272,7 +207,6 @@ def type_probabilities(
     return (1 - share) * net + share * case
 
 
-@one_thread()
 def classify(
     fused: FusedTelemetry, ranking: RootCauseRanking, model: FaultTypeClassifier | None
 ) -> FaultTypePrediction:
@@ -280,7 +214,7 @@ def classify(
     if model is None or not model.config.labels or not ranking.ranking:
         return FaultTypePrediction(fault_type=UNKNOWN, probability=0.0, low_confidence=True)
     probs = type_probabilities(fused, ranking, model)
-    novel = model.novelty(torch.from_numpy(case_features(fused, ranking))) > 1.0
+    novel = model.novelty(case_features(fused, ranking)) > 1.0
     share = probs / probs.sum() if probs.sum() > 0 else probs
     labels = model.config.labels
     best = int(np.argmax(probs))

@@ -10,29 +10,29 @@ Forward process: q(x_t | x_{t-1}) = N(sqrt(a_t) x_{t-1}, (1 - a_t) I), linear be
 Two branches predict the noise together: the *log branch* is conditioned on the entity's
 log-template channels, the *time branch* on temporal position and trace channels; a learned gate
 mixes them per time step.
+
+This module is inference: :class:`DiffusionNet` runs the trained weights in numpy (with torch's
+own noise, :mod:`tools.learned.torch_rng`), so diagnosing never imports torch; training is
+:mod:`tools.learned.diffusion_train`, whose module has the same weights and layout.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
-import torch
-from torch import nn
 
 from tools.learned.channels import CHANNEL_INDEX, CHANNELS, LOG_CHANNELS, TRACE_CHANNELS
-from tools.learned.threads import one_thread
+from tools.learned.layers import conv1d, gelu, sigmoid
+from tools.learned.torch_rng import TorchGenerator
 
 LOG_IDX = [CHANNEL_INDEX[c] for c in LOG_CHANNELS]
 TRACE_IDX = [CHANNEL_INDEX[c] for c in TRACE_CHANNELS]
 
 
-def compress(x: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
+def compress(x: np.ndarray) -> np.ndarray:
     """sign(z) * log1p(|z|): keeps order, tames z-scores of 100 to ~4.6 for the networks."""
-    if isinstance(x, torch.Tensor):
-        return torch.sign(x) * torch.log1p(torch.abs(x))
     return np.sign(x) * np.log1p(np.abs(x))
 
 
@@ -51,146 +51,59 @@ class DiffusionConfig:
         return asdict(self)
 
 
-@dataclass(frozen=True)
-class DiffusionSchedule:
-    betas: torch.Tensor
-    alphas: torch.Tensor  # a_t = 1 - beta_t
-    alpha_bars: torch.Tensor  # prod_{s<=t} a_s
-
-    @classmethod
-    def linear(cls, steps: int, beta_start: float, beta_end: float) -> DiffusionSchedule:
-        betas = torch.linspace(beta_start, beta_end, steps, dtype=torch.float32)
-        alphas = 1.0 - betas
-        return cls(betas=betas, alphas=alphas, alpha_bars=torch.cumprod(alphas, dim=0))
-
-    def step(self, x_prev: torch.Tensor, t: int, noise: torch.Tensor) -> torch.Tensor:
-        """One forward step q(x_t | x_{t-1}) = N(sqrt(a_t) x_{t-1}, (1 - a_t) I)."""
-        a = self.alphas[t]
-        return torch.sqrt(a) * x_prev + torch.sqrt(1.0 - a) * noise
-
-    def sample(self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
-        """Closed form q(x_t | x_0) = N(sqrt(abar_t) x_0, (1 - abar_t) I), ``t`` per batch row."""
-        ab = self.alpha_bars[t].view(-1, *([1] * (x0.dim() - 1)))
-        return torch.sqrt(ab) * x0 + torch.sqrt(1.0 - ab) * noise
+def alpha_bars(config: DiffusionConfig) -> np.ndarray:
+    """prod_{s<=t} (1 - beta_s) of the linear schedule, float32 (torch's within rounding)."""
+    betas = np.linspace(config.beta_start, config.beta_end, config.steps).astype(np.float32)
+    return np.cumprod(np.float32(1.0) - betas, dtype=np.float32)
 
 
-class _Branch(nn.Module):
-    def __init__(self, in_ch: int, hidden: int, steps: int) -> None:
-        super().__init__()
-        self.inp = nn.Conv1d(in_ch, hidden, 3, padding=1)
-        self.mid = nn.Conv1d(hidden, hidden, 3, padding=1)
-        self.t_emb = nn.Embedding(steps, hidden)
-        self.act = nn.GELU()
-
-    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        h = self.act(self.inp(x) + self.t_emb(t).unsqueeze(-1))
-        return self.act(self.mid(h)) + h
+def position_encoding(batch: int, length: int) -> np.ndarray:
+    """[B, 2, l] sin and cos of pi * position, the time branch's temporal condition."""
+    pos = np.linspace(0.0, 1.0, length).astype(np.float32)
+    enc = np.stack([np.sin(np.float32(math.pi) * pos), np.cos(np.float32(math.pi) * pos)])
+    return np.broadcast_to(enc.astype(np.float32), (batch, 2, length))
 
 
-class DualBranchDiffusion(nn.Module):
-    """Predicts the noise of x_t [B, m, l] from a log branch and a time branch, gated."""
+@dataclass
+class DiffusionNet:
+    """The trained T1 noise predictor: weights named as the torch module's ``state_dict``."""
 
-    def __init__(self, config: DiffusionConfig | None = None) -> None:
-        super().__init__()
-        self.config = config or DiffusionConfig()
+    config: DiffusionConfig
+    weights: dict[str, np.ndarray] = field(repr=False)
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        return self.weights
+
+    def _branch(self, name: str, x: np.ndarray, t: np.ndarray) -> np.ndarray:
+        w = self.weights
+        emb = w[f"{name}.t_emb.weight"][t][:, :, None]
+        h = gelu(conv1d(x, w[f"{name}.inp.weight"], w[f"{name}.inp.bias"]) + emb)
+        return gelu(conv1d(h, w[f"{name}.mid.weight"], w[f"{name}.mid.bias"])) + h
+
+    def predict_noise(
+        self, x_t: np.ndarray, t: np.ndarray, c_log: np.ndarray, c_time: np.ndarray
+    ) -> np.ndarray:
+        """eps_theta(x_t, t, conditions) for x_t [B, m, l] and steps t [B]."""
+        w = self.weights
+        h_log = self._branch("log_branch", np.concatenate([x_t, c_log], axis=1), t)
+        h_time = self._branch("time_branch", np.concatenate([x_t, c_time], axis=1), t)
+        both = np.concatenate([h_log, h_time], axis=1)
+        g = sigmoid(conv1d(both, w["gate.weight"], w["gate.bias"]))
+        return conv1d(g * h_log + (np.float32(1.0) - g) * h_time, w["out.weight"], w["out.bias"])
+
+    def reconstruct(self, x0: np.ndarray, seed: int = 0) -> np.ndarray:
+        """x_hat_0 averaged over a few noisings at ``probe_step`` (deterministic given ``seed``;
+        the noise is torch's ``randn`` from ``torch.Generator().manual_seed(seed)``)."""
         c = self.config
-        self.log_branch = _Branch(c.channels + len(LOG_IDX), c.hidden, c.steps)
-        self.time_branch = _Branch(c.channels + 2 + len(TRACE_IDX), c.hidden, c.steps)
-        self.gate = nn.Conv1d(2 * c.hidden, 1, 1)
-        self.out = nn.Conv1d(c.hidden, c.channels, 1)
-        self.schedule = DiffusionSchedule.linear(c.steps, c.beta_start, c.beta_end)
-
-    @staticmethod
-    def conditions(x0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Log-template condition and temporal+trace condition from the clean series."""
-        length = x0.shape[-1]
-        pos = torch.linspace(0.0, 1.0, length, dtype=x0.dtype, device=x0.device)
-        enc = torch.stack([torch.sin(math.pi * pos), torch.cos(math.pi * pos)])
-        enc = enc.unsqueeze(0).expand(x0.shape[0], -1, -1)
-        return x0[:, LOG_IDX, :], torch.cat([enc, x0[:, TRACE_IDX, :]], dim=1)
-
-    def forward(
-        self, x_t: torch.Tensor, t: torch.Tensor, c_log: torch.Tensor, c_time: torch.Tensor
-    ) -> torch.Tensor:
-        h_log = self.log_branch(torch.cat([x_t, c_log], dim=1), t)
-        h_time = self.time_branch(torch.cat([x_t, c_time], dim=1), t)
-        g = torch.sigmoid(self.gate(torch.cat([h_log, h_time], dim=1)))
-        return self.out(g * h_log + (1.0 - g) * h_time)
-
-    def loss(self, x0: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """The DDPM objective ||eps - eps_theta(x_t, t, conditions)||^2 (self-supervised)."""
-        t = torch.randint(0, self.config.steps, (x0.shape[0],), generator=generator)
-        noise = torch.randn(x0.shape, generator=generator)
-        x_t = self.schedule.sample(x0, t, noise)
-        c_log, c_time = self.conditions(x0)
-        return torch.mean((self(x_t, t, c_log, c_time) - noise) ** 2)
-
-    @torch.no_grad()
-    def reconstruct(self, x0: torch.Tensor, seed: int = 0) -> torch.Tensor:
-        """x_hat_0 averaged over a few noisings at ``probe_step`` (deterministic given ``seed``)."""
-        c = self.config
-        gen = torch.Generator().manual_seed(seed)
-        c_log, c_time = self.conditions(x0)
-        t = torch.full((x0.shape[0],), c.probe_step, dtype=torch.long)
-        ab = self.schedule.alpha_bars[c.probe_step]
-        est = torch.zeros_like(x0)
+        gen = TorchGenerator(seed)
+        c_log = x0[:, LOG_IDX, :]
+        c_time = np.concatenate([position_encoding(len(x0), x0.shape[-1]), x0[:, TRACE_IDX, :]], 1)
+        t = np.full(len(x0), c.probe_step, dtype=np.int64)
+        ab = alpha_bars(c)[c.probe_step]
+        keep, noise_share = np.sqrt(ab), np.sqrt(np.float32(1.0) - ab)
+        est = np.zeros_like(x0)
         for _ in range(c.probe_draws):
-            noise = torch.randn(x0.shape, generator=gen)
-            x_t = self.schedule.sample(x0, t, noise)
-            eps = self(x_t, t, c_log, c_time)
-            est += (x_t - torch.sqrt(1.0 - ab) * eps) / torch.sqrt(ab)
-        return est / c.probe_draws
-
-
-def training_windows(baselines: list[np.ndarray], crop: int, seed: int) -> np.ndarray:
-    """Fixed-length crops [N, m, crop] of compressed fault-free series of every entity."""
-    rng = np.random.default_rng(seed)
-    out: list[np.ndarray] = []
-    for bx in baselines:
-        if bx.ndim != 3 or bx.shape[-1] == 0:
-            continue
-        series = compress(bx.astype(np.float32))
-        length = series.shape[-1]
-        if length < crop:
-            series = np.pad(series, ((0, 0), (0, 0), (0, crop - length)), mode="edge")
-            length = crop
-        starts = rng.integers(0, length - crop + 1, size=max(1, length // crop))
-        out.extend(series[:, :, s : s + crop] for s in starts)
-    if not out:
-        return np.zeros((0, len(CHANNELS), crop), dtype=np.float32)
-    return np.concatenate(out, axis=0).astype(np.float32)
-
-
-@one_thread()
-def train_diffusion(
-    baselines: list[np.ndarray],
-    config: DiffusionConfig | None = None,
-    epochs: int = 30,
-    seed: int = 0,
-    progress: Callable[[], None] | None = None,
-) -> tuple[DualBranchDiffusion, list[float]]:
-    """Train T1 on fault-free windows; returns the model and the loss per epoch."""
-    cfg = config or DiffusionConfig()
-    torch.manual_seed(seed)
-    model = DualBranchDiffusion(cfg)
-    data = torch.from_numpy(training_windows(baselines, cfg.crop, seed))
-    losses: list[float] = []
-    if len(data) == 0:
-        return model.eval(), losses
-    opt = torch.optim.Adam(model.parameters(), lr=2e-3)
-    gen = torch.Generator().manual_seed(seed)
-    batch = 256
-    for _ in range(epochs):
-        perm = torch.randperm(len(data), generator=gen)
-        total = 0.0
-        for i in range(0, len(data), batch):
-            x0 = data[perm[i : i + batch]]
-            loss = model.loss(x0, gen)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            total += float(loss.detach()) * len(x0)
-        losses.append(total / len(data))
-        if progress is not None:
-            progress()
-    return model.eval(), losses
+            x_t = keep * x0 + noise_share * gen.randn(x0.shape)
+            eps = self.predict_noise(x_t, t, c_log, c_time)
+            est += (x_t - noise_share * eps) / keep
+        return est / np.float32(c.probe_draws)

@@ -11,13 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from tools.learned.aligned import AlignedTelemetry
 from tools.learned.channels import CHANNELS
-from tools.learned.diffusion import DualBranchDiffusion, compress
+from tools.learned.diffusion import DiffusionNet, compress
 from tools.learned.results import ChannelEvidence, FusionSummary, RankedEntity
-from tools.learned.threads import one_thread
 
 # Channels where only an increase means trouble (a CPU, latency or error drop is not a fault).
 _UP_ONLY = {"metric_cpu", "metric_memory", "metric_latency", "metric_errors", "trace_p50"}
@@ -89,15 +87,13 @@ class FusedTelemetry:
         )
 
 
-@one_thread()
 def fuse(
-    aligned: AlignedTelemetry, model: DualBranchDiffusion | None = None, seed: int = 0
+    aligned: AlignedTelemetry, model: DiffusionNet | None = None, seed: int = 0
 ) -> FusedTelemetry:
     """Run T1 on one aligned window (or the robust-z fallback when ``model`` is ``None``)."""
     x = compress(aligned.X.astype(np.float32))
     if model is None:
         return FusedTelemetry(aligned, np.zeros_like(x), x, "robust-z (no diffusion model)")
-    with torch.no_grad():
-        x_hat = model.reconstruct(torch.from_numpy(np.ascontiguousarray(x)), seed=seed).numpy()
+    x_hat = model.reconstruct(np.ascontiguousarray(x), seed=seed)
     anomaly = (x - x_hat) * aligned.present[:, :, None]
     return FusedTelemetry(aligned, x_hat, anomaly.astype(np.float32), "diffusion")

@@ -19,19 +19,21 @@ confidence; docs/learned.md compares the two on the leave-one-out protocols.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
-import networkx as nx
 import numpy as np
-import torch
-from torch import nn
 
 from tools.learned.channels import CHANNEL_INDEX, CHANNELS
 from tools.learned.fusion import FusedTelemetry
+from tools.learned.layers import linear, softmax
 from tools.learned.ranker import RootCauseRanker, entity_features
 from tools.learned.results import CausalEdge, ChannelEvidence, RankedEntity, RootCauseRanking
-from tools.learned.threads import one_thread
+from tools.learned.torch_rng import TorchGenerator
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 FREQ_LEN = 16
 FREQ_BINS = FREQ_LEN // 2 + 1
@@ -86,71 +88,45 @@ def spectra(anomaly: np.ndarray) -> np.ndarray:
     return np.log1p(mag).reshape(E, m * FREQ_BINS).astype(np.float32)
 
 
-class FrequencyAttention(nn.Module):
-    """Self-attention over entities on their spectra; the weights are the causal evidence."""
+class FrequencyAttention:
+    """Self-attention over entities on their spectra; the weights are the causal evidence.
 
-    def __init__(self, config: LocalizerConfig | None = None) -> None:
-        super().__init__()
-        self.config = config or LocalizerConfig()
-        d_in, d = len(CHANNELS) * FREQ_BINS, self.config.d_model
-        self.q = nn.Linear(d_in, d)
-        self.k = nn.Linear(d_in, d)
-        self.v = nn.Linear(d_in, d)
-        self.o = nn.Linear(d, d_in)
+    Inference in numpy on the trained projections (named as the torch module's ``state_dict``,
+    :mod:`tools.learned.localize_train`); only the query and key projections are read here."""
 
-    def attention(self, f: torch.Tensor) -> torch.Tensor:
+    def __init__(self, config: LocalizerConfig, weights: dict[str, np.ndarray]) -> None:
+        self.config = config
+        self.weights = weights
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        return self.weights
+
+    def attention(self, f: np.ndarray) -> np.ndarray:
         """[E, E] softmax(Q_F K_F^T / sqrt(d)), an entity never attends to itself."""
-        q, k = self.q(f), self.k(f)
-        logits = q @ k.T / np.sqrt(self.config.d_model)
-        eye = torch.eye(len(f), dtype=torch.bool)
+        w = self.weights
+        q = linear(f, w["q.weight"], w["q.bias"])
+        k = linear(f, w["k.weight"], w["k.bias"])
+        logits = q @ k.T / np.float32(np.sqrt(self.config.d_model))
         if len(f) > 1:
-            logits = logits.masked_fill(eye, float("-inf"))
-        return torch.softmax(logits, dim=-1)
+            np.fill_diagonal(logits, -np.inf)
+        return softmax(logits, axis=-1)
 
-    def forward(self, f: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        att = self.attention(f)
-        return self.o(att @ self.v(f)), att
-
-
-@one_thread()
-def train_localizer(
-    windows: list[np.ndarray],
-    config: LocalizerConfig | None = None,
-    epochs: int = 20,
-    seed: int = 0,
-    progress: Callable[[], None] | None = None,
-) -> tuple[FrequencyAttention, list[float]]:
-    """Self-supervised: reconstruct each entity's spectrum from the other entities' spectra."""
-    torch.manual_seed(seed)
-    model = FrequencyAttention(config)
-    data = [torch.from_numpy(spectra(w)) for w in windows if w.shape[0] > 1]
-    losses: list[float] = []
-    if not data:
-        return model.eval(), losses
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    gen = torch.Generator().manual_seed(seed)
-    for _ in range(epochs):
-        total = 0.0
-        for i in torch.randperm(len(data), generator=gen).tolist():
-            f = data[i]
-            pred, _ = model(f)
-            loss = torch.mean((pred - f) ** 2)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            total += float(loss.detach())
-        losses.append(total / len(data))
-        if progress is not None:
-            progress()
-    return model.eval(), losses
-
-
-def _untrained_attention(config: LocalizerConfig) -> FrequencyAttention:
-    """Randomly initialised projections from a fixed seed: without training the attention is a
-    deterministic random-feature similarity of spectra, the same on every call."""
-    with torch.random.fork_rng():
-        torch.manual_seed(0)
-        return FrequencyAttention(config).eval()
+    @classmethod
+    def untrained(cls, config: LocalizerConfig) -> FrequencyAttention:
+        """Randomly initialised projections from a fixed seed: without training the attention is
+        a deterministic random-feature similarity of spectra, the same on every call — torch's
+        ``nn.Linear`` initialisation after ``torch.manual_seed(0)``, drawn without torch."""
+        gen = TorchGenerator(0)
+        d_in, d = len(CHANNELS) * FREQ_BINS, config.d_model
+        weights: dict[str, np.ndarray] = {}
+        layers = (("q", d_in, d), ("k", d_in, d), ("v", d_in, d), ("o", d, d_in))
+        gain = math.sqrt(2.0 / (1 + math.sqrt(5) ** 2))  # kaiming_uniform_(a=sqrt(5))
+        for name, fan_in, fan_out in layers:
+            bound = math.sqrt(3.0) * (gain / math.sqrt(fan_in))
+            weights[f"{name}.weight"] = gen.uniform((fan_out, fan_in), -bound, bound)
+            bias = 1 / math.sqrt(fan_in)
+            weights[f"{name}.bias"] = gen.uniform((fan_out,), -bias, bias)
+        return cls(config, weights)
 
 
 def entity_scores(fused: FusedTelemetry) -> tuple[np.ndarray, np.ndarray]:
@@ -172,9 +148,8 @@ def causal_matrix(
             topo[index[b], index[a]] = 1.0  # callee b's fault reaches caller a
     att = None
     if config.use_attention and E > 1:
-        attn_model = model or _untrained_attention(config)
-        with torch.no_grad():
-            att = attn_model.attention(torch.from_numpy(spectra(fused.anomaly))).numpy()
+        attn_model = model or FrequencyAttention.untrained(config)
+        att = attn_model.attention(spectra(fused.anomaly))
     if att is None:
         return topo, None
     causal = att.T  # att[i, j]: i draws on j  =>  j explains i  =>  C[j, i]
@@ -233,7 +208,6 @@ def ranker_features(
     return feats, hand, peaks, causal
 
 
-@one_thread()
 def localize(
     fused: FusedTelemetry,
     model: FrequencyAttention | None = None,
@@ -307,6 +281,8 @@ def _detail(fused: FusedTelemetry, e: int, c: int) -> str:
 
 def causal_graph(fused: FusedTelemetry, ranking: RootCauseRanking) -> nx.DiGraph:
     """The causal edges of a ranking as a graph (for T3 and for reports)."""
+    import networkx as nx
+
     g = nx.DiGraph()
     g.add_nodes_from(fused.entities)
     for edge in ranking.causal_edges:
@@ -314,4 +290,4 @@ def causal_graph(fused: FusedTelemetry, ranking: RootCauseRanking) -> nx.DiGraph
     return g
 
 
-__all__ = ["CHANNEL_INDEX", "FrequencyAttention", "LocalizerConfig", "localize", "train_localizer"]
+__all__ = ["CHANNEL_INDEX", "FrequencyAttention", "LocalizerConfig", "localize"]

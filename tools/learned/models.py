@@ -8,15 +8,17 @@ directory is not an error: the tools then run their untrained, label-free paths 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tools.core.errors import CheckpointError
+import numpy as np
+
 from tools.core.settings import get_settings
 from tools.learned.checkpoint import load_checkpoint, save_checkpoint
 from tools.learned.classifier import ClassifierConfig, FaultTypeClassifier
-from tools.learned.diffusion import DiffusionConfig, DualBranchDiffusion
+from tools.learned.diffusion import DiffusionConfig, DiffusionNet
 from tools.learned.localize import FrequencyAttention, LocalizerConfig
 from tools.learned.ranker import RankerConfig, RootCauseRanker
 
@@ -30,7 +32,7 @@ FILES = {
 
 @dataclass
 class LearnedModels:
-    diffusion: DualBranchDiffusion | None = None
+    diffusion: DiffusionNet | None = None
     localizer: FrequencyAttention | None = None
     classifier: FaultTypeClassifier | None = None
     ranker: RootCauseRanker | None = None  # learned ranking + calibrated confidence (labels)
@@ -80,24 +82,20 @@ def load_models(directory: Path | None = None, dataset: str | None = None) -> Le
     models = LearnedModels(source=root)
     if not root.is_dir():
         return models
-    builders = {
-        "diffusion": lambda cfg: DualBranchDiffusion(DiffusionConfig(**cfg)),
-        "localizer": lambda cfg: FrequencyAttention(LocalizerConfig(**cfg)),
-        "classifier": lambda cfg: FaultTypeClassifier(ClassifierConfig(**cfg)),
-        "ranker": lambda cfg: RootCauseRanker(RankerConfig(**cfg)),
-    }
     for kind, name in FILES.items():
         path = root / name
         if not path.exists():
             continue
         payload = load_checkpoint(path, kind, dataset)
-        model = builders[kind](payload["config"])
-        try:
-            model.load_state_dict(payload["state_dict"])
-        except RuntimeError as exc:
-            raise CheckpointError(
-                f"weights do not fit the {kind} model: {exc}", source=str(path)
-            ) from exc
-        setattr(models, kind, model.eval())
+        config, state = payload["config"], dict(payload["state_dict"])
+        setattr(models, kind, _BUILDERS[kind](config, state))
         models.dataset = payload["dataset"]
     return models
+
+
+_BUILDERS: dict[str, Callable[[dict[str, Any], dict[str, np.ndarray]], Any]] = {
+    "diffusion": lambda cfg, w: DiffusionNet(DiffusionConfig(**cfg), w),
+    "localizer": lambda cfg, w: FrequencyAttention(LocalizerConfig(**cfg), w),
+    "classifier": lambda cfg, w: FaultTypeClassifier(ClassifierConfig(**cfg), w),
+    "ranker": lambda cfg, w: RootCauseRanker(RankerConfig(**cfg), w),
+}

@@ -21,15 +21,14 @@ by a logistic regression to P(top-1 is the root cause), which is what the repair
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
+from typing import TYPE_CHECKING
 
-import networkx as nx
 import numpy as np
-import torch
-from scipy.optimize import minimize
-from sklearn.linear_model import LogisticRegression
-from torch import nn
 
 from tools.learned.channels import CHANNEL_INDEX
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 _GROUPS: dict[str, tuple[str, ...]] = {
     "resource": ("metric_cpu", "metric_memory"),
@@ -133,19 +132,26 @@ class RankerConfig:
         return asdict(self)
 
 
-class RootCauseRanker(nn.Module):
-    """Weights of the conditional logit, the feature standardisation and the Platt calibrator,
-    as buffers so the checkpoint machinery stores and verifies them like every other model."""
+class RootCauseRanker:
+    """Weights of the conditional logit, the feature standardisation and the Platt calibrator;
+    ``state_dict`` names them so the checkpoint machinery stores and verifies them like every
+    other model."""
 
-    def __init__(self, config: RankerConfig | None = None) -> None:
-        super().__init__()
+    def __init__(
+        self, config: RankerConfig | None = None, weights: dict[str, np.ndarray] | None = None
+    ) -> None:
         self.config = config or RankerConfig()
         n = len(self.config.features)
-        self.register_buffer("weight", torch.zeros(n, dtype=torch.float64))
-        self.register_buffer("mean", torch.zeros(n, dtype=torch.float64))
-        self.register_buffer("std", torch.ones(n, dtype=torch.float64))
+        self.weight = np.zeros(n)
+        self.mean = np.zeros(n)
+        self.std = np.ones(n)
         # P(top-1 right) = sigmoid(platt[0] + platt[1] * logit(p1) + platt[2] * margin)
-        self.register_buffer("platt", torch.tensor([0.0, 1.0, 0.0], dtype=torch.float64))
+        self.platt = np.array([0.0, 1.0, 0.0])
+        for name, value in (weights or {}).items():
+            setattr(self, name, np.asarray(value, dtype=np.float64))
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        return {"weight": self.weight, "mean": self.mean, "std": self.std, "platt": self.platt}
 
     @property
     def columns(self) -> list[int]:
@@ -153,12 +159,12 @@ class RootCauseRanker(nn.Module):
 
     def probabilities(self, features: np.ndarray) -> np.ndarray:
         """[E] softmax over a case's entities of the linear score."""
-        x = (features[:, self.columns] - self.mean.numpy()) / self.std.numpy()
-        return _softmax(x @ self.weight.numpy())
+        x = (features[:, self.columns] - self.mean) / self.std
+        return _softmax(x @ self.weight)
 
     def confidence(self, probs: np.ndarray) -> float:
         """Calibrated probability that the top-ranked entity is the root cause."""
-        b, a1, a2 = self.platt.numpy()
+        b, a1, a2 = self.platt
         f = margin_features(probs)
         return float(1.0 / (1.0 + np.exp(-(b + a1 * f[0] + a2 * f[1]))))
 
@@ -205,6 +211,8 @@ def _fit_weights(
         grad = x.T @ p - x[roots].sum(axis=0)
         return nll + 0.5 * l2 * float(w @ w), grad + l2 * w
 
+    from scipy.optimize import minimize  # training only: scipy stays out of inference
+
     res = minimize(loss, np.zeros(len(cols)), jac=True, method="L-BFGS-B")
     return res.x, mean, std
 
@@ -217,12 +225,9 @@ def fit_ranker(
     model = RootCauseRanker(cfg)
     cases = [c for c in cases if len(c.features) > 0]
     if not cases:
-        return model.eval()
+        return model
     cols = model.columns
-    w, mean, std = _fit_weights(cases, cols, cfg.l2)
-    model.weight.copy_(torch.from_numpy(w))
-    model.mean.copy_(torch.from_numpy(mean))
-    model.std.copy_(torch.from_numpy(std))
+    model.weight, model.mean, model.std = _fit_weights(cases, cols, cfg.l2)
     feats, right = [], []
     order = np.random.default_rng(seed).permutation(len(cases))
     k = min(CALIBRATION_FOLDS, len(cases))
@@ -235,8 +240,8 @@ def fit_ranker(
             p = _softmax(((c.features[:, cols] - fm) / fs) @ fw)
             feats.append(margin_features(p))
             right.append(int(np.argmax(p) == c.root))
-    model.platt.copy_(torch.from_numpy(_platt(np.array(feats), np.array(right))))
-    return model.eval()
+    model.platt = _platt(np.array(feats), np.array(right))
+    return model
 
 
 def _platt(feats: np.ndarray, right: np.ndarray) -> np.ndarray:
@@ -246,5 +251,7 @@ def _platt(feats: np.ndarray, right: np.ndarray) -> np.ndarray:
     if right.min() == right.max():
         rate = np.clip((right.sum() + 0.5) / (len(right) + 1.0), 1e-3, 1 - 1e-3)
         return np.array([float(np.log(rate / (1 - rate))), 0.0, 0.0])
+    from sklearn.linear_model import LogisticRegression  # training only
+
     lr = LogisticRegression(C=1.0).fit(feats, right)
     return np.array([lr.intercept_[0], lr.coef_[0][0], lr.coef_[0][1]])

@@ -13,10 +13,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from tools.learned.aligned import AlignedTelemetry
-from tools.learned.classifier import ClassifierExample, example, train_classifier
-from tools.learned.diffusion import DiffusionConfig, train_diffusion
+from tools.learned.classifier import ClassifierExample, example
+from tools.learned.classifier_train import train_classifier
+from tools.learned.diffusion import DiffusionConfig
+from tools.learned.diffusion_train import train_diffusion
 from tools.learned.fusion import fuse
-from tools.learned.localize import LocalizerConfig, localize, ranker_features, train_localizer
+from tools.learned.localize import LocalizerConfig, localize, ranker_features
+from tools.learned.localize_train import train_localizer
 from tools.learned.models import LearnedModels
 from tools.learned.ranker import RankerCase, fit_ranker
 from tools.telemetry.model import LabelledCase

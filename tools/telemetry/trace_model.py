@@ -21,7 +21,10 @@ Definitions (the rest of the project relies on them):
   *orphan*: a root of its own tree, flagged. Empty and all-zero parent ids mean "no parent".
 - **duration**: ``end - start`` (``start + duration_ns`` when only a duration is known). A span
   that never ended runs to the last moment its trace was seen; an end before the start is 0.
-- **self time**: a span's duration minus its children's, at least 0.
+- **self time**: a span's duration minus the time in which at least one of its children ran
+  (the union of the children's intervals, clipped to the span): children running in parallel
+  are counted once, so a supervisor that waits 2 s on three parallel 1 s workers has 1 s of its
+  own, not none. A child running outside its parent (clock skew) only counts inside it.
 - **wire time**: a *client span* is nested in its own service (its parent is in the same
   service) and has exactly one child, in another service: the time between the two is spent on
   the network and in queues, so it is charged to the callee's edge as wire time
@@ -174,6 +177,59 @@ def _span_keys(spans: pa.Table) -> tuple[np.ndarray, np.ndarray, np.ndarray, lis
     return skey, pkey, trace_of, trace_dict.to_pylist()
 
 
+def sibling_sweep(
+    parent: np.ndarray, start: np.ndarray, end: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Children of each parent in start order, with the latest end of their earlier siblings.
+
+    ``start``/``end``: int64 times per row (only rows with ``parent >= 0`` are used). Returns
+    ``(kids, first, prev_end, cum_end)`` over the kids sorted by (parent, start): ``first`` marks
+    a parent's first child, ``prev_end`` is the latest end among its earlier siblings (the
+    child's own start for a first child) and ``cum_end`` the latest end up to and including it.
+    Why one sweep: the union of the children's intervals (self time) and the longest stretch
+    with none running (idle time) both come from this running maximum, exactly, in int64.
+    """
+    kids = np.nonzero(parent >= 0)[0]
+    kids = kids[np.lexsort((start[kids], parent[kids]))]
+    p = parent[kids]
+    first = np.ones(len(kids), dtype=bool)
+    first[1:] = p[1:] != p[:-1]
+    k_start, k_end = start[kids], np.maximum(end[kids], start[kids])
+    # a running max restarted per parent: lift each parent's segment above the previous ones
+    # (relative to its first child's start, so the lift stays far inside int64)
+    seg = np.cumsum(first) - 1
+    base = k_start[first][seg] if len(kids) else k_start
+    rel_end = k_end - base
+    step = int(rel_end.max(initial=0)) + 1
+    cum_end = np.empty(len(kids), dtype=np.int64)
+    per_chunk = max(1, (1 << 62) // step)  # segments per chunk that cannot overflow
+    seg_first = np.nonzero(first)[0]
+    for lo in range(0, len(seg_first), per_chunk):
+        a = int(seg_first[lo])
+        b = int(seg_first[lo + per_chunk]) if lo + per_chunk < len(seg_first) else len(kids)
+        lift = (seg[a:b] - seg[a]) * step
+        cum_end[a:b] = np.maximum.accumulate(rel_end[a:b] + lift) - lift + base[a:b]
+    prev_end = np.empty(len(kids), dtype=np.int64)
+    prev_end[1:] = cum_end[:-1]
+    prev_end[first] = k_start[first]
+    return kids, first, prev_end, cum_end
+
+
+def covered_by_children(parent: np.ndarray, start: np.ndarray, duration: np.ndarray) -> np.ndarray:
+    """Per row, how long at least one of its children ran inside it (ns, float64).
+
+    Children are clipped to the parent's interval, and overlapping children count once.
+    """
+    n = len(parent)
+    end = start + duration.astype(np.int64)
+    p = np.where(parent >= 0, parent, 0)
+    c_start = np.where(parent >= 0, np.maximum(start, start[p]), 0)
+    c_end = np.where(parent >= 0, np.maximum(np.minimum(end, end[p]), c_start), 0)
+    kids, _, prev_end, cum_end = sibling_sweep(parent, c_start, c_end)
+    new = np.maximum(cum_end - np.maximum(prev_end, c_start[kids]), 0)
+    return np.bincount(parent[kids], weights=new.astype(np.float64), minlength=n)
+
+
 def _depths(parent: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Pointer jumping: every span's depth in O(log depth) vector steps -> (depth, cyclic)."""
     d = (parent >= 0).astype(np.int64)
@@ -211,7 +267,7 @@ class SpanForest:
     duration_ns: np.ndarray  # float64 effective duration
     unfinished: np.ndarray  # bool: never ended
     negative: np.ndarray  # bool: ended before it started
-    self_ns: np.ndarray  # float64 duration minus the children's, >= 0
+    self_ns: np.ndarray  # float64 duration minus the union of the children's intervals, >= 0
     client: np.ndarray  # bool: a client span (its time is wire time, see the module docstring)
     wire_ns: np.ndarray  # float64 wire time charged to this callee; NaN when not behind a client
     is_error: np.ndarray  # bool: the one error definition
@@ -270,9 +326,8 @@ class SpanForest:
         duration = (eff_end - start).astype(np.float64)
 
         kids = parent >= 0
-        child_sum = np.bincount(parent[kids], weights=duration[kids], minlength=n)[first]
         child_count = np.bincount(parent[kids], minlength=n).astype(np.int64)[first]
-        self_ns = np.maximum(duration - child_sum, 0.0)
+        self_ns = np.maximum(duration - covered_by_children(parent, start, duration)[first], 0.0)
 
         service, service_dict = _codes(span_services(spans)) if n else (np.zeros(0, np.int64), [])
         service_names = list(service_dict.to_pylist()) if n else []

@@ -15,7 +15,8 @@ from tools.toolbox.context import ToolContext
 from tools.toolbox.spec import WindowInput, tool
 
 
-def _models(ctx: ToolContext) -> Any:
+def models_of(ctx: ToolContext) -> Any:
+    """The context's trained bundle (loaded once; untrained when there is no models dir)."""
     from tools.learned import load_models
 
     return ctx.cached("models", lambda: load_models(ctx.settings.models_dir))
@@ -50,7 +51,7 @@ def fused_for(ctx: ToolContext, inp: WindowInput) -> Any:
             aligned = align(
                 ctx.traces, ctx.logs, ctx.metrics, incident, metric_names=names, topology=topology
             )
-        return fuse_modalities(aligned, models=_models(ctx))
+        return fuse_modalities(aligned, models=models_of(ctx))
 
     return ctx.cached(key, compute)
 
@@ -60,7 +61,7 @@ def ranking_for(ctx: ToolContext, inp: WindowInput) -> RootCauseRanking:
 
     fused = fused_for(ctx, inp)
     return ctx.cached(
-        f"ranking:{id(fused)}", lambda: localize(fused, top_k=20, models=_models(ctx))
+        f"ranking:{id(fused)}", lambda: localize(fused, top_k=20, models=models_of(ctx))
     )
 
 
@@ -95,7 +96,7 @@ def classify_fault(inp: WindowInput, ctx: ToolContext) -> FaultTypePrediction:
     fused = fused_for(ctx, inp)
     ranking = ranking_for(ctx, inp)
     pred: FaultTypePrediction = ctx.cached(
-        f"fault:{id(fused)}", lambda: classify(fused, ranking, models=_models(ctx))
+        f"fault:{id(fused)}", lambda: classify(fused, ranking, models=models_of(ctx))
     )
     alts = dict(sorted(pred.alternatives.items(), key=lambda kv: -kv[1])[:3])
     return pred.model_copy(update={"alternatives": alts})

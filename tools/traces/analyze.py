@@ -132,12 +132,11 @@ ROOT_WEIGHT = 5  # the root span's own error words outweigh those propagated to 
 
 
 def _weighted_keywords(
-    attrs: pa.ChunkedArray, codes: pa.ChunkedArray, bad: list[int], root: int
+    attrs: list[str | None], codes: list[str | None], bad: list[int], root: int
 ) -> Counter[str]:
-    words = keywords_from_attributes(
-        [attrs[i].as_py() for i in bad], [codes[i].as_py() for i in bad]
-    )
-    own = keywords_from_attributes([attrs[root].as_py()], [codes[root].as_py()])
+    """``attrs``/``codes``: one trace's spans; ``bad``/``root``: positions within it."""
+    words = keywords_from_attributes([attrs[i] for i in bad], [codes[i] for i in bad])
+    own = keywords_from_attributes([attrs[root]], [codes[root]])
     for w, n in own.items():
         words[w] += (ROOT_WEIGHT - 1) * n
     return words
@@ -161,27 +160,33 @@ def _collect(
     if not len(anomalous):
         return
     deviation = model.wl_deviation(batch.wl[anomalous])
-    attrs = f.table["attributes"]
-    codes = f.table["error_code"]
     terminal = model.base.terminal_module
     always = np.nonzero(model.base.spans_per_trace >= config.expected_child_share)[0]
+    # the anomalous traces' spans as Python values in one conversion each (a pyarrow scalar
+    # per span costs microseconds; there are tens of thousands of them)
+    lo_of, hi_of = f.offsets[anomalous], f.offsets[anomalous + 1]
+    rows_of = np.concatenate([np.arange(a, b) for a, b in zip(lo_of, hi_of, strict=True)])
+    take = pa.array(rows_of)
+    attrs_py = f.table["attributes"].take(take).to_pylist()
+    codes_py = f.table["error_code"].take(take).to_pylist()
+    span_ids = f.table["span_id"]
+    bad_span = s.error | s.hung
+    pos = 0
     for j, t in enumerate(anomalous):
-        lo, hi = int(f.offsets[t]), int(f.offsets[t + 1])
+        lo, hi = int(lo_of[j]), int(hi_of[j])
+        attrs, codes = attrs_py[pos : pos + hi - lo], codes_py[pos : pos + hi - lo]
+        pos += hi - lo
         root, reason, root_name = root_cause(batch, int(t))
         path: list[str] = []
         p = root
         while p >= 0 and len(path) < 64:
             path.append(f"{names[f.module[p]]}#{s.status_class[p]}")
             p = int(f.parent[p])
-        kids = [
-            f"{names[f.module[c]]}#{s.status_class[c]}"
-            for c in range(lo, hi)
-            if f.parent[c] == root
-        ]
-        bad = [i for i in range(lo, hi) if s.error[i] or s.hung[i]]
+        kid_rows = lo + np.nonzero(f.parent[lo:hi] == root)[0]
+        kids = {f"{names[f.module[c]]}#{s.status_class[c]}" for c in kid_rows.tolist()}
         gm = s.gmod[lo:hi]
         term = (gm == terminal) & ~s.error[lo:hi]
-        trace_roots = [i for i in range(lo, hi) if f.parent[i] < 0]
+        trace_roots = f.parent[lo:hi] < 0
         out.append(
             _Anomaly(
                 trace_id=f.trace_ids[t],
@@ -189,12 +194,10 @@ def _collect(
                 start_ns=int(first_start[t]),
                 root_span=root_name,
                 reason=str(reason),
-                structure=structure_string(
-                    path[::-1], sorted(set(kids)), int(f.depth[root]), root_name
-                ),
+                structure=structure_string(path[::-1], sorted(kids), int(f.depth[root]), root_name),
                 deviation=deviation[j],
-                trace_ms=float(max(f.duration_ns[i] for i in trace_roots) / 1e6)
-                if trace_roots
+                trace_ms=float(f.duration_ns[lo:hi][trace_roots].max() / 1e6)
+                if trace_roots.any()
                 else 0.0,
                 n_spans=hi - lo,
                 errors=int(s.error[lo:hi].sum()),
@@ -202,13 +205,13 @@ def _collect(
                 hung=bool(s.hung[lo:hi].any()),
                 missing=bool((s.missing[lo:hi] > 0).any()),
                 terminal_lost=terminal >= 0 and not term.any(),
-                module_lost=bool(np.setdiff1d(always, gm).size),
+                module_lost=not np.isin(always, gm).all(),
                 forked=bool(s.fork_at[lo:hi].any()),
-                keywords=_weighted_keywords(attrs, codes, bad, root),
-                root_span_id=f.table["span_id"][root].as_py(),
-                shared=_shared_attributes(
-                    [attrs[i].as_py() for i in range(lo, hi)], config.shared_key_attributes
+                keywords=_weighted_keywords(
+                    attrs, codes, np.nonzero(bad_span[lo:hi])[0].tolist(), root - lo
                 ),
+                root_span_id=span_ids[root].as_py(),
+                shared=_shared_attributes(attrs, config.shared_key_attributes),
             )
         )
 

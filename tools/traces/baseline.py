@@ -144,11 +144,17 @@ class ModuleBaseline:
         med_dur, mad_dur = _group_median_mad(_log_ms(forest.duration_ns[done]), mod[done], n)
         med_self, mad_self = _group_median_mad(_log_ms(forest.self_ns[done]), mod[done], n)
         p99_dur = _group_quantile(forest.duration_ns[done], mod[done], n, 0.99)
-        self_z = (_log_ms(forest.self_ns[done]) - med_self[mod[done]]) / mad_self[mod[done]]
+        # the tail leaves out spans with a failed child: their self time includes the back-off
+        # between attempts, which the detector does not count as slow either (span_signals)
+        kids = forest.parent >= 0
+        failed_child = np.zeros(forest.n_spans, dtype=bool)
+        failed_child[forest.parent[kids & forest.is_error]] = True
+        calm = done & ~failed_child
+        self_z = (_log_ms(forest.self_ns[calm]) - med_self[mod[calm]]) / mad_self[mod[calm]]
         # the 99% quantile extrapolated to 99.9% as for a normal law (x 3.09 / 2.33): a few
         # anomalies in the fit data (learning from the input) cannot drag it up as they
         # would the 99.9% quantile itself
-        tail_self_z = _group_quantile(self_z, mod[done], n, 0.99) * (3.09 / 2.33)
+        tail_self_z = _group_quantile(self_z, mod[calm], n, 0.99) * (3.09 / 2.33)
         counts = np.bincount(mod, minlength=n).astype(float)
         errors = np.bincount(mod[forest.is_error], minlength=n)
         error_rate = errors / np.maximum(counts, 1)

@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 from pydantic import BaseModel
 
 from tools.telemetry.model import SPAN_SCHEMA
-from tools.telemetry.trace_model import SpanForest
+from tools.telemetry.trace_model import SpanForest, sibling_sweep
 from tools.traces.config import TraceConfig
 
 
@@ -68,7 +68,7 @@ class TraceForest:
     module_names: list[str]  # "service::operation"
     start_ns: np.ndarray  # int64
     duration_ns: np.ndarray  # float64, effective (unfinished spans run to the trace's end)
-    self_ns: np.ndarray  # float64, duration minus children's, clamped at 0
+    self_ns: np.ndarray  # float64, duration minus the union of the children's intervals
     client: np.ndarray  # bool: a client span (the trace model's definition: its time is wire)
     idle_ns: np.ndarray  # float64, longest stretch with no child running (a leaf: its duration)
     unfinished: np.ndarray  # bool
@@ -172,28 +172,17 @@ def _longest_idle(parent: np.ndarray, start: np.ndarray, duration: np.ndarray) -
     time made of short waits; a hang is one long wait. Leaves: their duration.
     """
     n = len(parent)
-    kids = np.nonzero(parent >= 0)[0]
-    if not len(kids):
+    if not (parent >= 0).any():
         return duration.copy()
-    kids = kids[np.lexsort((start[kids], parent[kids]))]
+    end = start + duration.astype(np.int64)
+    kids, first, prev_end, cum_end = sibling_sweep(parent, start, end)
     p = parent[kids]
-    p_start = start[p].astype(np.float64)
-    k_start = start[kids] - p_start  # times relative to the parent's start keep float precision
-    k_end = k_start + duration[kids]
-    first = np.ones(len(kids), dtype=bool)
-    first[1:] = p[1:] != p[:-1]
+    prev_end[first] = start[p[first]]  # a first child's wait starts with its parent
     last = np.ones(len(kids), dtype=bool)
     last[:-1] = p[1:] != p[:-1]
-    # running max of sibling ends, restarted per parent: shift each parent's segment upwards
-    seg = (np.cumsum(first) - 1).astype(np.float64)
-    lift = seg * (float(np.abs(k_end).max(initial=0.0)) * 2 + 1.0)
-    cum_end = np.maximum.accumulate(k_end + lift) - lift
-    prev_end = np.empty(len(kids))
-    prev_end[1:] = cum_end[:-1]
-    prev_end[first] = 0.0
     best = np.zeros(n)
-    np.maximum.at(best, p, np.maximum(k_start - prev_end, 0.0))
-    tail = np.maximum(duration[p[last]] - cum_end[last], 0.0)
+    np.maximum.at(best, p, np.maximum(start[kids] - prev_end, 0).astype(np.float64))
+    tail = np.maximum(end[p[last]] - cum_end[last], 0).astype(np.float64)
     np.maximum.at(best, p[last], tail)
     has_kids = np.zeros(n, dtype=bool)
     has_kids[p] = True

@@ -49,13 +49,3 @@ def wl_histogram(
     )
     out = np.bincount(keys, minlength=n_traces * dims).astype(np.float32)
     return out.reshape(n_traces, dims)
-
-
-def trace_hashes(labels: list[np.ndarray], trace_of: np.ndarray, offsets: np.ndarray) -> list[str]:
-    """One structure hash per trace: the multiset of its final WL labels (hex, 16 chars)."""
-    final = mix(labels[-1])
-    if len(final) == 0:
-        return []
-    with np.errstate(over="ignore"):
-        sums = np.add.reduceat(final, offsets[:-1]) if len(offsets) > 1 else np.zeros(0, np.uint64)
-    return [f"{int(v):016x}" for v in sums]

@@ -59,6 +59,7 @@ from tools.telemetry.datasets.nezha_files import (
     read_spans,
     read_trace_ids,
 )
+from tools.telemetry.datasets.parsed_cache import cached_table
 from tools.telemetry.model import (
     LOG_SCHEMA,
     METRIC_SCHEMA,
@@ -327,13 +328,18 @@ def _window_slots(window: TimeWindow) -> list[str]:
 
 
 def _read_slots(folder: Path, slots: list[str], kind: str) -> pa.Table:
+    paths = [p for s in slots if (p := find_csv(folder / f"{s}_{kind}.csv")) is not None]
+    if not paths:
+        return (SPAN_SCHEMA if kind == "trace" else LOG_SCHEMA).empty_table()
+    return cached_table(f"nezha-{kind}-slots", [], paths, lambda: _parse_slots(paths, kind))
+
+
+def _parse_slots(paths: list[Path], kind: str) -> pa.Table:
     if kind == "trace":
         reader, schema, key = read_spans, SPAN_SCHEMA, "start_ns"
     else:
         reader, schema, key = read_logs, LOG_SCHEMA, "ts_ns"
-    tables = [reader(p) for s in slots if (p := find_csv(folder / f"{s}_{kind}.csv")) is not None]
-    if not tables:
-        return schema.empty_table()
+    tables = [reader(p) for p in paths]
     if len(tables) == 1:
         return tables[0]
     # neighbouring slot files overlap (long files repeat up to ~1000 rows of the next slot)
@@ -373,6 +379,12 @@ def _metric_readers(folder: Path, system: str) -> Iterator[tuple[Path, Callable[
 
 @functools.lru_cache(maxsize=4)
 def day_metrics(folder: str, system: str) -> pa.Table:
-    """All metric series of one day (cached: ``load_case`` cuts every case from it)."""
-    tables = [reader(path) for path, reader in _metric_readers(Path(folder), system)]
-    return pa.concat_tables(tables) if tables else METRIC_SCHEMA.empty_table()
+    """All metric series of one day (cached in memory and on disk: ``load_case`` cuts every case
+    of the day from it)."""
+    readers = list(_metric_readers(Path(folder), system))
+
+    def parse() -> pa.Table:
+        tables = [reader(path) for path, reader in readers]
+        return pa.concat_tables(tables) if tables else METRIC_SCHEMA.empty_table()
+
+    return cached_table("nezha-day-metrics", [system], [p for p, _ in readers], parse)
