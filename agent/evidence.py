@@ -192,5 +192,6 @@ def run_tool(
         )
         evidence.append(item)
     if on_event:
-        on_event({"type": "tool_result", "tool": name, "summary": item.summary if item else ""})
+        summary = item.summary if item else ""
+        on_event({"type": "tool_result", "tool": name, "summary": summary, "result": result})
     return ToolRun(name, args, result, None, item)

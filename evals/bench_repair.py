@@ -7,7 +7,12 @@ bench convention (``benchmark``, ``metric``, ``median``, ``unit``, ``runs``, ``m
 per-scenario rows carry the root cause, strategy, verification and MTTR of each run.
 ``datasets`` is unused: the testbed generates its own telemetry.
 
-Run: ``python -m evals.bench_repair [--scenario NAME ...] [--runs N] [--out FILE]``.
+Besides the seven scenarios, the same bench runs ``VARIATIONS`` (other fault intensities, load
+rates and load seeds) that nothing was tuned on, and watches fault-free traffic for
+``QUIET_S`` seconds to count false alarms (alerts per hour with no fault).
+
+Run: ``python -m evals.bench_repair [--scenario NAME ...] [--runs N] [--variations]
+[--quiet-s S] [--out FILE]``.
 """
 
 from __future__ import annotations
@@ -26,6 +31,21 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 
+# Variations of the scenarios, fixed on 2026-12-04 at 04:35 UTC before any of them ran and not
+# changed after seeing results: (scenario, fault params, load rate tasks/s, load seed). Each
+# fault's target module is the testbed's own (its catalogue fixes one target per fault).
+VARIATIONS: tuple[tuple[str, dict[str, float], float, int], ...] = (
+    ("inference-hang", {"hang_s": 4.0}, 5.0, 2),
+    ("inference-hang", {}, 10.0, 1),
+    ("model-timeout", {"delay_s": 0.6}, 5.0, 2),
+    ("retry-storm", {"max_attempts": 4.0}, 5.0, 2),
+    ("callback-failure", {}, 2.0, 1),
+    ("state-write-error", {}, 10.0, 2),
+    ("span-drop", {}, 10.0, 2),
+    ("context-loss", {}, 2.0, 2),
+)
+QUIET_S = 120.0  # fault-free traffic watched for false alarms
+
 
 def scenarios_listed() -> list[str]:
     """The scenarios ``tamo demo --list-scenarios`` offers (first word of each line)."""
@@ -39,14 +59,22 @@ def scenarios_listed() -> list[str]:
     return [line.split()[0] for line in out.splitlines() if line.strip()]
 
 
-def run_scenario(name: str, out_dir: Path) -> dict[str, Any]:
+def run_scenario(
+    name: str,
+    out_dir: Path,
+    params: dict[str, float] | None = None,
+    rate: float = 5.0,
+    seed: int = 1,
+) -> dict[str, Any]:
     """One ``tamo demo --headless --json`` process; its result plus the process wall time."""
     result = out_dir / "result.json"
     t0 = time.monotonic()
+    extra = [f"--param={k}={v:g}" for k, v in (params or {}).items()]
     subprocess.run(
         [
             *(sys.executable, "-m", "tamo.main", "demo", "--scenario", name, "--headless"),
             *("--json", str(result), "--out", str(out_dir / "artifacts")),
+            *(f"--rate={rate:g}", f"--seed={seed}", *extra),
         ],
         capture_output=True,
         text=True,
@@ -65,123 +93,139 @@ def machine() -> str:
     )
 
 
-def run_all(scenarios: list[str] | None = None, runs: int = 1) -> list[dict[str, Any]]:
+def _row(label: str, res: dict[str, Any], group: str) -> dict[str, Any]:
+    ok = bool(res["root_cause_correct"] and res.get("strategy_correct") and res["recovered"])
+    return {
+        "benchmark": "repair",
+        "metric": label,
+        "group": group,
+        "scenario": res["scenario"],
+        "params": res.get("params"),
+        "rate": res.get("rate"),
+        "seed": res.get("seed"),
+        "median": res["mttr_seconds"],
+        "unit": "s",
+        "runs": 1,
+        "machine": machine(),
+        "detected": res["detected"],
+        "detect_seconds": res.get("detect_seconds"),
+        "root_cause": res["root_cause"],
+        "root_cause_correct": res["root_cause_correct"],
+        "strategy": res["strategy"],
+        "strategy_correct": res.get("strategy_correct"),
+        "recovered": res["recovered"],
+        "repair_seconds": res.get("repair_seconds"),
+        "repair_status": res.get("repair_status"),
+        "reason": res.get("reason"),
+        "verification": res.get("verification"),
+        "process_seconds": res["process_seconds"],
+        "before": res["before"],
+        "after": res["after"],
+        "success": ok,
+    }
+
+
+def _summary(rows: list[dict[str, Any]], group: str) -> list[dict[str, Any]]:
+    mine = [r for r in rows if r.get("group") == group]
+    mttrs = [r["median"] for r in mine if r["median"] is not None]
+    detects = [r["detect_seconds"] for r in mine if r["detect_seconds"] is not None]
+    common = {"benchmark": "repair", "runs": len(mine), "machine": machine()}
+    return [
+        {**common, "metric": f"{group}/mttr_median", "median": _median(mttrs), "unit": "s"},
+        {**common, "metric": f"{group}/detect_median", "median": _median(detects), "unit": "s"},
+        {
+            **common,
+            "metric": f"{group}/closed_loop_success_rate",
+            "median": sum(r["success"] for r in mine) / len(mine) if mine else None,
+            "unit": "ratio",
+        },
+    ]
+
+
+def _median(xs: list[float]) -> float | None:
+    return round(statistics.median(xs), 2) if xs else None
+
+
+def run_all(
+    scenarios: list[str] | None = None,
+    runs: int = 1,
+    variations: bool = False,
+    quiet_s: float = 0.0,
+) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
-    mttrs: list[float] = []
-    ok_all = 0
-    total = 0
-    for name in scenarios or scenarios_listed():
-        per: list[dict[str, Any]] = []
+    for name in scenarios_listed() if scenarios is None else scenarios:
         for i in range(runs):
             with tempfile.TemporaryDirectory(prefix=f"bench-{name}-") as d:
-                res = run_scenario(name, Path(d))
-            per.append(res)
-            total += 1
-            ok = bool(
-                res["root_cause_correct"] and res.get("strategy_correct") and res["recovered"]
+                rows.append(_row(f"{name}/run{i + 1}", run_scenario(name, Path(d)), "scenarios"))
+    rows += _summary(rows, "scenarios")
+    if variations:
+        for name, params, rate, seed in VARIATIONS:
+            label = "variation/" + ",".join(
+                [name, *(f"{k}={v:g}" for k, v in params.items()), f"rate={rate:g}", f"seed={seed}"]
             )
-            ok_all += ok
-            if res["mttr_seconds"] is not None:
-                mttrs.append(res["mttr_seconds"])
-            rows.append(
-                {
-                    "benchmark": "repair",
-                    "metric": f"{name}/run{i + 1}",
-                    "scenario": name,
-                    "median": res["mttr_seconds"],
-                    "unit": "s",
-                    "runs": 1,
-                    "machine": machine(),
-                    "detected": res["detected"],
-                    "detect_seconds": res.get("detect_seconds"),
-                    "root_cause": res["root_cause"],
-                    "root_cause_correct": res["root_cause_correct"],
-                    "strategy": res["strategy"],
-                    "strategy_correct": res.get("strategy_correct"),
-                    "recovered": res["recovered"],
-                    "process_seconds": res["process_seconds"],
-                    "before": res["before"],
-                    "after": res["after"],
-                    "success": ok,
-                }
-            )
-        good = [r["mttr_seconds"] for r in per if r["mttr_seconds"] is not None]
-        rows.append(
-            {
-                "benchmark": "repair",
-                "metric": f"{name}/mttr",
-                "scenario": name,
-                "median": statistics.median(good) if good else None,
-                "unit": "s",
-                "runs": runs,
-                "machine": machine(),
-                "success_rate": sum(
-                    bool(r["root_cause_correct"] and r.get("strategy_correct") and r["recovered"])
-                    for r in per
-                )
-                / runs,
-            }
-        )
-    rows.append(
-        {
-            "benchmark": "repair",
-            "metric": "mttr_all_scenarios",
-            "median": statistics.median(mttrs) if mttrs else None,
-            "unit": "s",
-            "runs": total,
-            "machine": machine(),
-        }
-    )
-    rows.append(
-        {
-            "benchmark": "repair",
-            "metric": "closed_loop_success_rate",
-            "median": ok_all / total if total else None,
-            "unit": "ratio",
-            "runs": total,
-            "machine": machine(),
-        }
-    )
+            with tempfile.TemporaryDirectory(prefix=f"bench-var-{name}-") as d:
+                res = run_scenario(name, Path(d), params, rate, seed)
+            rows.append(_row(label, res, "variations"))
+        rows += _summary(rows, "variations")
+    if quiet_s > 0:
+        rows.append(false_alarms(quiet_s))
     return rows
 
 
+def false_alarms(seconds: float) -> dict[str, Any]:
+    """Alerts per hour on fault-free traffic: ``tamo demo --fault-free S``, the same watcher."""
+    with tempfile.TemporaryDirectory(prefix="bench-quiet-") as d:
+        out = Path(d) / "quiet.json"
+        subprocess.run(
+            [
+                *(sys.executable, "-m", "tamo.main", "demo", f"--fault-free={seconds:g}"),
+                *("--json", str(out), "--out", str(Path(d) / "artifacts")),
+            ],
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+            timeout=seconds + 300,
+        )
+        res: dict[str, Any] = json.loads(out.read_text())
+    return {
+        "benchmark": "repair",
+        "metric": "false_alarms_per_hour_no_fault",
+        "median": res["alerts_per_hour"],
+        "unit": "alerts/h",
+        "runs": 1,
+        "machine": machine(),
+        **res,
+    }
+
+
 def run(datasets: Path) -> list[dict[str, Any]]:
-    """The bench entry point (``evals.bench`` discovers it); one run of every scenario."""
-    return run_all()
+    """The bench entry point (``evals.bench`` discovers it): one run of every scenario and of
+    every variation, and the false-alarm watch."""
+    return run_all(variations=True, quiet_s=QUIET_S)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--scenario", action="append", help="a tamo demo scenario (repeat)")
     ap.add_argument("--runs", type=int, default=1)
+    ap.add_argument("--variations", action="store_true", help="also run VARIATIONS")
+    ap.add_argument("--no-scenarios", action="store_true", help="only variations / quiet watch")
+    ap.add_argument("--quiet-s", type=float, default=0.0, help="watch fault-free traffic S s")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
-    rows = run_all(args.scenario, args.runs)
+    rows = run_all(
+        [] if args.no_scenarios else args.scenario, args.runs, args.variations, args.quiet_s
+    )
     text = json.dumps(rows, indent=2, default=str)
     if args.out:
         args.out.write_text(text)
     for r in rows:
-        if "success" in r or "success_rate" in r or r["metric"].startswith(("mttr", "closed")):
-            print(
-                json.dumps(
-                    {
-                        k: r.get(k)
-                        for k in (
-                            "metric",
-                            "median",
-                            "unit",
-                            "root_cause",
-                            "strategy",
-                            "recovered",
-                            "success",
-                            "success_rate",
-                            "detect_seconds",
-                        )
-                        if r.get(k) is not None
-                    },
-                    default=str,
-                )
-            )
+        keys = (
+            *("metric", "median", "unit", "detect_seconds", "root_cause", "strategy"),
+            *("recovered", "success", "alerts", "watched_seconds", "traces_judged", "blamed"),
+        )
+        short = {k: r.get(k) for k in keys if r.get(k) is not None}
+        print(json.dumps({**short, "load": r["machine"].rsplit("load ", 1)[-1]}, default=str))
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ import typer
 
 from tamo.console import console, fail
 from tamo.demo_catalog import published_catalog
+from testbed.catalog import FAULTS
 from tools.core.settings import get_settings
 
 
@@ -27,6 +28,13 @@ def demo(
     rate: float = typer.Option(5.0, "--rate", help="tasks per second of load"),
     strategies: Path | None = typer.Option(
         None, "--strategies", help="strategy file/directory instead of the built-in library"
+    ),
+    param: list[str] = typer.Option(
+        [], "--param", help="fault parameter KEY=VALUE (repeat), e.g. hang_s=4"
+    ),
+    seed: int = typer.Option(1, "--seed", help="load seed: other task ids, other task timings"),
+    fault_free_s: float = typer.Option(
+        0.0, "--fault-free", help="inject nothing: count the alerts raised over S seconds"
     ),
 ) -> None:
     """Break a live agent platform, let TAMO-RCA find, repair and verify it, and show the audit."""
@@ -41,11 +49,23 @@ def demo(
         return
     if scenario not in faults:
         fail(f"unknown scenario {scenario!r}; scenarios: {', '.join(faults)}")
+    params = fault_params(param, dict(FAULTS[scenario].params))
+    if fault_free_s > 0:
+        _fault_free(fault_free_s, rate, out_dir, json_out)
+        return
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     out_dir = out_dir or get_settings().data_dir / "demo" / f"{scenario}-{stamp}"
     if not headless:
         console.rule(f"TAMO-RCA closed-loop demo: {scenario}")
-    res = run_scenario(scenario, out_dir, quiet=headless, rate=rate, strategies=strategies)
+    res = run_scenario(
+        scenario,
+        out_dir,
+        quiet=headless,
+        rate=rate,
+        strategies=strategies,
+        params=params,
+        seed=seed,
+    )
     if json_out is not None:
         slim = {k: v for k, v in res.items() if k != "events"}
         json_out.parent.mkdir(parents=True, exist_ok=True)
@@ -54,6 +74,36 @@ def demo(
         show_result(res, AuditLog(out_dir / "audit"))
     if not res["recovered"]:
         raise typer.Exit(1)
+
+
+def _fault_free(seconds: float, rate: float, out_dir: Path | None, json_out: Path | None) -> None:
+    from tamo.demo_quiet import watch_fault_free
+
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    out_dir = out_dir or get_settings().data_dir / "demo" / f"fault-free-{stamp}"
+    res = watch_fault_free(out_dir, seconds, rate=rate)
+    if json_out is not None:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(res, indent=2))
+    console.print(
+        f"{res['alerts']} alert(s) in {res['watched_seconds']}s of fault-free traffic "
+        f"({res['traces_judged']} traces judged): {res['alerts_per_hour']} per hour",
+        highlight=False,
+    )
+
+
+def fault_params(items: list[str], known: dict[str, float]) -> dict[str, float]:
+    """``KEY=VALUE`` options as the fault's parameters; a clear error for anything else."""
+    out: dict[str, float] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or key not in known:
+            fail(f"--param {item!r}: expected KEY=VALUE with KEY one of {', '.join(known) or '-'}")
+        try:
+            out[key] = float(value)
+        except ValueError:
+            fail(f"--param {item!r}: {value!r} is not a number")
+    return out
 
 
 def register(app: typer.Typer) -> None:

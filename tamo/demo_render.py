@@ -11,6 +11,7 @@ import time
 from datetime import datetime
 from typing import Any
 
+from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
@@ -63,15 +64,27 @@ class Live:
             return
         rel = f"+{at - self.t0:5.1f}s" if self.t0 else "  setup"
         style = STAGE_STYLE.get(stage, "")
-        console.print(f"[dim]{rel}[/] [{style}]{stage.upper():<11}[/] {message}", highlight=False)
+        # telemetry content is data: escaped, never rich markup
+        console.print(
+            f"[dim]{rel}[/] [{style}]{stage.upper():<11}[/] {escape(message)}", highlight=False
+        )
         for item in details or []:
-            console.print(f"              · {item}", highlight=False, style="dim")
+            console.print(f"              · {escape(item)}", highlight=False, style="dim")
 
     def graph_event(self, e: dict[str, Any]) -> None:
         """A tool call of the investigation graph (``Investigator``'s ``on_event``)."""
         if e.get("type") == "tool_call" and e["tool"] == "plan_repair":
             a = e["args"]
-            self.line("localize", f"root cause: {a['service']}.{a['fault_type']}")
+            codes = ", ".join(a.get("error_codes") or []) or "none"
+            self.line(
+                "localize",
+                f"root cause: {a['service']}.{a['fault_type']} "
+                f"(severity {a.get('severity')}, error codes {codes})",
+            )
+        elif e.get("type") == "tool_result" and e["tool"] == "match_fingerprint":
+            self.line("investigate", *fingerprint_lines(e.get("result")))
+        elif e.get("type") == "tool_result" and e["tool"] == "plan_repair":
+            self.line("strategy", *plan_lines(e.get("result")))
         elif e.get("type") == "tool_result":
             self.line("investigate", f"{e['tool']}: {e.get('summary') or 'done'}"[:160])
         elif e.get("type") == "tool_error":
@@ -101,6 +114,57 @@ class Live:
             if d.get("detail"):
                 msg += f" ({d['detail']})"
         self.line(stage, msg, datetime.fromisoformat(e.ts).timestamp())
+
+
+def fingerprint_lines(r: Any) -> tuple[str, None, list[str]]:
+    """What the knowledge-base lookup matched: each window fingerprint's known incident, the
+    fix that worked for it and the similarity, or that nothing known matched."""
+    if r is None:
+        return "match_fingerprint: no result", None, []
+    if not r.matches:
+        return (
+            f"match_fingerprint: {r.checked} fingerprint(s) of this window checked against the "
+            "knowledge base: no known incident matched (a new kind of incident)",
+            None,
+            [],
+        )
+    return (
+        f"match_fingerprint: {len(r.matches)} of {r.checked} fingerprint(s) match known incidents",
+        None,
+        [
+            f"fingerprint {m.fingerprint_id}: KB entry root cause {m.root_cause}, fix that "
+            f"worked {m.strategy or 'none recorded'}, similarity {m.score:.2f}"
+            for m in r.matches
+        ],
+    )
+
+
+def plan_lines(r: Any) -> tuple[str, None, list[str]]:
+    """The chosen plan and why: strategy, target and actions, the rule engine's reasons, the
+    diagnosis' confidence and evidence, and the gate's verdict."""
+    if r is None:
+        return "plan_repair: no result", None, []
+    if r.plan_id is None:
+        return "plan_repair: no strategy applies", None, [f"rejected: {x}" for x in r.reasons]
+    d = (r.plan or {}).get("diagnosis", {})
+    conf = d.get("confidence")
+    confidence = "none" if conf is None else f"{conf:.2f}"
+    if conf is not None and not d.get("confidence_calibrated", True):
+        confidence += " (uncalibrated: the live triage's vote share)"
+    gate = "passes: may act" if r.executable else "holds it back: " + "; ".join(r.held_back)
+    return (
+        f"plan: {r.strategy} ({'automatic' if r.auto else 'needs a person'}): {r.description}",
+        None,
+        [
+            f"target {d.get('module') or d.get('service')}; actions: {'; '.join(r.actions)}",
+            f"why: {'; '.join(r.reasons)}",
+            f"evidence: confidence {confidence}, modalities "
+            f"{', '.join(d.get('evidence_modalities') or []) or 'none'}, knowledge-base match "
+            f"{'yes' if d.get('kb_match') else 'no'}",
+            f"gate: {gate}",
+            *(["alternatives: " + ", ".join(r.alternatives)] if r.alternatives else []),
+        ],
+    )
 
 
 def _pct(v: float | None, ratio: bool) -> str:

@@ -46,6 +46,11 @@ from tools.toolbox.context import ToolContext
 from tools.toolbox.repair import RepairSetup, configure
 from tools.traces.alerting import TraceWatcher
 
+# Fault-free traffic to learn normal from: at 5 tasks/s about 100 traces, enough that a model
+# fitted on half of them bounds how often fresh normal traffic is blamed on a service (with 25
+# traces, half the fresh ones look anomalous to such a model).
+WARMUP_S = 20.0
+
 
 def _series(
     prom: PrometheusClient, start: float, end: float
@@ -75,14 +80,18 @@ def run_scenario(
     *,
     quiet: bool = False,
     rate: float = 5.0,
-    warmup_s: float = 6.0,
+    warmup_s: float = WARMUP_S,
     detect_timeout_s: float = 30.0,
     after_s: float = 4.0,
     strategies: Path | None = None,
+    params: dict[str, float] | None = None,
+    seed: int = 1,
 ) -> dict[str, Any]:
     """Run one scenario end to end; returns the result dict (also written by ``--json``).
 
-    ``strategies``: a strategy file or directory instead of the built-in library."""
+    ``strategies``: a strategy file or directory instead of the built-in library; ``params``:
+    the fault's parameters (its intensity) instead of the catalogue's; ``seed``: the load's
+    task ids, and with them each task's timings."""
     out_dir.mkdir(parents=True, exist_ok=True)
     live = Live(quiet)
     store = TelemetryStore(None)
@@ -114,13 +123,20 @@ def run_scenario(
                 prom = PrometheusClient(prom_server.url)
                 live.line("baseline", f"prometheus scraping {len(targets)} targets")
                 scenario = _Scenario(name, tb, store, prom, live, out_dir, repair_metrics)
+                scenario.params, scenario.load_prefix = params or {}, _load_prefix(seed)
                 result.update(scenario.run(rate, warmup_s, detect_timeout_s, after_s, strategies))
     finally:
         server.shutdown()
         store.close()
+    result.update(params=params or {}, seed=seed, rate=rate)
     result["setup_seconds"] = round(time.time() - t_setup, 1)
     result["events"] = live.events
     return result
+
+
+def _load_prefix(seed: int) -> str:
+    """Task ids of the load (the testbed derives each task's timings from its id)."""
+    return "demo" if seed == 1 else f"demo{seed}"
 
 
 class _Scenario:
@@ -144,6 +160,8 @@ class _Scenario:
         self.repair_metrics = repair_metrics
         self.watcher = TraceWatcher(store, error_codes=self.catalog.error_codes)
         self.approver = os_principal()  # the demo's own account answers the approval pause
+        self.params: dict[str, float] = {}
+        self.load_prefix = _load_prefix(1)
 
     def investigator(self, strategies: Path | None) -> Investigator:
         ctx = ToolContext(self.store, self.store, self.prom)
@@ -184,7 +202,7 @@ class _Scenario:
         strategies: Path | None,
     ) -> dict[str, Any]:
         tail = SpanTail(self.tb.spans_dir, self.store)
-        load = OpenLoopLoad(self.tb.router_url, rate)
+        load = OpenLoopLoad(self.tb.router_url, rate, prefix=self.load_prefix)
         investigator = self.investigator(strategies)
         self.live.line("baseline", f"repairs approved by {self.approver}, this run's only approver")
         out: dict[str, Any] = {}
@@ -193,15 +211,25 @@ class _Scenario:
         try:
             t_load = time.time()
             time.sleep(warmup_s)
+            self.watcher.expect_lateness(tail.lateness_s())
             n = self.watcher.learn_baseline(warmup_s - 0.5)
             self.verifier.baseline = self.watcher.baseline  # "no worse than normal" checks
-            self.live.line("baseline", f"learned normal behaviour from {n} fault-free traces")
+            w = self.watcher
+            assert w.detector is not None
+            self.live.line(
+                "baseline",
+                f"learned normal behaviour from {n} fault-free traces: "
+                f"{w.detector.normal_anomalous}/{n} look anomalous to a model that did not learn "
+                f"them; each service's alarm fires at {w.h:.1f} nats of evidence "
+                f"({w.false_alarms_per_day:g} false alarm/day in all); spans arrive up to "
+                f"{w.settle_s:.2f}s late",
+            )
             quiet = self.watcher.watch(timeout_s=1.5)
             if quiet is not None:
                 out["false_alarm_before_injection"] = f"{quiet.suspect}.{quiet.fault_type}"
             t_inj = time.time()
             self.live.t0 = t_inj
-            self.tb.client.inject(self.fault.name)
+            self.tb.client.inject(self.fault.name, **self.params)
             self.live.line("inject", f"fault {self.fault.name!r} ({self.fault.description})", t_inj)
             alert = self.watcher.watch(timeout_s=detect_timeout_s)
             if alert is None:
@@ -214,6 +242,7 @@ class _Scenario:
                 alert.evidence(),
             )
             out.update(detected=True, detect_seconds=round(alert.raised_at - t_inj, 2))
+            self.verifier.incident = alert.incident  # "back to normal" is weighed against it
             inv = respond(investigator, alert, self.approver, system=self.catalog.system)
             t_done = time.time()
             out.update(self._score(inv, t_inj, t_done))
@@ -248,6 +277,7 @@ class _Scenario:
         verified = (s.get("verification") or {}).get("ok", False)
         recovered = ex.get("status") == "success" and verified
         out.update(
+            verification=s.get("verification"),
             repair_status=ex.get("status"),
             recovered=recovered,
             rollback_applied=bool(ex.get("rolled_back")),

@@ -55,3 +55,12 @@ def test_an_action_on_another_module_does_not_treat_the_fault() -> None:
     restart = {"type": "graceful_restart", "target": fault.target, "params": {}}
     other = {"type": "graceful_restart", "target": "AgentRouter", "params": {}}
     assert treats({"actions": [restart]}, fault) and not treats({"actions": [other]}, fault)
+
+
+@pytest.mark.parametrize(
+    ("arg", "message"),
+    [("nope=1", "KEY one of hang_s"), ("hang_s=x", "'x' is not a number"), ("hang_s", "KEY=")],
+)
+def test_a_bad_fault_param_is_one_red_line(app: typer.Typer, arg: str, message: str) -> None:
+    r = CliRunner().invoke(app, ["demo", "--scenario", "inference-hang", "--param", arg])
+    assert r.exit_code == 2 and message in r.output and "Traceback" not in r.output

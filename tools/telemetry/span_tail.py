@@ -3,12 +3,22 @@
 Why chunks of whole lines: a process appends spans as it ends them, so the last line of a file
 may be half written; each poll ingests only the complete lines since the last offset, and each
 chunk is one store source (``file@offset``), written whole or not at all.
+
+Why it measures lateness: a span reaches the store some time after it ended (its process's
+export interval, this tail's, and whatever the CPU is doing), and a live detector must not take
+a span still on its way for a missing one. The tail sees that delay directly: for each chunk,
+ingest time minus the earliest end among its spans.
 """
 
 from __future__ import annotations
 
 import threading
+import time
+from collections import deque
 from pathlib import Path
+
+import numpy as np
+import pyarrow.compute as pc
 
 from tools.telemetry.ingest import parse_text
 from tools.telemetry.store import TelemetryStore
@@ -23,6 +33,7 @@ class SpanTail(threading.Thread):
         self.offsets: dict[Path, int] = {}
         self.halt = threading.Event()
         self.error: Exception | None = None
+        self.lateness: deque[float] = deque(maxlen=2000)  # seconds, one per chunk ingested
 
     def poll(self) -> None:
         for f in sorted(self.dir.glob("*.jsonl")):
@@ -37,6 +48,13 @@ class SpanTail(threading.Thread):
             spans = parse_text(data[:cut].decode("utf-8"), str(f), "otlp-json").spans
             if spans.num_rows:
                 self.store.insert("spans", spans, f"{f.name}@{start}")
+                oldest = pc.min(spans["end_ns"]).as_py()
+                if oldest is not None:
+                    self.lateness.append((time.time_ns() - oldest) / 1e9)
+
+    def lateness_s(self, q: float = 0.99) -> float | None:
+        """The ``q`` quantile of how late spans reached the store so far (``None``: none yet)."""
+        return float(np.quantile(list(self.lateness), q)) if self.lateness else None
 
     def run(self) -> None:
         while not self.halt.wait(self.interval_s):

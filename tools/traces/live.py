@@ -14,8 +14,9 @@ and the error codes its spans carry (the seed's "error_code triggered -> rule pa
   context (``context_loss``), and so did the trace its caller started, which lacks it (a trace
   lacking a callee is judged only ``late_grace_s`` after it ended: spans reach the store per
   process, and the callee's, or the trace it started, may still be on the way);
-* spans whose parent is missing from the trace were orphaned by a module that dropped its own
-  spans: the baseline parent of the orphans' module (``span_drop``);
+* spans whose parent is missing from the trace (once it ended ``late_grace_s`` ago: the
+  parent's process may export later) were orphaned by a module that dropped its own spans: the
+  baseline parent of the orphans' module (``span_drop``);
 * a hung span (the analytics' ``timeout/hang``), or callers failing with a timeout code while
   the callee's spans are absent or hung, is a hang of the callee (``inference_hang`` when the
   callers' code is a model timeout);
@@ -28,6 +29,7 @@ Nothing here knows which fault was injected; the window and the baseline are all
 
 from __future__ import annotations
 
+import copy
 import json
 import time
 from collections import Counter
@@ -103,6 +105,9 @@ class WindowVerdict(BaseModel):
     task_ids: list[str] = Field(default_factory=list)
     codes: dict[str, int] = Field(default_factory=dict)  # error codes seen in anomalous traces
     anomalies: list[tuple[str, str, int]] = Field(default_factory=list)  # (trace, module, start)
+    # every trace judged (not held back): (trace, end ns, service it was triaged to, or None
+    # for a normal trace), for sequential tests
+    judged: list[tuple[str, int, str | None]] = Field(default_factory=list)
 
     @property
     def ratio(self) -> float:
@@ -111,6 +116,24 @@ class WindowVerdict(BaseModel):
 
 def _svc(module_name: str) -> str:
     return module_name.split("::", 1)[0]
+
+
+def _unbroken(baseline: pa.Table, config: TraceConfig) -> pa.Table:
+    """The baseline without its traces that hold an orphan span.
+
+    Why: fault-free traffic has no orphans, so an orphan at learning time is a parent span that
+    was still on its way (exported late by its process). Learned as normal, a few such traces
+    teach the model that a missing parent is normal: on a recorded span-drop run, 2 of 35
+    baseline traces missing their LLMAdapter span hid 9 of 20 span-drop traces from the model,
+    4 of 35 hid 19 of 20 — the span-drop a bench run once missed for 30 s."""
+    forest, _ = reconstruct(baseline, config)
+    if forest.n_traces == 0:
+        return baseline
+    broken = np.logical_or.reduceat(np.asarray(forest.orphan, dtype=bool), forest.offsets[:-1])
+    if not broken.any() or broken.all():
+        return baseline
+    keep = pa.array([forest.trace_ids[t] for t in np.nonzero(~broken)[0]])
+    return baseline.filter(pc.is_in(baseline["trace_id"], value_set=keep))
 
 
 class LiveTraceDetector:
@@ -122,18 +145,42 @@ class LiveTraceDetector:
         config: TraceConfig | None = None,
         *,
         error_codes: Mapping[str, ErrorCodeMeaning] | None = None,
-        min_anomalous: int = 3,
-        min_ratio: float = 0.3,
         late_grace_s: float = 0.5,
     ) -> None:
         self.config = config or TraceConfig(record_in_kb=False)
+        baseline = _unbroken(baseline, self.config)
         forest, _ = reconstruct(baseline, self.config)
         self.model = NormalModel.fit(forest, self.config)
         self.shape = BaselineShape.of(baseline)
         self.error_codes = dict(error_codes or {})
-        self.min_anomalous = min_anomalous
-        self.min_ratio = min_ratio
         self.late_grace_s = late_grace_s
+        # how often normal traffic itself looks anomalous, per service it is blamed on (the
+        # sequential alarms' normal rates)
+        self.normal_traces = forest.n_traces
+        self.normal_blamed = self._held_out(baseline)
+        self.normal_anomalous = sum(self.normal_blamed.values())
+
+    def _held_out(self, baseline: pa.Table) -> Counter[str]:
+        """Anomalous baseline traces per service they are blamed on, judged by a model that did
+        not learn them (two folds, split in time): a model fitted on a few dozen traces calls
+        few of its own traces anomalous but more fresh normal ones, and the alarms need the
+        fresh rate."""
+        first = baseline.group_by("trace_id").aggregate([("start_ns", "min")])
+        blamed: Counter[str] = Counter()
+        if first.num_rows < 4:
+            return blamed
+        mid = int(np.median(first["start_ns_min"].to_numpy()))
+        early = pc.is_in(
+            baseline["trace_id"],
+            value_set=first.filter(pc.less(first["start_ns_min"], mid))["trace_id"],
+        )
+        halves = baseline.filter(early), baseline.filter(pc.invert(early))
+        twin = copy.copy(self)
+        for fit_on, judged in (halves, halves[::-1]):
+            twin.model = NormalModel.fit(reconstruct(fit_on, self.config)[0], self.config)
+            v = twin.judge(judged, now_ns=np.iinfo(np.int64).max)  # every span is in
+            blamed.update(svc for _, _, svc in v.judged if svc is not None)
+        return blamed
 
     def judge(self, spans: pa.Table, now_ns: int | None = None) -> WindowVerdict:
         """Score every trace of ``spans`` and name a (module, fault type) per anomalous one.
@@ -157,7 +204,8 @@ class LiveTraceDetector:
         sample: list[str] = []
         tasks: list[str] = []
         found: list[tuple[str, str, int]] = []
-        pending = 0  # anomalous traces whose evidence may still be in flight
+        pending: set[int] = set()  # anomalous traces whose evidence may still be in flight
+        blamed: dict[int, str] = {}  # anomalous trace -> the service its triage names
         failing: dict[str, set[str]] = {}  # service -> codes its own spans carry in the window
         for svc, code in zip(services, codes, strict=True):
             if code:
@@ -167,7 +215,15 @@ class LiveTraceDetector:
             for i in range(len(services))
             if f.parent[i] < 0 and not f.orphan[i] and services[i] not in self.shape.roots
         }
-        anomalous = np.nonzero(batch.anomalous)[0]
+        # broken structure is anomalous by definition, whatever the learned scores say: normal
+        # traffic has no orphans and no trace started by a module that never starts one
+        broken = np.asarray(f.orphan, dtype=bool) | np.array(
+            [services[i] in lost and f.parent[i] < 0 for i in range(len(services))], dtype=bool
+        )
+        flagged = np.asarray(batch.anomalous, dtype=bool) | np.logical_or.reduceat(
+            broken, f.offsets[:-1]
+        )
+        anomalous = np.nonzero(flagged)[0]
         for t in anomalous:
             lo, hi = int(f.offsets[t]), int(f.offsets[t + 1])
             root, reason = explain(batch, int(t))
@@ -185,9 +241,10 @@ class LiveTraceDetector:
                 fresh=ended > now_ns - self.late_grace_s * 1e9,
             )
             if verdict is None:
-                pending += 1
+                pending.add(int(t))
                 continue
             module, fault = verdict
+            blamed[int(t)] = module
             by_module[_svc(f.module_names[f.module[root]])] += 1
             for i in range(lo, hi):
                 if codes[i]:
@@ -199,19 +256,23 @@ class LiveTraceDetector:
                 task = json.loads(attrs[lo]).get("task_id") if attrs[lo] else None
                 if task:
                     tasks.append(str(task))
+        ends = np.maximum.reduceat(f.start_ns + f.duration_ns, f.offsets[:-1])
+        judged = [
+            (f.trace_ids[t], int(ends[t]), blamed.get(t))
+            for t in range(f.n_traces)
+            if t not in pending
+        ]
         return WindowVerdict(
-            traces=f.n_traces - pending,
-            anomalous=len(anomalous) - pending,
+            traces=f.n_traces - len(pending),
+            anomalous=len(anomalous) - len(pending),
             votes=dict(votes),
             anomalous_by_module=dict(by_module),
             trace_ids=sample,
             task_ids=tasks,
             codes=dict(seen_codes),
             anomalies=found,
+            judged=judged,
         )
-
-    def alarming(self, v: WindowVerdict) -> bool:
-        return v.anomalous >= self.min_anomalous and v.ratio >= self.min_ratio
 
     def _triage(
         self,
@@ -242,8 +303,10 @@ class LiveTraceDetector:
                     return callee, "context_loss"
         # 2. orphans: their usual parent dropped its spans
         for i in idx:
-            if f.orphan[i]:
-                return shape.parent_of.get(services[i], services[i]), "span_drop"
+            if f.orphan[i]:  # a dropped parent and a late one look alike until it is overdue
+                return (
+                    None if fresh else (shape.parent_of.get(services[i], services[i]), "span_drop")
+                )
         root_svc = services[root]
         # 3. hangs: a caller timing out on a callee whose spans are absent (still hung, so not
         #    exported) blames the callee, unless the callee's spans elsewhere in the window
