@@ -25,6 +25,7 @@ def test_environment_and_toml(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -
     monkeypatch.setenv("TAMO_CONFIG", str(tmp_path / "tamo.toml"))
     monkeypatch.setenv("TAMO_LLM_API_KEY", "sk-secret-value")
     monkeypatch.setenv("TAMO_PROMETHEUS_URL", "http://127.0.0.1:9090")
+    monkeypatch.delenv("TAMO_DATA_DIR", raising=False)  # the environment would beat the file
     s = Settings()
     assert s.data_dir == tmp_path / "data"
     assert s.store_file == tmp_path / "data" / "telemetry.duckdb"
