@@ -221,31 +221,36 @@ ERROR_CODE_MEANINGS: dict[str, tuple[str, Literal["self", "parent", "callee"]]] 
 CATALOG_FILE = "fault_catalog.json"
 
 
+def _action(a: Action) -> dict[str, object]:
+    return {"kind": a.kind, "arg": a.arg}
+
+
+def fault_entries() -> dict[str, dict[str, object]]:
+    """Every fault as the published document describes it (also what ``GET /faults`` lists)."""
+    return {
+        f.name: {
+            "name": f.name,
+            "target": f.target,
+            "scope": f.scope,
+            "description": f.description,
+            "symptoms": list(f.symptoms),
+            "error_code": f.error_code,
+            "clears": [_action(a) for a in f.clears],
+            "bypasses": [_action(a) for a in f.bypasses],
+            "params": dict(f.params),
+        }
+        for f in FAULTS.values()
+    }
+
+
 def catalog_document() -> dict[str, object]:
     """The catalogue as the document the testbed publishes (``tools.core.fault_catalog`` schema)."""
-
-    def action(a: Action) -> dict[str, object]:
-        return {"kind": a.kind, "arg": a.arg}
-
     return {
         "system": "agent-platform-testbed",
         "modules": list(MODULES),
         "calls": {k: list(v) for k, v in CALLS.items()},
         "error_codes": {c: {"fault": f, "blame": b} for c, (f, b) in ERROR_CODE_MEANINGS.items()},
-        "faults": {
-            f.name: {
-                "name": f.name,
-                "target": f.target,
-                "scope": f.scope,
-                "description": f.description,
-                "symptoms": list(f.symptoms),
-                "error_code": f.error_code,
-                "clears": [action(a) for a in f.clears],
-                "bypasses": [action(a) for a in f.bypasses],
-                "params": dict(f.params),
-            }
-            for f in FAULTS.values()
-        },
+        "faults": fault_entries(),
     }
 
 

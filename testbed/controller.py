@@ -42,7 +42,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from testbed.catalog import FAULTS, MODELS, MODULES, SKIPPABLE, Action
+from testbed.catalog import FAULTS, MODELS, MODULES, SKIPPABLE, Action, fault_entries
 from testbed.config import FD_ENV, STATIC_ENV, RuntimeConfig, StaticConfig
 from testbed.jsonlog import log_event, setup_logging
 from testbed.runner import run_module
@@ -371,21 +371,9 @@ Result = dict[str, Any] | tuple[int, dict[str, Any]]
 
 
 def catalogue(sup: Supervisor) -> dict[str, Any]:
+    """The faults exactly as the published catalogue document has them, plus what is active."""
     return {
-        "faults": [
-            {
-                "name": f.name,
-                "target": f.target,
-                "scope": f.scope,
-                "description": f.description,
-                "symptoms": list(f.symptoms),
-                "error_code": f.error_code,
-                "params": f.params,
-                "clears": [str(a) for a in f.clears],
-                "bypasses": [str(a) for a in f.bypasses],
-            }
-            for f in FAULTS.values()
-        ],
+        "faults": list(fault_entries().values()),
         "active": sup.fault_status(),
     }
 

@@ -183,14 +183,7 @@ class TelemetryStore:
             dict.fromkeys(KINDS, 0),
             None,
         )
-        return IngestResult(
-            source=source_id,
-            format=parsed.format,
-            spans=parsed.spans.num_rows,
-            logs=parsed.logs.num_rows,
-            metrics=parsed.metrics.num_rows,
-            warnings=parsed.warnings,
-        )
+        return IngestResult.of(source_id, parsed)
 
     def set_topology(self, topology: Topology) -> None:
         """Replace the declared service graph (one transaction: the old one or the new one)."""

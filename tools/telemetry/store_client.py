@@ -194,14 +194,7 @@ class RemoteStore:
                 ("metrics", parsed.metrics, source_id),
             ]
         )
-        return IngestResult(
-            source=source_id,
-            format=parsed.format,
-            spans=parsed.spans.num_rows,
-            logs=parsed.logs.num_rows,
-            metrics=parsed.metrics.num_rows,
-            warnings=parsed.warnings,
-        )
+        return IngestResult.of(source_id, parsed)
 
     def close(self) -> None:
         self._http.close()

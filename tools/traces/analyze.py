@@ -9,7 +9,6 @@ when given, else from a seeded sample of the input's traces (anomalies must be t
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ from tools.traces.reconstruct import InputCounters, reconstruct
 from tools.traces.results import TraceAnalysis, TraceCluster, TraceRows
 from tools.traces.root_cause import root_cause
 from tools.traces.signatures import (
+    attribute_objects,
     group_stats,
     keywords_from_attributes,
     log_keywords,
@@ -114,17 +114,10 @@ def iter_batches(spans: pa.Table, config: TraceConfig) -> Iterator[pa.Table]:
 
 def _shared_attributes(texts: list[str | None], keys: list[str]) -> dict[str, str]:
     out: dict[str, str] = {}
-    for text in texts:
-        if not text:
-            continue
-        try:
-            obj = json.loads(text)
-        except ValueError:
-            continue
-        if isinstance(obj, dict):
-            for k in keys:
-                if k in obj and k not in out and isinstance(obj[k], str | int | float):
-                    out[k] = str(obj[k])
+    for obj in attribute_objects(texts):
+        for k in keys:
+            if k in obj and k not in out and isinstance(obj[k], str | int | float):
+                out[k] = str(obj[k])
     return out
 
 

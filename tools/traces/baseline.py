@@ -10,6 +10,7 @@ robust as long as anomalies are the minority.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -29,27 +30,28 @@ def _group_median_mad(
 ) -> tuple[np.ndarray, np.ndarray]:
     med = np.zeros(n)
     mad = np.full(n, 1.0)
-    order = np.argsort(groups, kind="stable")
-    g_sorted, v_sorted = groups[order], values[order]
-    bounds = np.searchsorted(g_sorted, np.arange(n + 1))
-    for m in range(n):
-        v = v_sorted[bounds[m] : bounds[m + 1]]
-        if len(v):
-            med[m] = np.median(v)
-            mad[m] = 1.4826 * np.median(np.abs(v - med[m]))
+    for m, v in _groups(values, groups, n):
+        med[m] = np.median(v)
+        mad[m] = 1.4826 * np.median(np.abs(v - med[m]))
     return med, np.maximum(mad, _EPS)
 
 
 def _group_quantile(values: np.ndarray, groups: np.ndarray, n: int, q: float) -> np.ndarray:
     out = np.zeros(n)
+    for m, v in _groups(values, groups, n):
+        out[m] = np.quantile(v, q)
+    return out
+
+
+def _groups(values: np.ndarray, groups: np.ndarray, n: int) -> Iterator[tuple[int, np.ndarray]]:
+    """``(group, its values)`` for every non-empty group code below ``n``."""
     order = np.argsort(groups, kind="stable")
     g_sorted, v_sorted = groups[order], values[order]
     bounds = np.searchsorted(g_sorted, np.arange(n + 1))
     for m in range(n):
         v = v_sorted[bounds[m] : bounds[m + 1]]
         if len(v):
-            out[m] = np.quantile(v, q)
-    return out
+            yield m, v
 
 
 def sibling_groups(

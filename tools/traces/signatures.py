@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
+from collections.abc import Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -86,12 +87,9 @@ def metric_symptoms(
     return flags
 
 
-def keywords_from_attributes(
-    attrs: list[str | None], error_codes: list[str | None]
-) -> Counter[str]:
-    """Error keywords of error/hung spans: exception types, error codes, status messages."""
-    out: Counter[str] = Counter(c for c in error_codes if c)
-    for text in attrs:
+def attribute_objects(texts: list[str | None]) -> Iterator[dict[str, object]]:
+    """The span-attribute JSON texts that decode to an object; empty or garbled ones are skipped."""
+    for text in texts:
         if not text:
             continue
         try:
@@ -99,10 +97,19 @@ def keywords_from_attributes(
         except ValueError:
             continue
         if isinstance(obj, dict):
-            for key in _KEYWORD_ATTRS:
-                val = obj.get(key)
-                if isinstance(val, str | int) and str(val):
-                    out[mask(str(val))[:80]] += 1
+            yield obj
+
+
+def keywords_from_attributes(
+    attrs: list[str | None], error_codes: list[str | None]
+) -> Counter[str]:
+    """Error keywords of error/hung spans: exception types, error codes, status messages."""
+    out: Counter[str] = Counter(c for c in error_codes if c)
+    for obj in attribute_objects(attrs):
+        for key in _KEYWORD_ATTRS:
+            val = obj.get(key)
+            if isinstance(val, str | int) and str(val):
+                out[mask(str(val))[:80]] += 1
     return out
 
 

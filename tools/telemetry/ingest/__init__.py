@@ -66,6 +66,18 @@ class IngestResult(BaseModel):
     def rows(self) -> int:
         return self.spans + self.logs + self.metrics
 
+    @classmethod
+    def of(cls, source: str, parsed: ParsedTelemetry) -> IngestResult:
+        """What storing ``parsed`` under ``source`` added (store and client say the same)."""
+        return cls(
+            source=source,
+            format=parsed.format,
+            spans=parsed.spans.num_rows,
+            logs=parsed.logs.num_rows,
+            metrics=parsed.metrics.num_rows,
+            warnings=parsed.warnings,
+        )
+
 
 _PROM_LINE = re.compile(
     r"^(# (HELP|TYPE) [a-zA-Z_:]"
